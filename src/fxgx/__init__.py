@@ -1,0 +1,11 @@
+"""fxgx: gradient estimators built on one primitive, ``custom_gradient(fx, gx, x)``.
+
+``import fxgx`` imports neither TensorFlow nor JAX; the framework is chosen from the arrays
+you pass and imported then.
+"""
+
+from fxgx.core.custom_gradient import custom_gradient
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "custom_gradient"]

@@ -1,0 +1,198 @@
+"""JAX backend: the shared array-function set implemented with ``jax.numpy``.
+
+Random numbers use JAX's default (threefry) keys. Seeds are new-style typed keys
+internally; old-style ``uint32[2]`` keys and ints are accepted at the boundary.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+name = "jax"
+Tensor = jax.Array
+
+
+def is_array(value) -> bool:
+    return isinstance(value, jax.Array)
+
+
+def as_dtype(dtype):
+    if dtype is None:
+        return None
+    return jnp.dtype(dtype)
+
+
+def convert(value, dtype=None):
+    return jnp.asarray(value, dtype=as_dtype(dtype))
+
+
+def dtype_of(value):
+    return jnp.asarray(value).dtype if not hasattr(value, "dtype") else value.dtype
+
+
+def dtype_name(dtype) -> str:
+    return jnp.dtype(dtype).name
+
+
+def is_floating(dtype) -> bool:
+    return jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+
+
+def shape_of(value) -> tuple:
+    return tuple(jnp.shape(value))
+
+
+def dynamic_shape(value):
+    return jnp.shape(value)
+
+
+def finfo_eps(dtype) -> float:
+    return float(jnp.finfo(jnp.dtype(dtype)).eps)
+
+
+stop_gradient = jax.lax.stop_gradient
+reshape = jnp.reshape
+broadcast_to = jnp.broadcast_to
+expand_dims = jnp.expand_dims
+squeeze = jnp.squeeze
+where = jnp.where
+stack = jnp.stack
+concat = jnp.concatenate
+tile = jnp.tile
+transpose = jnp.transpose
+zeros_like = jnp.zeros_like
+ones_like = jnp.ones_like
+exp = jnp.exp
+log = jnp.log
+log1p = jnp.log1p
+expm1 = jnp.expm1
+abs = jnp.abs  # noqa: A001 - mirrors the array API name
+sign = jnp.sign
+sqrt = jnp.sqrt
+square = jnp.square
+maximum = jnp.maximum
+minimum = jnp.minimum
+sigmoid = jax.nn.sigmoid
+log_sigmoid = jax.nn.log_sigmoid
+softplus = jax.nn.softplus
+softmax = jax.nn.softmax
+log_softmax = jax.nn.log_softmax
+isfinite = jnp.isfinite
+logical_and = jnp.logical_and
+logical_not = jnp.logical_not
+equal = jnp.equal
+less = jnp.less
+greater = jnp.greater
+matmul = jnp.matmul
+tanh = jnp.tanh
+
+
+def cast(value, dtype):
+    return jnp.asarray(value).astype(as_dtype(dtype))
+
+
+def reduce_sum(value, axis=None, keepdims=False):
+    return jnp.sum(value, axis=axis, keepdims=keepdims)
+
+
+def reduce_mean(value, axis=None, keepdims=False):
+    return jnp.mean(value, axis=axis, keepdims=keepdims)
+
+
+def reduce_max(value, axis=None, keepdims=False):
+    return jnp.max(value, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(value, axis=None, keepdims=False):
+    return jax.nn.logsumexp(value, axis=axis, keepdims=keepdims)
+
+
+def clip(value, low, high):
+    return jnp.clip(value, low, high)
+
+
+def zeros(shape, dtype):
+    return jnp.zeros(shape, dtype=as_dtype(dtype))
+
+
+def ones(shape, dtype):
+    return jnp.ones(shape, dtype=as_dtype(dtype))
+
+
+def one_hot(indices, depth, dtype):
+    return jax.nn.one_hot(indices, depth, dtype=as_dtype(dtype))
+
+
+def argmax(value, axis=-1):
+    return jnp.argmax(value, axis=axis).astype(jnp.int32)
+
+
+def arange(n, dtype):
+    return jnp.arange(n, dtype=as_dtype(dtype))
+
+
+def to_numpy(value):
+    return np.asarray(value)
+
+
+# ----------------------------------------------------------------------------- seeds
+
+
+def is_native_seed(seed) -> bool:
+    return isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key)
+
+
+def seed_from_int(value: int):
+    # Not `jax.random.key(value)`: without jax_enable_x64 it keeps only the low 32 bits
+    # (seed=2**32 would equal seed=0) and the key would depend on the x64 flag. Splitting the
+    # int64 into two uint32 words gives what `jax.random.key` gives under x64, in every mode.
+    value %= 2**64
+    words = np.array([value >> 32, value & 0xFFFFFFFF], dtype=np.uint32)
+    return jax.random.wrap_key_data(jnp.asarray(words), impl="threefry2x32")
+
+
+def seed_from_pair(pair):
+    return jax.random.wrap_key_data(jnp.asarray(pair).astype(jnp.uint32), impl="threefry2x32")
+
+
+def split_seed(seed, count: int):
+    return jax.random.split(seed, count)
+
+
+def uniform(shape, seed, dtype, low=0.0, high=1.0):
+    return jax.random.uniform(seed, tuple(shape), dtype=as_dtype(dtype), minval=low, maxval=high)
+
+
+def normal(shape, seed, dtype):
+    return jax.random.normal(seed, tuple(shape), dtype=as_dtype(dtype))
+
+
+# ---------------------------------------------------------------- transformations
+
+
+def compile(function, jit_compile: bool = True):  # noqa: A001 - mirrors tf.function
+    return jax.jit(function) if jit_compile else function
+
+
+def value_and_gradient(function, parameters):
+    """Value of ``function(*parameters)`` and the gradients of its sum w.r.t. each parameter."""
+    parameters = [convert(p) for p in parameters]
+
+    def total(params):
+        value = function(*params)
+        return jnp.sum(value), value
+
+    (_, value), gradients = jax.value_and_grad(total, has_aux=True)(parameters)
+    return value, list(gradients)
+
+
+def device_description() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform.upper()} ({device.device_kind})"
+
+
+def widest_float() -> str:
+    """float64 when ``jax_enable_x64`` is on, else float32 (JAX would truncate silently)."""
+    return "float64" if jax.config.jax_enable_x64 else "float32"

@@ -1,0 +1,180 @@
+"""The primitive: a tensor whose value is ``fx`` and whose gradient w.r.t. ``x`` is ``gx``.
+
+    h = fx + sum_{e in axis} gx[b, e] * (x[b, e] - stop_gradient(x[b, e]))
+
+built from ``stop_gradient`` alone, so it works with every transformation of both
+frameworks (``tf.function``, XLA, ``jax.jit``/``vmap``/``grad``/``jvp``). For an upstream
+cotangent ``u`` the gradient w.r.t. ``x[b, e]`` is ``u[b] * gx[b, e]`` (TFP's
+``tfp.math.custom_gradient`` returns ``mean(u) * gx`` instead).
+
+Two details keep the value *bitwise* equal to ``fx``:
+
+- the correction ``c = sum(gx * (x - stop(x)))`` is ``+0`` or ``-0`` depending on the sign
+  of ``gx``, and ``-0.0 + (+0.0) == +0.0`` would flip the sign of a ``-0.0`` value, so the
+  result is ``fx - (stop(c) - c)``: ``stop(c) - c`` is always ``+0`` and ``a - (+0) == a``
+  for every float ``a``; its gradient is still ``+gx``;
+- elements of ``x`` that are not finite contribute a zero correction (``inf - inf`` and
+  ``gx * 0`` with an infinite ``gx`` would be NaN); their gradient is 0. A non-finite ``gx``
+  on a finite ``x`` still poisons the value, as ``inf * 0`` is NaN: pass finite ``gx`` there.
+
+Reference: the ``custom_gradient`` of TF 1.6's ``tf.contrib.bayesflow.custom_grad``.
+"""
+
+from __future__ import annotations
+
+from fxgx.backends import get_backend
+from fxgx.core.structure import describe, flatten, structure_of
+
+
+def _normalize_axis(axis, rank: int, argument_shape):
+    """Axis as a sorted tuple of non-negative ints (None means every dimension)."""
+    if axis is None:
+        return tuple(range(rank))
+    if isinstance(axis, bool):
+        raise TypeError(f"axis={axis!r} must be None, an int or a tuple of ints.")
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    normalized = []
+    for item in axes:
+        if not isinstance(item, int) or isinstance(item, bool):
+            raise TypeError(f"axis={axis!r} must be None, an int or a tuple of ints.")
+        if not -rank <= item < rank:
+            raise ValueError(
+                f"axis={axis!r} is out of range for x of shape {argument_shape} (rank {rank})."
+            )
+        normalized.append(item % rank)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"axis={axis!r} repeats a dimension.")
+    return tuple(sorted(normalized))
+
+
+def _check_floating(backend, value, argument: str):
+    dtype = backend.dtype_of(value)
+    if not backend.is_floating(dtype):
+        raise TypeError(
+            f"{argument} has dtype {backend.dtype_name(dtype)}; custom_gradient needs floating "
+            "tensors (float16, bfloat16, float32 or float64). Cast it first."
+        )
+
+
+def _as_tensor(backend, value, dtype, argument: str):
+    if backend.is_array(value):
+        return value
+    if hasattr(value, "dtype") and not backend.is_floating(value.dtype):
+        raise TypeError(
+            f"{argument} has dtype {value.dtype}; custom_gradient needs floating tensors."
+        )
+    return backend.convert(value, dtype if not hasattr(value, "dtype") else None)
+
+
+def custom_gradient(fx, gx, x, axis=(), fx_gx_manually_stopped: bool = False, name=None):
+    """Return ``h`` with ``h == fx`` (bitwise) and ``dh/dx == gx``.
+
+    Args:
+      fx: value of the function, a floating tensor.
+      gx: its gradient w.r.t. ``x``; the same (nested list/tuple) structure as ``x``. Each
+        leaf has the shape of its ``x`` leaf (the gradient of each ``f`` value w.r.t. each
+        element of its domain) or of ``fx`` (the derivative w.r.t. ``reduce_sum(x, axis)``,
+        broadcast back over ``axis``).
+      x: a floating tensor or a nested list/tuple of them: the argument of ``f``.
+      axis: the dimensions of each ``x`` leaf that form the domain of ``f``. ``()``: the
+        function is elementwise (``fx.shape == x.shape``); ``None``: all of ``x``, ``fx`` is a
+        scalar; ints: ``fx.shape`` is ``x.shape`` without those dimensions. A scalar ``fx``
+        with a non-scalar ``x`` and ``axis=()`` is read as ``axis=None`` (TFP-style calls).
+      fx_gx_manually_stopped: if True, ``fx`` and ``gx`` are used as given, so gradients
+        that flow through them (e.g. to other variables) are kept; otherwise both are
+        wrapped in ``stop_gradient``.
+      name: optional name for the TensorFlow name scope (ignored by JAX).
+
+    Returns:
+      A tensor of ``fx``'s shape and dtype whose value is exactly ``fx``.
+
+    Raises:
+      TypeError: integer/bool inputs, or ``gx`` whose structure differs from ``x``'s.
+      ValueError: shapes of ``fx``, ``gx`` and ``x`` that do not agree with ``axis``.
+    """
+    x_leaves = flatten(x)
+    if not x_leaves:
+        raise ValueError("x is empty; pass at least one tensor.")
+    backend = get_backend(x_leaves, fx, gx)
+    if name is not None and backend.name == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415 - backend-local, name scopes are TF-only
+
+        with tf.name_scope(name):
+            return _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped)
+    return _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped)
+
+
+def _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped):
+    for index, leaf in enumerate(x_leaves):
+        if not backend.is_array(leaf):
+            x_leaves[index] = leaf = _as_tensor(backend, leaf, None, "x")
+        _check_floating(backend, leaf, "x" if len(x_leaves) == 1 else f"x[{index}]")
+
+    fx = _as_tensor(backend, fx, backend.dtype_of(x_leaves[0]), "fx")
+    _check_floating(backend, fx, "fx")
+
+    if structure_of(gx) != structure_of(x):
+        raise TypeError(
+            f"gx must have the same structure as x: x is {describe(x)}, gx is {describe(gx)}."
+        )
+    gx_leaves = flatten(gx)
+
+    fx_shape = backend.shape_of(fx)
+    if not fx_gx_manually_stopped:
+        fx = backend.stop_gradient(fx)
+
+    correction = None
+    for index, (x_leaf, gx_leaf) in enumerate(zip(x_leaves, gx_leaves)):
+        suffix = "" if len(x_leaves) == 1 else f"[{index}]"
+        gx_leaf = _as_tensor(backend, gx_leaf, backend.dtype_of(x_leaf), "gx" + suffix)
+        _check_floating(backend, gx_leaf, "gx" + suffix)
+        if backend.dtype_of(gx_leaf) != backend.dtype_of(x_leaf):
+            raise TypeError(
+                f"gx{suffix} has dtype {backend.dtype_name(backend.dtype_of(gx_leaf))} but "
+                f"x{suffix} has dtype {backend.dtype_name(backend.dtype_of(x_leaf))}; they "
+                "must match."
+            )
+        if not fx_gx_manually_stopped:
+            gx_leaf = backend.stop_gradient(gx_leaf)
+        term = _leaf_correction(backend, fx_shape, gx_leaf, x_leaf, axis, suffix)
+        if backend.dtype_of(term) != backend.dtype_of(fx):
+            term = backend.cast(term, backend.dtype_of(fx))
+        correction = term if correction is None else correction + term
+    # `stop(c) - c` is +0 in value whatever the sign of c's zero; fx - (+0) == fx bitwise.
+    return fx - (backend.stop_gradient(correction) - correction)
+
+
+def _leaf_correction(backend, fx_shape, gx, x, axis, suffix):
+    """``reduce_sum(gx * (x - stop(x)), axis)`` with gx broadcast and non-finite x masked."""
+    x_shape = backend.shape_of(x)
+    gx_shape = backend.shape_of(gx)
+    if fx_shape is None or x_shape is None or None in fx_shape or None in x_shape:
+        raise ValueError(
+            f"custom_gradient needs static shapes; got fx {fx_shape}, x{suffix} {x_shape}."
+        )
+    rank = len(x_shape)
+    if axis == () and fx_shape == () and rank > 0:
+        axis = None  # TFP-style call: a scalar f of a whole tensor.
+    axes = _normalize_axis(axis, rank, x_shape)
+    expected_fx_shape = tuple(size for dim, size in enumerate(x_shape) if dim not in axes)
+    if tuple(fx_shape) != expected_fx_shape:
+        raise ValueError(
+            f"fx has shape {tuple(fx_shape)}, but x{suffix} of shape {tuple(x_shape)} with "
+            f"axis={axis!r} needs fx of shape {expected_fx_shape}."
+        )
+    if tuple(gx_shape) == tuple(x_shape):
+        full_gx = gx
+    elif tuple(gx_shape) == expected_fx_shape:
+        full_gx = gx
+        for dim in axes:
+            full_gx = backend.expand_dims(full_gx, dim)
+    else:
+        raise ValueError(
+            f"gx{suffix} has shape {tuple(gx_shape)}; it must have x{suffix}'s shape "
+            f"{tuple(x_shape)} or fx's shape {expected_fx_shape} (axis={axis!r})."
+        )
+    finite = backend.isfinite(x)
+    zeros = backend.zeros_like(x)
+    difference = backend.where(finite, x - backend.stop_gradient(x), zeros)
+    product = backend.where(finite, full_gx, zeros) * difference
+    return backend.reduce_sum(product, axis=axes) if axes else product

@@ -1,0 +1,70 @@
+"""Seeds: one keyword, ``seed=``, for every random operation in fxgx.
+
+Accepted forms:
+
+- a Python/NumPy int (``seed=0``);
+- a TensorFlow stateless seed: an integer tensor or array of shape ``[2]``;
+- a JAX key: a new-style typed key (``jax.random.key(0)``) or an old-style ``uint32[2]``
+  key (``jax.random.PRNGKey(0)``).
+
+``canonical_seed`` turns any of these into the backend's native seed (TF: ``int64[2]``;
+JAX: a typed key). ``split_seed`` derives named, independent sub-seeds, so each random
+part of an estimator draws from its own stream and adding a stream does not shift others.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+_SEED_HELP = (
+    "pass seed= as an int (seed=0), a TF stateless seed of shape [2] "
+    "(tf.constant([0, 1])), or a JAX key (jax.random.key(0))"
+)
+
+
+def canonical_seed(seed, backend, argument: str = "seed"):
+    """Return ``seed`` as ``backend``'s native stateless seed; raise a clear error if it is bad."""
+    if seed is None:
+        raise ValueError(f"{argument} is required for reproducible randomness: {_SEED_HELP}.")
+    if isinstance(seed, bool):
+        raise TypeError(f"{argument}={seed!r} is a bool, not a seed: {_SEED_HELP}.")
+    if isinstance(seed, numbers.Integral):
+        value = int(seed)
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"{argument}={value} does not fit in int64: {_SEED_HELP}.")
+        return backend.seed_from_int(value)
+    if backend.is_native_seed(seed):
+        return backend.cast(seed, "int64") if backend.name == "tensorflow" else seed
+    if backend.is_array(seed):
+        shape = backend.shape_of(seed)
+        if shape == (2,) and "int" in backend.dtype_name(backend.dtype_of(seed)):
+            return backend.seed_from_pair(seed)
+    # Typed JAX keys handed to the TF backend, or TF seeds handed to JAX, end up here.
+    dtype = getattr(seed, "dtype", None)
+    if dtype is not None and "key" in str(dtype):
+        raise TypeError(
+            f"{argument} is a JAX key but the arrays are {backend.name} arrays: {_SEED_HELP}."
+        )
+    try:
+        array = np.asarray(seed)
+    except Exception as error:  # noqa: BLE001 - any conversion failure is a bad seed
+        raise TypeError(f"{argument}={seed!r} is not a seed: {_SEED_HELP}.") from error
+    if array.shape == () and np.issubdtype(array.dtype, np.integer):
+        return backend.seed_from_int(int(array))
+    if array.shape != (2,) or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(
+            f"{argument} has shape {array.shape} and dtype {array.dtype}; a seed pair must be "
+            f"integers of shape (2,): {_SEED_HELP}."
+        )
+    return backend.seed_from_pair(array)
+
+
+def split_seed(seed, names, backend) -> dict:
+    """Derive one independent sub-seed per name (order-sensitive) from a canonical seed."""
+    names = tuple(names)
+    if len(set(names)) != len(names):
+        raise ValueError(f"Sub-seed names must be unique, got {names}.")
+    children = backend.split_seed(seed, len(names))
+    return {name: children[index] for index, name in enumerate(names)}

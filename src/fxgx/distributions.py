@@ -1,0 +1,213 @@
+"""Minimal distributions that fxgx's estimators understand, on every backend.
+
+The logit-based estimators (straight-through, Gumbel, ARM/DisARM, REBAR/RELAX) need the
+logits and the event layout of a Bernoulli or one-hot categorical latent. These classes
+carry exactly that, sample with the backend's stateless threefry draws, and score with
+``log_prob``. TensorFlow Probability distributions (``Bernoulli``, ``OneHotCategorical``,
+``Normal`` and ``Independent`` of them) are converted by ``as_fxgx_distribution``.
+
+Shapes: parameters have shape ``batch_shape + event_shape`` (plus ``[K]`` classes for the
+categorical). ``event_ndims`` rightmost dimensions form one latent configuration, so
+``log_prob(z)`` and an estimator's ``f(z)`` return ``sample_shape + batch_shape``.
+"""
+
+from __future__ import annotations
+
+from fxgx.backends import get_backend
+
+
+def _check_event_ndims(event_ndims, rank, argument_shape, name):
+    if not isinstance(event_ndims, int) or isinstance(event_ndims, bool) or event_ndims < 0:
+        raise ValueError(f"event_ndims={event_ndims!r} must be a non-negative int.")
+    if event_ndims > rank:
+        raise ValueError(
+            f"event_ndims={event_ndims} exceeds the rank of {name} of shape {argument_shape}."
+        )
+
+
+class Distribution:
+    """Base: a backend, a batch shape, an event shape; subclasses sample and score."""
+
+    kind = "generic"
+
+    @property
+    def batch_shape(self) -> tuple:
+        raise NotImplementedError
+
+    @property
+    def event_shape(self) -> tuple:
+        raise NotImplementedError
+
+    @property
+    def dtype(self):
+        raise NotImplementedError
+
+    def _sum_event(self, values):
+        if self.event_ndims == 0:
+            return values
+        rank = len(self.backend.shape_of(values))
+        return self.backend.reduce_sum(values, axis=tuple(range(rank - self.event_ndims, rank)))
+
+
+class Bernoulli(Distribution):
+    """Independent Bernoulli variables ``b = 1[u < sigmoid(logits)]``; float samples."""
+
+    kind = "bernoulli"
+
+    def __init__(self, logits, event_ndims: int = 0):
+        self.backend = get_backend(logits)
+        self.logits = logits if self.backend.is_array(logits) else self.backend.convert(logits)
+        if not self.backend.is_floating(self.backend.dtype_of(self.logits)):
+            raise TypeError("logits must be a floating tensor.")
+        shape = self.backend.shape_of(self.logits)
+        _check_event_ndims(event_ndims, len(shape), shape, "logits")
+        self.event_ndims = event_ndims
+        self.fxgx_backend_name = self.backend.name
+
+    @property
+    def dtype(self):
+        return self.backend.dtype_of(self.logits)
+
+    @property
+    def batch_shape(self) -> tuple:
+        shape = self.backend.shape_of(self.logits)
+        return shape[: len(shape) - self.event_ndims]
+
+    @property
+    def event_shape(self) -> tuple:
+        shape = self.backend.shape_of(self.logits)
+        return shape[len(shape) - self.event_ndims :]
+
+    @property
+    def probs(self):
+        return self.backend.sigmoid(self.logits)
+
+    def sample(self, sample_shape, seed):
+        shape = tuple(sample_shape) + self.backend.shape_of(self.logits)
+        uniform = self.backend.uniform(shape, seed, self.dtype)
+        return self.backend.cast(uniform < self.backend.sigmoid(self.logits), self.dtype)
+
+    def log_prob(self, value):
+        backend = self.backend
+        # log p(b) = b * log sigmoid(l) + (1 - b) * log sigmoid(-l), stable for large |l|.
+        per_element = value * backend.log_sigmoid(self.logits) + (1 - value) * backend.log_sigmoid(
+            -self.logits
+        )
+        return self._sum_event(per_element)
+
+
+class OneHotCategorical(Distribution):
+    """Independent categorical variables over the last axis (``K`` classes), one-hot samples."""
+
+    kind = "categorical"
+
+    def __init__(self, logits, event_ndims: int = 0):
+        self.backend = get_backend(logits)
+        self.logits = logits if self.backend.is_array(logits) else self.backend.convert(logits)
+        if not self.backend.is_floating(self.backend.dtype_of(self.logits)):
+            raise TypeError("logits must be a floating tensor.")
+        shape = self.backend.shape_of(self.logits)
+        if len(shape) == 0:
+            raise ValueError("OneHotCategorical logits need a class axis (shape [..., K]).")
+        _check_event_ndims(event_ndims, len(shape) - 1, shape, "logits without the class axis")
+        self.event_ndims = event_ndims
+        self.fxgx_backend_name = self.backend.name
+
+    @property
+    def dtype(self):
+        return self.backend.dtype_of(self.logits)
+
+    @property
+    def num_classes(self) -> int:
+        return self.backend.shape_of(self.logits)[-1]
+
+    @property
+    def batch_shape(self) -> tuple:
+        shape = self.backend.shape_of(self.logits)[:-1]
+        return shape[: len(shape) - self.event_ndims]
+
+    @property
+    def event_shape(self) -> tuple:
+        shape = self.backend.shape_of(self.logits)
+        return shape[len(shape) - 1 - self.event_ndims :]
+
+    @property
+    def probs(self):
+        return self.backend.softmax(self.logits)
+
+    def sample(self, sample_shape, seed):
+        backend = self.backend
+        shape = tuple(sample_shape) + backend.shape_of(self.logits)
+        uniform = backend.uniform(shape, seed, self.dtype, low=backend.finfo_eps(self.dtype), high=1.0)
+        gumbel = -backend.log(-backend.log(uniform))
+        index = backend.argmax(self.logits + gumbel, axis=-1)
+        return backend.one_hot(index, self.num_classes, self.dtype)
+
+    def log_prob(self, value):
+        backend = self.backend
+        per_variable = backend.reduce_sum(value * backend.log_softmax(self.logits), axis=-1)
+        return self._sum_event(per_variable)
+
+
+class Normal(Distribution):
+    """Independent normals ``loc + scale * eps`` (for score-function estimators and problems)."""
+
+    kind = "normal"
+
+    def __init__(self, loc, scale, event_ndims: int = 0):
+        self.backend = get_backend(loc, scale)
+        self.loc = self.backend.convert(loc) if not self.backend.is_array(loc) else loc
+        self.scale = self.backend.convert(scale) if not self.backend.is_array(scale) else scale
+        shape = self.backend.shape_of(self.loc + self.scale)
+        _check_event_ndims(event_ndims, len(shape), shape, "loc")
+        self.event_ndims = event_ndims
+        self.fxgx_backend_name = self.backend.name
+
+    @property
+    def dtype(self):
+        return self.backend.dtype_of(self.loc)
+
+    @property
+    def _shape(self):
+        return self.backend.shape_of(self.loc + self.scale)
+
+    @property
+    def batch_shape(self) -> tuple:
+        return self._shape[: len(self._shape) - self.event_ndims]
+
+    @property
+    def event_shape(self) -> tuple:
+        return self._shape[len(self._shape) - self.event_ndims :]
+
+    def sample(self, sample_shape, seed):
+        noise = self.backend.normal(tuple(sample_shape) + self._shape, seed, self.dtype)
+        return self.loc + self.scale * noise
+
+    def log_prob(self, value):
+        backend = self.backend
+        standardized = (value - self.loc) / self.scale
+        log_normalizer = 0.5 * backend.log(2 * backend.convert(3.141592653589793, self.dtype))
+        return self._sum_event(-0.5 * standardized**2 - backend.log(self.scale) - log_normalizer)
+
+
+def as_fxgx_distribution(distribution, *, argument: str = "distribution"):
+    """Return an fxgx distribution for ``distribution`` (fxgx's own, or a converted TFP one).
+
+    Returns the input unchanged when it is a TFP distribution fxgx does not convert; the
+    caller decides whether a generic ``sample``/``log_prob`` distribution is acceptable.
+    """
+    if isinstance(distribution, Distribution):
+        return distribution
+    module = type(distribution).__module__ or ""
+    if module.startswith("tensorflow_probability"):
+        from fxgx.backends import tensorflow_probability_adapter  # noqa: PLC0415 - lazy TFP
+
+        converted = tensorflow_probability_adapter.convert(distribution)
+        return distribution if converted is None else converted
+    if hasattr(distribution, "sample") and hasattr(distribution, "log_prob"):
+        return distribution
+    raise TypeError(
+        f"{argument} must be an fxgx distribution (fxgx.distributions.Bernoulli, "
+        "OneHotCategorical, Normal) or a TensorFlow Probability distribution; got "
+        f"{type(distribution).__name__}."
+    )

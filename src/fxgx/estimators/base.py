@@ -1,0 +1,113 @@
+"""What every estimator shares: the calling convention and boundary checks.
+
+An estimator estimates ``grad_theta E_{z ~ q_theta}[f(z)]``. Calling it,
+
+    surrogate = estimator(f, distribution, seed=seed, num_samples=S)
+
+returns a tensor of the distribution's ``batch_shape`` whose value is a Monte Carlo
+estimate of ``E[f]`` and whose gradient (by the framework's autodiff) is the gradient
+estimate. ``f`` maps samples of shape ``[S] + batch_shape + event_shape`` to values of
+shape ``[S] + batch_shape``. Hyper-parameters are fixed when the estimator is made by its
+lowercase factory (``fxgx.estimators.disarm()``); data and randomness come at call time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from fxgx.core.seeds import canonical_seed, split_seed
+from fxgx.distributions import Distribution, as_fxgx_distribution
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimator:
+    """Base class: immutable hyper-parameters; subclasses implement ``_estimate``."""
+
+    #: Catalogue name (matches the card in the top-level ``estimators/`` folder).
+    name: ClassVar[str] = "estimator"
+    #: Distribution kinds accepted: "bernoulli", "categorical", "normal", "any".
+    supports: ClassVar[tuple[str, ...]] = ("any",)
+    #: Smallest ``num_samples`` the estimator works with.
+    minimum_samples: ClassVar[int] = 1
+    #: Whether the gradient estimate is unbiased for ``grad E[f]``.
+    unbiased: ClassVar[bool] = True
+
+    def __call__(self, function, distribution, *, seed, num_samples: int = 1):
+        distribution = self._check_distribution(distribution)
+        num_samples = self._check_num_samples(num_samples)
+        backend = distribution.backend if isinstance(distribution, Distribution) else None
+        if backend is None:
+            from fxgx.backends import backend_by_name  # noqa: PLC0415
+
+            backend = backend_by_name("tensorflow")
+        seed = canonical_seed(seed, backend)
+        if not callable(function):
+            raise TypeError(f"function must be callable, got {type(function).__name__}.")
+        return self._estimate(function, distribution, backend, seed, num_samples)
+
+    def _estimate(self, function, distribution, backend, seed, num_samples):
+        raise NotImplementedError(f"{type(self).__name__} must implement _estimate.")
+
+    # ---------------------------------------------------------------- boundary checks
+
+    def _check_distribution(self, distribution):
+        converted = as_fxgx_distribution(distribution)
+        kind = getattr(converted, "kind", "generic")
+        if "any" in self.supports:
+            return converted
+        if kind not in self.supports:
+            raise TypeError(
+                f"{self.name} supports {' and '.join(self.supports)} distributions; got "
+                f"{type(distribution).__name__}. Use fxgx.estimators.reinforce() for other "
+                "distributions."
+            )
+        return converted
+
+    def _check_num_samples(self, num_samples):
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+            raise TypeError(f"num_samples must be an int, got {num_samples!r}.")
+        if num_samples < self.minimum_samples:
+            raise ValueError(
+                f"{self.name} needs num_samples >= {self.minimum_samples}, got {num_samples}."
+            )
+        return num_samples
+
+
+def sub_seeds(seed, backend, *names):
+    """Named independent sub-seeds of a canonical seed."""
+    return split_seed(seed, names, backend)
+
+
+def evaluate(function, samples, distribution, backend, num_samples):
+    """``function(samples)`` checked to have shape ``[num_samples] + batch_shape``."""
+    values = function(samples)
+    if not backend.is_array(values):
+        values = backend.convert(values)
+    expected = (num_samples,) + tuple(distribution_batch_shape(distribution, backend, samples))
+    actual = backend.shape_of(values)
+    if tuple(actual) != expected:
+        raise ValueError(
+            f"function returned shape {tuple(actual)} for samples of shape "
+            f"{tuple(backend.shape_of(samples))}; it must return one value per sample and batch "
+            f"member, shape {expected} (sum over the event dimensions)."
+        )
+    if backend.dtype_of(values) != backend.dtype_of(samples) and backend.is_floating(
+        backend.dtype_of(samples)
+    ):
+        values = backend.cast(values, backend.dtype_of(samples))
+    return values
+
+
+def distribution_batch_shape(distribution, backend, samples):
+    shape = getattr(distribution, "batch_shape", None)
+    if isinstance(shape, tuple):
+        return shape
+    # TFP distributions: TensorShape.
+    return tuple(shape.as_list())
+
+
+def leave_one_out_mean(backend, values, num_samples):
+    """``b_s = (sum_j values_j - values_s) / (S - 1)`` along axis 0."""
+    total = backend.reduce_sum(values, axis=0, keepdims=True)
+    return (total - values) / (num_samples - 1)

@@ -1,0 +1,47 @@
+"""A problem: a distribution family, a function ``f``, and the exact value and gradient of
+``E_{z ~ q_theta}[f(z)]`` at one parameter value ``theta``.
+
+Problems are backend-agnostic: ``parameters(backend, dtype)`` makes the parameter arrays on a
+backend, ``distribution(*parameters)`` builds ``q_theta`` (with any leading batch dimensions
+the caller adds to the parameters), and ``function(z)`` is written with backend-neutral
+operations. ``exact_gradient()`` is a flat float64 NumPy vector, one entry per parameter
+element, in the order of ``parameters``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Problem:
+    """Base class. Subclasses set ``name`` and implement the methods below."""
+
+    name = "problem"
+    #: distribution kind: "bernoulli", "categorical" or "normal".
+    kind = "bernoulli"
+
+    def parameter_values(self) -> list[np.ndarray]:
+        """The parameter values ``theta`` as float64 NumPy arrays."""
+        raise NotImplementedError
+
+    def parameters(self, backend, dtype) -> list:
+        return [backend.convert(value, dtype) for value in self.parameter_values()]
+
+    def distribution(self, *parameters):
+        raise NotImplementedError
+
+    def function(self, samples):
+        raise NotImplementedError
+
+    def exact_value(self) -> float:
+        raise NotImplementedError
+
+    def exact_gradient(self) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def num_coordinates(self) -> int:
+        return int(sum(np.size(value) for value in self.parameter_values()))
+
+    def describe(self) -> str:
+        return self.name

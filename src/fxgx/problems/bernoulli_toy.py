@@ -1,0 +1,51 @@
+"""The Bernoulli toy of REBAR/RELAX: ``E_{b ~ Bernoulli(sigmoid(theta))}[(b - t)^2]``.
+
+With ``p = sigmoid(theta)``: ``E = p (1 - t)^2 + (1 - p) t^2`` and
+``dE/dtheta = p (1 - p) (1 - 2 t)``. At ``t = 0.499`` the gradient is tiny next to the
+noise of REINFORCE, which is what made it the standard stress test (Tucker et al., 2017;
+Grathwohl et al., 2018). ``theta`` may be a vector: each coordinate is its own toy and
+``f`` sums them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fxgx.backends import get_backend
+from fxgx.distributions import Bernoulli
+from fxgx.problems.base import Problem
+
+
+class BernoulliToy(Problem):
+    kind = "bernoulli"
+
+    def __init__(self, target: float = 0.45, logits=0.0):
+        if not 0.0 <= float(target) <= 1.0:
+            raise ValueError(f"target={target} must lie in [0, 1].")
+        self.target = float(target)
+        self.logits = np.asarray(logits, dtype=np.float64)
+        self.name = f"bernoulli_toy(t={self.target:g}, theta={np.array2string(self.logits)})"
+
+    def parameter_values(self):
+        return [self.logits]
+
+    def distribution(self, logits):
+        return Bernoulli(logits, event_ndims=self.logits.ndim)
+
+    def function(self, samples):
+        backend = get_backend(samples)
+        squared = backend.square(samples - self.target)
+        if self.logits.ndim == 0:
+            return squared
+        return backend.reduce_sum(squared, axis=tuple(range(-self.logits.ndim, 0)))
+
+    def _probabilities(self):
+        return 1.0 / (1.0 + np.exp(-self.logits))
+
+    def exact_value(self) -> float:
+        p = self._probabilities()
+        return float(np.sum(p * (1 - self.target) ** 2 + (1 - p) * self.target**2))
+
+    def exact_gradient(self) -> np.ndarray:
+        p = self._probabilities()
+        return np.ravel(p * (1 - p) * (1 - 2 * self.target)).astype(np.float64)

@@ -1,0 +1,237 @@
+"""Calibrated statistical checks of gradient estimates against exact values.
+
+Unbiasedness: for each coordinate ``j``, ``z_j = (mean_j - exact_j) / se_j`` with
+``se_j = sqrt(variance_j / n)`` is approximately standard normal when the estimator is
+unbiased (central limit theorem; ``n`` is large). Two-sided p-values are adjusted with
+Holm's step-down procedure, so the probability that an unbiased estimator fails is at most
+``false_failure_rate`` (family-wise, over all coordinates).
+
+Power: a bias of size ``delta`` on coordinate ``j`` is detected with probability at least
+``power`` when ``|delta| >= (z_{1 - a/(2m)} + z_{power}) * se_j`` (Bonferroni bound, which Holm
+only improves). That bound is the *minimum detectable bias*; asking for a smaller one fails
+the check as underpowered rather than passing it.
+
+Rounding: a standard error of 0 (e.g. DisARM at ``theta = 0``, whose estimate is constant)
+would make any rounding difference infinitely significant, so ``se`` is floored at
+``64 * eps(dtype) * (|exact| + rms)``: differences below that are rounding, not bias.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+_NORMAL = NormalDist()
+
+
+def two_sided_p_values(z: np.ndarray) -> np.ndarray:
+    return np.array([math.erfc(abs(float(value)) / math.sqrt(2.0)) for value in np.ravel(z)])
+
+
+def holm_rejections(p_values: np.ndarray, level: float) -> np.ndarray:
+    """Boolean mask of hypotheses rejected by Holm's step-down procedure at ``level``."""
+    p_values = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p_values)
+    m = len(p_values)
+    rejected = np.zeros(m, dtype=bool)
+    for rank, index in enumerate(order):
+        if p_values[index] <= level / (m - rank):
+            rejected[index] = True
+        else:
+            break
+    return rejected
+
+
+def minimum_detectable_bias(standard_error, *, false_failure_rate: float, power: float,
+                            num_coordinates: int) -> np.ndarray:
+    """Smallest per-coordinate bias detected with probability >= ``power``."""
+    critical = _NORMAL.inv_cdf(1.0 - false_failure_rate / (2.0 * num_coordinates))
+    return (critical + _NORMAL.inv_cdf(power)) * np.asarray(standard_error)
+
+
+def rounding_floor(moments, exact) -> np.ndarray:
+    eps = float(np.finfo(np.dtype(moments.dtype if moments.dtype != "bfloat16" else "float32")).eps)
+    rms = np.sqrt(moments.variance + moments.mean**2)
+    return 64.0 * eps * (np.abs(exact) + rms)
+
+
+@dataclasses.dataclass
+class BiasReport:
+    """Everything a failure message needs; ``passed`` is the verdict."""
+
+    mean: np.ndarray
+    exact: np.ndarray
+    standard_error: np.ndarray
+    z: np.ndarray
+    p_values: np.ndarray
+    rejected: np.ndarray
+    minimum_detectable_bias: np.ndarray
+    false_failure_rate: float
+    power: float
+    count: int
+    seed: object
+    underpowered: bool = False
+    requested_bias: float | None = None
+
+    @property
+    def max_abs_z(self) -> float:
+        return float(np.max(np.abs(self.z)))
+
+    @property
+    def min_p_value(self) -> float:
+        """Holm-adjusted smallest p-value (the family-wise p-value of the test)."""
+        m = len(self.p_values)
+        return float(min(1.0, np.min(self.p_values) * m))
+
+    @property
+    def bias(self) -> np.ndarray:
+        return self.mean - self.exact
+
+    @property
+    def passed(self) -> bool:
+        return not self.underpowered and not bool(np.any(self.rejected))
+
+    def table(self, limit: int = 12) -> str:
+        order = np.argsort(-np.abs(self.z))[:limit]
+        lines = [f"{'coord':>5} {'mean':>13} {'exact':>13} {'std err':>11} {'z':>8}"]
+        for j in order:
+            lines.append(
+                f"{j:>5} {self.mean[j]:>13.6g} {self.exact[j]:>13.6g} "
+                f"{self.standard_error[j]:>11.3g} {self.z[j]:>8.2f}"
+            )
+        return "\n".join(lines)
+
+    def message(self) -> str:
+        head = (
+            f"n={self.count} estimates, seed={self.seed!r}, family-wise false-failure rate "
+            f"{self.false_failure_rate:g} (Holm over {len(self.z)} coordinates), max |z| = "
+            f"{self.max_abs_z:.2f}, smallest detectable bias (power {self.power:g}) = "
+            f"{float(np.max(self.minimum_detectable_bias)):.3g}"
+        )
+        return head + "\n" + self.table()
+
+
+def check_unbiased(moments, exact, *, false_failure_rate: float = 1e-5,
+                   detectable_bias: float | None = None, power: float = 0.99) -> BiasReport:
+    """Holm-adjusted z-tests of ``moments.mean`` against ``exact``; never raises on a verdict.
+
+    ``detectable_bias``: if given, the test must be able to detect an absolute bias of this
+    size on every coordinate with probability ``power``; otherwise it is *underpowered*.
+    """
+    exact = np.ravel(np.asarray(exact, dtype=np.float64))
+    if exact.shape != moments.mean.shape:
+        raise ValueError(
+            f"exact has {exact.size} coordinates but the estimates have {moments.mean.size}."
+        )
+    if not 0.0 < false_failure_rate < 1.0:
+        raise ValueError(f"false_failure_rate={false_failure_rate} must lie in (0, 1).")
+    standard_error = np.sqrt(moments.standard_error**2 + rounding_floor(moments, exact) ** 2)
+    z = (moments.mean - exact) / standard_error
+    p_values = two_sided_p_values(z)
+    rejected = holm_rejections(p_values, false_failure_rate)
+    detectable = minimum_detectable_bias(
+        standard_error, false_failure_rate=false_failure_rate, power=power, num_coordinates=z.size
+    )
+    underpowered = detectable_bias is not None and bool(np.any(detectable > detectable_bias))
+    return BiasReport(
+        mean=moments.mean, exact=exact, standard_error=standard_error, z=z, p_values=p_values,
+        rejected=rejected, minimum_detectable_bias=detectable,
+        false_failure_rate=false_failure_rate, power=power, count=moments.count,
+        seed=moments.seed, underpowered=underpowered, requested_bias=detectable_bias,
+    )
+
+
+def assert_unbiased(moments, exact, **options) -> BiasReport:
+    """Raise ``AssertionError`` if the estimates are biased or the test is underpowered."""
+    report = check_unbiased(moments, exact, **options)
+    if report.underpowered:
+        raise AssertionError(
+            f"Underpowered: with these samples the smallest detectable bias is "
+            f"{float(np.max(report.minimum_detectable_bias)):.3g} > the requested "
+            f"{report.requested_bias:.3g}; draw more estimates.\n{report.message()}"
+        )
+    if not report.passed:
+        raise AssertionError(f"Biased gradient estimate.\n{report.message()}")
+    return report
+
+
+def measure_bias(moments, exact, **options) -> BiasReport:
+    """The bias ``mean - exact`` with its standard error and Holm-adjusted z-tests."""
+    return check_unbiased(moments, exact, **options)
+
+
+def assert_biased(moments, exact, *, expected_sign=None, false_failure_rate: float = 1e-5,
+                  coordinates=None) -> BiasReport:
+    """Raise unless a bias is detected (Holm at ``false_failure_rate``) with ``expected_sign``.
+
+    ``expected_sign`` is +1/-1 (or an array of them, per coordinate); ``coordinates``
+    restricts the sign check to those indices.
+    """
+    report = check_unbiased(moments, exact, false_failure_rate=false_failure_rate)
+    if not np.any(report.rejected):
+        raise AssertionError(f"No bias detected where one was expected.\n{report.message()}")
+    if expected_sign is not None:
+        selected = np.arange(report.z.size) if coordinates is None else np.asarray(coordinates)
+        signs = np.broadcast_to(np.asarray(expected_sign), report.z.shape)[selected]
+        observed = np.sign(report.bias[selected])
+        if not (np.all(report.rejected[selected]) and np.all(observed == signs)):
+            raise AssertionError(
+                f"Bias detected but not with the expected sign {expected_sign} on coordinates "
+                f"{selected.tolist()}.\n{report.message()}"
+            )
+    return report
+
+
+@dataclasses.dataclass
+class VarianceReport:
+    variance: np.ndarray
+    expected: np.ndarray
+    standard_error: np.ndarray
+    z: np.ndarray
+    rejected: np.ndarray
+    false_failure_rate: float
+    count: int
+    seed: object
+
+    @property
+    def passed(self) -> bool:
+        return not bool(np.any(self.rejected))
+
+    def message(self) -> str:
+        rows = [f"{'coord':>5} {'variance':>13} {'expected':>13} {'std err':>11} {'z':>8}"]
+        for j in range(min(self.z.size, 12)):
+            rows.append(
+                f"{j:>5} {self.variance[j]:>13.6g} {self.expected[j]:>13.6g} "
+                f"{self.standard_error[j]:>11.3g} {self.z[j]:>8.2f}"
+            )
+        return f"n={self.count}, seed={self.seed!r}, false-failure rate " \
+               f"{self.false_failure_rate:g}\n" + "\n".join(rows)
+
+
+def check_variance(moments, expected_variance, *, false_failure_rate: float = 1e-5,
+                   absolute_tolerance: float = 0.0) -> VarianceReport:
+    """z-test of the per-estimate variance against an exact value (SE from the 4th moment).
+
+    ``absolute_tolerance`` covers rounding when the exact variance is 0.
+    """
+    expected = np.broadcast_to(np.asarray(expected_variance, np.float64), moments.mean.shape)
+    standard_error = np.sqrt(moments.variance_standard_error**2 + absolute_tolerance**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(standard_error > 0, (moments.variance - expected) / standard_error,
+                     np.where(moments.variance == expected, 0.0, np.inf))
+    rejected = holm_rejections(two_sided_p_values(z), false_failure_rate)
+    return VarianceReport(
+        variance=moments.variance, expected=expected, standard_error=standard_error, z=z,
+        rejected=rejected, false_failure_rate=false_failure_rate, count=moments.count,
+        seed=moments.seed,
+    )
+
+
+def assert_variance(moments, expected_variance, **options) -> VarianceReport:
+    report = check_variance(moments, expected_variance, **options)
+    if not report.passed:
+        raise AssertionError(f"Variance differs from the exact value.\n{report.message()}")
+    return report

@@ -1,0 +1,224 @@
+"""Streaming moments of gradient estimates, drawn in compiled, vectorised chunks.
+
+Each chunk computes ``chunk_size`` independent gradient estimates at once: the problem's
+parameters are broadcast to ``[chunk_size] + shape``, the estimator's surrogates (one per
+replicate) are summed, and one backward pass gives every replicate's gradient (the
+replicates share no randomness, so the gradient w.r.t. replicate ``b``'s copy of the
+parameters is replicate ``b``'s estimate). The chunk is compiled (TF:
+``tf.function(jit_compile=True)``; JAX: ``jax.jit``) and runs on whatever device the
+framework picks, a GPU when there is one.
+
+Inside a chunk the mean is computed twice (the second pass corrects the first, a
+compensated mean) and the central sums ``M2, M3, M4`` are taken about it. Chunks are then
+merged on the host in float64 with the pairwise update of Chan et al. (1979), extended to
+third and fourth moments by Pebay (2008). Peak memory depends on ``chunk_size`` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from fxgx.backends import backend_by_name
+from fxgx.core.seeds import canonical_seed
+
+
+@dataclasses.dataclass
+class Moments:
+    """Mean, variance and higher central moments of a stream of gradient estimates."""
+
+    count: int
+    mean: np.ndarray
+    sum_squares: np.ndarray  # M2 = sum (g - mean)^2
+    sum_cubes: np.ndarray  # M3
+    sum_fourth_powers: np.ndarray  # M4
+    seed: object = None
+    dtype: str = "float32"
+    backend: str = "tensorflow"
+    num_samples: int = 1
+    seconds: float = 0.0
+    compile_seconds: float = 0.0
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Unbiased per-coordinate variance of one estimate."""
+        return self.sum_squares / max(self.count - 1, 1)
+
+    @property
+    def standard_error(self) -> np.ndarray:
+        """Standard error of the mean."""
+        return np.sqrt(self.variance / self.count)
+
+    @property
+    def fourth_central_moment(self) -> np.ndarray:
+        return self.sum_fourth_powers / self.count
+
+    @property
+    def variance_standard_error(self) -> np.ndarray:
+        """Standard error of ``variance``: ``sqrt((mu4 - sigma^4 (n-3)/(n-1)) / n)``."""
+        n = self.count
+        sigma2 = self.variance
+        spread = self.fourth_central_moment - sigma2**2 * (n - 3) / max(n - 1, 1)
+        return np.sqrt(np.maximum(spread, 0.0) / n)
+
+    @property
+    def seconds_per_estimate(self) -> float:
+        return self.seconds / max(self.count, 1)
+
+
+def merge(first: Moments, second: Moments) -> Moments:
+    """Pairwise merge of two moment summaries (Chan et al. 1979; Pebay 2008)."""
+    if first.count == 0:
+        return second
+    if second.count == 0:
+        return first
+    n_a, n_b = float(first.count), float(second.count)
+    n = n_a + n_b
+    delta = second.mean - first.mean
+    mean = first.mean + delta * n_b / n
+    m2 = first.sum_squares + second.sum_squares + delta**2 * n_a * n_b / n
+    m3 = (
+        first.sum_cubes
+        + second.sum_cubes
+        + delta**3 * n_a * n_b * (n_a - n_b) / n**2
+        + 3.0 * delta * (n_a * second.sum_squares - n_b * first.sum_squares) / n
+    )
+    m4 = (
+        first.sum_fourth_powers
+        + second.sum_fourth_powers
+        + delta**4 * n_a * n_b * (n_a**2 - n_a * n_b + n_b**2) / n**3
+        + 6.0 * delta**2 * (n_a**2 * second.sum_squares + n_b**2 * first.sum_squares) / n**2
+        + 4.0 * delta * (n_a * second.sum_cubes - n_b * first.sum_cubes) / n
+    )
+    return dataclasses.replace(
+        first, count=int(n), mean=mean, sum_squares=m2, sum_cubes=m3, sum_fourth_powers=m4
+    )
+
+
+def moments_of(samples: np.ndarray) -> Moments:
+    """Moments of an in-memory ``[n, P]`` array (float64), for tests and small data."""
+    samples = np.asarray(samples, dtype=np.float64)
+    mean = samples.mean(axis=0)
+    centred = samples - mean
+    return Moments(
+        count=samples.shape[0], mean=mean, sum_squares=np.sum(centred**2, 0),
+        sum_cubes=np.sum(centred**3, 0), sum_fourth_powers=np.sum(centred**4, 0),
+    )
+
+
+def gradient_estimates_function(estimator, problem, backend, num_samples: int):
+    """``(tiled_parameters, seed) -> [B, P]`` gradient estimates, uncompiled."""
+
+    def estimates(tiled_parameters, seed):
+        batch = backend.shape_of(tiled_parameters[0])[0]
+
+        def total(*parameters):
+            distribution = problem.distribution(*parameters)
+            return estimator(problem.function, distribution, seed=seed, num_samples=num_samples)
+
+        _, gradients = backend.value_and_gradient(total, list(tiled_parameters))
+        flat = [backend.reshape(gradient, (batch, -1)) for gradient in gradients]
+        return flat[0] if len(flat) == 1 else backend.concat(flat, axis=1)
+
+    return estimates
+
+
+def _chunk_statistics_function(estimator, problem, backend, num_samples, accumulate_dtype):
+    estimates = gradient_estimates_function(estimator, problem, backend, num_samples)
+
+    def chunk_statistics(tiled_parameters, seed):
+        values = backend.cast(estimates(tiled_parameters, seed), accumulate_dtype)
+        first_mean = backend.reduce_mean(values, axis=0)
+        mean = first_mean + backend.reduce_mean(values - first_mean, axis=0)
+        centred = values - mean
+        squares = centred * centred
+        return (
+            mean,
+            backend.reduce_sum(squares, axis=0),
+            backend.reduce_sum(squares * centred, axis=0),
+            backend.reduce_sum(squares * squares, axis=0),
+        )
+
+    return chunk_statistics
+
+
+def gradient_moments(
+    estimator,
+    problem,
+    *,
+    num_estimates: int,
+    seed,
+    backend: str = "tensorflow",
+    dtype: str = "float32",
+    num_samples: int = 1,
+    chunk_size: int = 65536,
+    jit_compile: bool = True,
+    progress=None,
+) -> Moments:
+    """Draw ``num_estimates`` independent gradient estimates and return their moments.
+
+    Args:
+      estimator: an fxgx estimator (``est(f, distribution, seed=, num_samples=)``).
+      problem: an ``fxgx.problems.Problem``.
+      num_estimates: how many independent estimates (rounded up to whole chunks).
+      seed: int, TF seed pair or JAX key; chunk ``i`` uses the ``i``-th split of it.
+      backend: "tensorflow" or "jax".
+      dtype: float dtype of the parameters and the estimator's arithmetic.
+      num_samples: the estimator's own ``num_samples`` (samples per estimate).
+      chunk_size: estimates per compiled call; bounds peak memory.
+      jit_compile: compile with XLA (TF) / ``jax.jit``.
+      progress: optional ``callback(done, total)`` called after each chunk.
+    """
+    if num_estimates < 2:
+        raise ValueError(f"num_estimates={num_estimates} must be at least 2.")
+    if chunk_size < 2:
+        raise ValueError(f"chunk_size={chunk_size} must be at least 2.")
+    module = backend_by_name(backend)
+    chunk_size = min(chunk_size, num_estimates)
+    num_chunks = -(-num_estimates // chunk_size)
+    accumulate_dtype = module.widest_float()
+    root_seed = canonical_seed(seed, module)
+    chunk_seeds = module.split_seed(root_seed, num_chunks)
+    parameters = problem.parameters(module, dtype)
+    tiled = [
+        module.broadcast_to(parameter, (chunk_size,) + module.shape_of(parameter))
+        for parameter in parameters
+    ]
+    statistics = module.compile(
+        _chunk_statistics_function(estimator, problem, module, num_samples, accumulate_dtype),
+        jit_compile=jit_compile,
+    )
+    total = Moments(
+        count=0, mean=np.zeros(problem.num_coordinates), sum_squares=np.zeros(problem.num_coordinates),
+        sum_cubes=np.zeros(problem.num_coordinates), sum_fourth_powers=np.zeros(problem.num_coordinates),
+        seed=seed, dtype=dtype, backend=module.name, num_samples=num_samples,
+    )
+
+    def absorb(summary, statistics_values):
+        mean, m2, m3, m4 = (np.asarray(module.to_numpy(v), np.float64) for v in statistics_values)
+        chunk = dataclasses.replace(
+            summary, count=chunk_size, mean=mean, sum_squares=m2, sum_cubes=m3,
+            sum_fourth_powers=m4,
+        )
+        return merge(summary, chunk)
+
+    compile_start = time.perf_counter()
+    total = absorb(total, statistics(tiled, chunk_seeds[0]))
+    compile_seconds = time.perf_counter() - compile_start
+    if progress is not None:
+        progress(1, num_chunks)
+    start = time.perf_counter()
+    for index in range(1, num_chunks):
+        total = absorb(total, statistics(tiled, chunk_seeds[index]))
+        if progress is not None:
+            progress(index + 1, num_chunks)
+    seconds = time.perf_counter() - start
+    # The first chunk paid for compilation: time the others and scale to all chunks.
+    if num_chunks == 1:
+        total.seconds = compile_seconds
+    else:
+        total.seconds = seconds * num_chunks / (num_chunks - 1)
+    total.compile_seconds = compile_seconds
+    return total
