@@ -2,6 +2,7 @@
 
 from fxgx.problems.base import Problem
 from fxgx.problems.bernoulli_toy import BernoulliToy
+from fxgx.problems.builtin import DEFAULT_PROBLEM, PROBLEM_NAMES, GaussianQuadratic, get_problem
 from fxgx.problems.enumeration import (
     EnumeratedBernoulli,
     EnumeratedCategorical,
@@ -10,6 +11,10 @@ from fxgx.problems.enumeration import (
 )
 
 __all__ = [
+    "DEFAULT_PROBLEM",
+    "GaussianQuadratic",
+    "PROBLEM_NAMES",
+    "get_problem",
     "BernoulliToy",
     "EnumeratedBernoulli",
     "EnumeratedCategorical",

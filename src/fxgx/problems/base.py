@@ -40,6 +40,15 @@ class Problem:
         raise NotImplementedError
 
     @property
+    def detectable_bias(self) -> float:
+        """The absolute bias a test on this problem must be able to detect (power 0.99).
+
+        Default: a quarter of the root-mean-square exact gradient. Problems whose exact
+        gradient is tiny by design (the t = 0.499 toy) override it.
+        """
+        return 0.25 * float(np.sqrt(np.mean(self.exact_gradient() ** 2)))
+
+    @property
     def num_coordinates(self) -> int:
         return int(sum(np.size(value) for value in self.parameter_values()))
 

@@ -39,6 +39,12 @@ class BernoulliToy(Problem):
             return squared
         return backend.reduce_sum(squared, axis=tuple(range(-self.logits.ndim, 0)))
 
+    @property
+    def detectable_bias(self) -> float:
+        """A fifth of the t = 0.45 gradient at theta = 0 (0.005), whatever t is: at t = 0.499
+        the gradient itself (5e-4) is below what a feasible test can resolve for REINFORCE."""
+        return 0.005
+
     def _probabilities(self):
         return 1.0 / (1.0 + np.exp(-self.logits))
 

@@ -1,0 +1,95 @@
+"""The named problems that the catalogue tests, ``fxgx compare`` and the docs use.
+
+- ``bernoulli_toy``: ``E[(b - 0.45)^2]`` at ``theta = (-2, 0, 2)`` (three independent toys).
+- ``bernoulli_toy_0499``: the same at ``t = 0.499``, the REBAR/RELAX stress test.
+- ``nonadditive_bernoulli``: ``(w . b - 1.3)^2 + 0.8 b_0 b_1 b_2`` over ``D = 8`` Bernoulli
+  variables; exact by enumerating 256 states. The default problem of ``fxgx compare``.
+- ``categorical``: ``(sum_d v_d . z_d - 0.7)^2 + z_{0,0} z_{1,1}`` over ``D = 3`` four-class
+  variables; exact by enumerating 64 states.
+- ``gaussian``: ``E_{N(mu, sigma^2)}[(z - 0.5)^2] = (mu - 0.5)^2 + sigma^2`` (closed form).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fxgx.backends import get_backend
+from fxgx.distributions import Normal
+from fxgx.problems.base import Problem
+from fxgx.problems.bernoulli_toy import BernoulliToy
+from fxgx.problems.enumeration import EnumeratedBernoulli, EnumeratedCategorical
+
+NONADDITIVE_WEIGHTS = np.array([0.9, -0.4, 0.6, 0.3, -0.8, 0.5, 0.2, -0.3])
+NONADDITIVE_LOGITS = np.array([-1.5, -0.8, -0.2, 0.0, 0.4, 0.9, 1.3, 2.0])
+CATEGORICAL_VALUES = np.array(
+    [[0.3, -0.5, 0.8, 0.1], [-0.2, 0.6, 0.0, -0.7], [0.5, 0.2, -0.4, 0.9]]
+)
+CATEGORICAL_LOGITS = np.array([[0.5, -0.3, 0.0, 1.0], [-1.0, 0.2, 0.4, 0.0], [0.0, 0.0, 0.7, -0.5]])
+
+
+def nonadditive_function(samples):
+    """``(w . b - 1.3)^2 + 0.8 b_0 b_1 b_2`` for samples of shape ``[..., 8]``."""
+    backend = get_backend(samples)
+    weights = backend.convert(NONADDITIVE_WEIGHTS, backend.dtype_of(samples))
+    linear = backend.reduce_sum(samples * weights, axis=-1)
+    interaction = samples[..., 0] * samples[..., 1] * samples[..., 2]
+    return backend.square(linear - 1.3) + 0.8 * interaction
+
+
+def categorical_function(samples):
+    """``(sum_d v_d . z_d - 0.7)^2 + z_{0,0} z_{1,1}`` for one-hot samples ``[..., 3, 4]``."""
+    backend = get_backend(samples)
+    values = backend.convert(CATEGORICAL_VALUES, backend.dtype_of(samples))
+    linear = backend.reduce_sum(samples * values, axis=(-2, -1))
+    return backend.square(linear - 0.7) + samples[..., 0, 0] * samples[..., 1, 1]
+
+
+class GaussianQuadratic(Problem):
+    """``E_{z ~ N(mu, sigma^2)}[(z - c)^2]``; gradients ``2 (mu - c)`` and ``2 sigma``."""
+
+    kind = "normal"
+
+    def __init__(self, loc: float = 0.3, scale: float = 0.8, center: float = 0.5):
+        self.loc, self.scale, self.center = float(loc), float(scale), float(center)
+        self.name = f"gaussian(mu={loc:g}, sigma={scale:g}, c={center:g})"
+
+    def parameter_values(self):
+        return [np.asarray(self.loc), np.asarray(self.scale)]
+
+    def distribution(self, loc, scale):
+        return Normal(loc, scale)
+
+    def function(self, samples):
+        return get_backend(samples).square(samples - self.center)
+
+    def exact_value(self):
+        return (self.loc - self.center) ** 2 + self.scale**2
+
+    def exact_gradient(self):
+        return np.array([2 * (self.loc - self.center), 2 * self.scale])
+
+
+def _factories():
+    return {
+        "bernoulli_toy": lambda: BernoulliToy(0.45, [-2.0, 0.0, 2.0]),
+        "bernoulli_toy_0499": lambda: BernoulliToy(0.499, [-2.0, 0.0, 2.0]),
+        "nonadditive_bernoulli": lambda: EnumeratedBernoulli(
+            nonadditive_function, NONADDITIVE_LOGITS, name="nonadditive_bernoulli(D=8)"
+        ),
+        "categorical": lambda: EnumeratedCategorical(
+            categorical_function, CATEGORICAL_LOGITS, name="categorical(D=3, K=4)"
+        ),
+        "gaussian": GaussianQuadratic,
+    }
+
+
+PROBLEM_NAMES = tuple(_factories())
+DEFAULT_PROBLEM = "nonadditive_bernoulli"
+
+
+def get_problem(name: str) -> Problem:
+    """A fresh instance of the built-in problem ``name``."""
+    factories = _factories()
+    if name not in factories:
+        raise ValueError(f"problem={name!r} is not built in; choose one of {sorted(factories)}.")
+    return factories[name]()

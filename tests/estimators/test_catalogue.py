@@ -1,0 +1,105 @@
+"""The catalogue is the source of truth: every card points at an estimator, every estimator
+has a card, and every unbiased estimator is unbiased on every problem its card names.
+
+False-failure rate of each unbiasedness test: 1e-5 family-wise (Holm over the problem's
+coordinates), so over the ~100 tests below fewer than 1e-3 runs fail by chance; the seeds
+are fixed, so a run is deterministic. Power: each test first checks that it could detect a
+bias of ``problem.detectable_bias`` (a quarter of the gradient's root-mean-square by default)
+with probability 0.99 and fails as underpowered otherwise.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import fxgx.estimators
+from fxgx import catalogue
+from fxgx.estimators.base import Estimator
+from fxgx.problems import get_problem
+from fxgx.testing import assert_biased, assert_unbiased, gradient_moments
+
+CARDS = catalogue.load_cards()
+
+
+def _unbiased_cases():
+    for card in CARDS:
+        if not card.unbiased:
+            continue
+        for problem_name in card.test.get("problems", []):
+            for backend in ("tensorflow", "jax"):
+                yield pytest.param(card, problem_name, backend,
+                                   id=f"{card.name}-{problem_name}-{backend}")
+
+
+def _biased_cases():
+    for card in CARDS:
+        if card.unbiased or card.test.get("bias_check") == "none":
+            continue
+        for backend in ("tensorflow", "jax"):
+            yield pytest.param(card, backend, id=f"{card.name}-{backend}")
+
+
+def test_every_card_points_at_an_estimator_factory():
+    for card in CARDS:
+        estimator = card.make()
+        assert isinstance(estimator, Estimator), card.name
+        assert estimator.name == card.name, (card.name, estimator.name)
+        assert estimator.unbiased == card.unbiased, card.name
+
+
+def test_every_estimator_has_a_card():
+    carded = {card.name for card in CARDS}
+    classes = {
+        value.name
+        for value in vars(fxgx.estimators).values()
+        if inspect.isclass(value) and issubclass(value, Estimator) and value is not Estimator
+    }
+    assert classes, "no estimator classes exported by fxgx.estimators"
+    assert classes <= carded, f"estimators without a card: {sorted(classes - carded)}"
+
+
+def test_cards_name_known_problems_that_the_estimator_supports():
+    for card in CARDS:
+        names = list(card.test.get("problems", []))
+        if not card.unbiased and card.test.get("bias_check") != "none":
+            names.append(card.test["bias_problem"])
+        for name in names:
+            problem = get_problem(name)
+            assert card.supports(problem.kind), (card.name, name, problem.kind)
+
+
+@pytest.mark.parametrize("card, problem_name, backend", list(_unbiased_cases()))
+def test_unbiased_against_exact_gradient(card, problem_name, backend):
+    problem = get_problem(problem_name)
+    exact = problem.exact_gradient()
+    moments = gradient_moments(
+        card.make(), problem, num_estimates=int(card.test.get("num_estimates", 200_000)),
+        seed=20261126, backend=backend, dtype="float32", num_samples=card.num_samples,
+        chunk_size=65536,
+    )
+    assert_unbiased(moments, exact, false_failure_rate=1e-5,
+                    detectable_bias=problem.detectable_bias)
+
+
+@pytest.mark.parametrize("card, backend", list(_biased_cases()))
+def test_bias_detected_with_expected_sign(card, backend):
+    problem = get_problem(card.test["bias_problem"])
+    moments = gradient_moments(
+        card.make(), problem, num_estimates=int(card.test.get("num_estimates", 200_000)),
+        seed=7, backend=backend, dtype="float32", num_samples=card.num_samples,
+        chunk_size=65536,
+    )
+    coordinates = card.test.get("bias_coordinates")
+    assert_biased(moments, problem.exact_gradient(), expected_sign=card.test["bias_sign"],
+                  coordinates=coordinates)
+
+
+def test_the_harness_rejects_a_card_pointing_at_nothing(tmp_path):
+    (tmp_path / "ghost.toml").write_text((catalogue.cards_directory() / "reinforce.toml")
+                                         .read_text().replace('"reinforce"', '"ghost"', 1)
+                                         .replace(":reinforce", ":no_such_factory"))
+    (card,) = catalogue.load_cards(tmp_path)
+    with pytest.raises(AttributeError):
+        card.make()
