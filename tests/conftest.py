@@ -70,6 +70,10 @@ class Framework:
         self.backend = backend
         self.name = backend.name
 
+    numpy_dtype = staticmethod(numpy_dtype)
+    assert_bitwise_equal = staticmethod(assert_bitwise_equal)
+    zero_if_none = staticmethod(zero_if_none)
+
     @property
     def modes(self) -> tuple[str, ...]:
         return ("eager", "function", "xla") if self.name == "tensorflow" else ("eager", "jit")

@@ -32,6 +32,8 @@ def _normalize_axis(axis, rank: int, argument_shape):
         return tuple(range(rank))
     if isinstance(axis, bool):
         raise TypeError(f"axis={axis!r} must be None, an int or a tuple of ints.")
+    if not isinstance(axis, (int, tuple, list)):
+        raise TypeError(f"axis={axis!r} must be None, an int or a tuple of ints.")
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     normalized = []
     for item in axes:

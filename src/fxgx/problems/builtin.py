@@ -69,27 +69,33 @@ class GaussianQuadratic(Problem):
         return np.array([2 * (self.loc - self.center), 2 * self.scale])
 
 
-def _factories():
+def _factories(backend):
     return {
         "bernoulli_toy": lambda: BernoulliToy(0.45, [-2.0, 0.0, 2.0]),
         "bernoulli_toy_0499": lambda: BernoulliToy(0.499, [-2.0, 0.0, 2.0]),
         "nonadditive_bernoulli": lambda: EnumeratedBernoulli(
-            nonadditive_function, NONADDITIVE_LOGITS, name="nonadditive_bernoulli(D=8)"
+            nonadditive_function, NONADDITIVE_LOGITS, name="nonadditive_bernoulli(D=8)",
+            backend=backend,
         ),
         "categorical": lambda: EnumeratedCategorical(
-            categorical_function, CATEGORICAL_LOGITS, name="categorical(D=3, K=4)"
+            categorical_function, CATEGORICAL_LOGITS, name="categorical(D=3, K=4)",
+            backend=backend,
         ),
         "gaussian": GaussianQuadratic,
     }
 
 
-PROBLEM_NAMES = tuple(_factories())
+PROBLEM_NAMES = tuple(_factories(None))
 DEFAULT_PROBLEM = "nonadditive_bernoulli"
 
 
-def get_problem(name: str) -> Problem:
-    """A fresh instance of the built-in problem ``name``."""
-    factories = _factories()
+def get_problem(name: str, backend: str | None = None) -> Problem:
+    """A fresh instance of the built-in problem ``name``.
+
+    ``backend`` names the framework that evaluates ``f`` on the enumerated states for the
+    exact gradient (default: TensorFlow if installed, else JAX).
+    """
+    factories = _factories(backend)
     if name not in factories:
         raise ValueError(f"problem={name!r} is not built in; choose one of {sorted(factories)}.")
     return factories[name]()

@@ -1,0 +1,110 @@
+"""REINFORCE with a learned, input-dependent baseline (NVIL-style).
+
+The user supplies ``baseline(distribution)``: any function of the model's input (a small
+network that reads the observation ``x``, say) that returns one value per batch member. It
+must not look at the latent samples, and it cannot: it never receives them.
+
+    g = 1/S sum_s (f(z_s) - b(x)) grad log q(z_s)
+
+is unbiased for any ``b`` that does not depend on ``z``, because ``E[grad log q(z)] = 0``.
+The variance is smallest when ``b(x)`` is close to ``E[f(z) | x]``, so ``b`` is trained by
+regression on the same samples:
+
+    loss(b) = 1/S sum_s (f(z_s) - b(x))^2         (``f`` is constant here)
+
+Reference: Mnih & Gregor (2014), "Neural variational inference and learning in belief
+networks" (NVIL), section 3.3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.estimators.moving_average import prepare_call
+from fxgx.estimators.reinforce import draw, score_function_surrogate
+
+
+def _zero_baseline(distribution):
+    return 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedBaseline(Estimator):
+    """REINFORCE with the baseline ``baseline(distribution)`` (independent of the samples)."""
+
+    baseline: Callable = _zero_baseline
+    name = "learned_baseline"
+
+    def call_with_loss(self, function, distribution, *, seed, num_samples: int = 1):
+        """``(surrogate, loss)`` from one set of samples; ``loss`` (batch shape) is the
+        baseline's regression loss ``mean_s (f(z_s) - b)^2``: minimise it over ``b``'s own
+        parameters."""
+        distribution, backend, seed, num_samples = prepare_call(
+            self, function, distribution, seed, num_samples
+        )
+        return self._surrogate_and_loss(function, distribution, backend, seed, num_samples)
+
+    def regression_loss(self, function, distribution, *, seed, num_samples: int = 1):
+        """The baseline's regression loss ``mean_s (f(z_s) - b)^2`` (batch shape).
+
+        With the seed of the estimator's call it uses the same samples. Its gradient reaches
+        only what ``b`` computes from: ``f`` and the samples are constants.
+        """
+        return self.call_with_loss(function, distribution, seed=seed, num_samples=num_samples)[1]
+
+    def _estimate(self, function, distribution, backend, seed, num_samples):
+        return self._surrogate_and_loss(function, distribution, backend, seed, num_samples)[0]
+
+    def _baseline_values(self, distribution, backend, values):
+        baseline = self.baseline(distribution)
+        if not backend.is_array(baseline):
+            baseline = backend.convert(baseline, backend.dtype_of(values))
+        elif backend.dtype_of(baseline) != backend.dtype_of(values):
+            baseline = backend.cast(baseline, backend.dtype_of(values))
+        batch_shape = tuple(backend.shape_of(values)[1:])
+        shape = tuple(backend.shape_of(baseline))
+        if len(shape) > len(batch_shape) or any(
+            size not in (1, batch_size)
+            for size, batch_size in zip(shape, batch_shape[len(batch_shape) - len(shape):])
+        ):
+            raise ValueError(
+                f"baseline returned shape {shape}; it must return one value per batch member "
+                f"(shape {batch_shape}, or a shape that broadcasts to it) and must not depend "
+                "on the samples."
+            )
+        return baseline
+
+    def _surrogate_and_loss(self, function, distribution, backend, seed, num_samples):
+        seeds = sub_seeds(seed, backend, "samples")
+        samples = draw(distribution, backend, seeds["samples"], num_samples)
+        values = backend.stop_gradient(
+            evaluate(function, samples, distribution, backend, num_samples)
+        )
+        baseline = self._baseline_values(distribution, backend, values)
+        log_prob = distribution.log_prob(samples)
+        surrogate = score_function_surrogate(
+            backend, values, log_prob, backend.stop_gradient(baseline), num_samples
+        )
+        loss = backend.reduce_mean(backend.square(values - baseline), axis=0)
+        return surrogate, loss
+
+
+def learned_baseline(baseline: Callable | None = None) -> LearnedBaseline:
+    """REINFORCE with an input-dependent baseline ``b = baseline(distribution)`` (NVIL).
+
+    ``baseline`` maps the distribution to one value per batch member (shape
+    ``batch_shape`` or broadcastable to it); it is usually a closure over the observation
+    and the baseline network's parameters, and may ignore its argument. ``None`` (default)
+    is the zero baseline. Train it with ``est.call_with_loss`` / ``est.regression_loss``.
+    If ``baseline`` reads the distribution's parameters, stop their gradient inside it, or
+    the loss will also train the model that produced them. Reference: Mnih & Gregor (2014).
+    """
+    if baseline is None:
+        return LearnedBaseline()
+    if not callable(baseline):
+        raise TypeError(
+            f"baseline must be a callable baseline(distribution) -> values, got {baseline!r}."
+        )
+    return LearnedBaseline(baseline=baseline)
