@@ -25,6 +25,9 @@ DEFAULT_BACKEND = "tensorflow"
 _ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "jax": "jax"}
 
 
+_LOADED: dict[str, ModuleType] = {}
+
+
 def backend_by_name(name: str) -> ModuleType:
     """Return the backend module called ``name`` ("tensorflow"/"tf" or "jax")."""
     key = _ALIASES.get(str(name).lower())
@@ -32,8 +35,11 @@ def backend_by_name(name: str) -> ModuleType:
         raise ValueError(
             f"backend={name!r} is not known; choose one of {sorted(set(_ALIASES.values()))}."
         )
+    if key in _LOADED:
+        return _LOADED[key]
     try:
-        return importlib.import_module(_REGISTRY[key][1])
+        _LOADED[key] = importlib.import_module(_REGISTRY[key][1])
+        return _LOADED[key]
     except ImportError as error:
         extra = "tf" if key == "tensorflow" else "jax"
         raise ImportError(

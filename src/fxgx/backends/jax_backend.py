@@ -6,6 +6,8 @@ internally; old-style ``uint32[2]`` keys and ints are accepted at the boundary.
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -196,3 +198,8 @@ def device_description() -> str:
 def widest_float() -> str:
     """float64 when ``jax_enable_x64`` is on, else float32 (JAX would truncate silently)."""
     return "float64" if jax.config.jax_enable_x64 else "float32"
+
+
+def name_scope(name: str):
+    """JAX has no name scopes that matter here: a null context."""
+    return contextlib.nullcontext()

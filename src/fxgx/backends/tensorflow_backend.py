@@ -237,3 +237,8 @@ def device_description() -> str:
 def widest_float() -> str:
     """The most precise float dtype this backend computes in (for accumulation)."""
     return "float64"
+
+
+def name_scope(name: str):
+    """A TensorFlow name scope (graph op names); JAX's backend returns a null context."""
+    return tf.name_scope(name)

@@ -98,12 +98,8 @@ def custom_gradient(fx, gx, x, axis=(), fx_gx_manually_stopped: bool = False, na
     if not x_leaves:
         raise ValueError("x is empty; pass at least one tensor.")
     backend = get_backend(x_leaves, fx, gx)
-    if name is not None and backend.name == "tensorflow":
-        import tensorflow as tf  # noqa: PLC0415 - backend-local, name scopes are TF-only
-
-        with tf.name_scope(name):
-            return _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped)
-    return _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped)
+    with backend.name_scope(name or "custom_gradient"):
+        return _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped)
 
 
 def _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped):

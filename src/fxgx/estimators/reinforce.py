@@ -2,11 +2,19 @@
 
     grad E[f(z)] = E[(f(z) - b) grad log q(z)]          (Williams, 1992)
 
-The surrogate hands the primitive ``x = magic(log q(z)) = exp(log q - stop(log q))``, whose
-value is 1 and whose derivatives are those of DiCE (Foerster et al., 2018): with ``gx =
-(f(z) - b) / S`` every order of derivative is an unbiased estimate of the matching derivative
-of ``E[f]`` (with a stopped baseline). ``f`` is evaluated under ``stop_gradient``: its
-derivative is never requested, so ``f`` may be non-differentiable.
+Two forms, chosen by ``higher_order``:
+
+- ``higher_order=True`` (default): the primitive gets ``x = magic(log q(z)) = exp(log q -
+  stop(log q))``, whose value is 1 and whose derivatives are those of DiCE (Foerster et al.,
+  2018). With ``gx = (f(z) - b) / S`` every order of derivative is an unbiased estimate of
+  the matching derivative of ``E[f]`` (for a stopped baseline).
+- ``higher_order=False``: for Bernoulli and one-hot categorical latents the primitive gets
+  ``x = logits`` and the closed-form score, ``gx = sum_s (f(z_s) - b)/S (z_s - p)``, the
+  hand-fused gradient with no ``log_prob`` pass (about twice as fast on CPU; the second
+  derivative is then 0). Other distributions use ``x = log q(z)``.
+
+``f`` is evaluated under ``stop_gradient``: its derivative is never requested, so ``f`` may
+be non-differentiable.
 """
 
 from __future__ import annotations
@@ -27,11 +35,31 @@ def score_function_surrogate(backend, values, log_prob, baseline, num_samples):
     )
 
 
+def closed_form_score_surrogate(backend, values, samples, distribution, baseline, num_samples):
+    """``mean(values)`` with gradient ``sum_s (values_s - baseline_s)/S * (z_s - p)`` w.r.t.
+    the logits of a Bernoulli or one-hot categorical ``distribution`` (the exact score)."""
+    logits = distribution.logits
+    if distribution.kind == "bernoulli":
+        score = samples - backend.sigmoid(logits)
+        event_rank = distribution.event_ndims
+    else:
+        score = samples - backend.softmax(logits)
+        event_rank = distribution.event_ndims + 1
+    weights = (values - baseline) / num_samples
+    for _ in range(event_rank):
+        weights = backend.expand_dims(weights, -1)
+    gradient = backend.reduce_sum(backend.stop_gradient(weights) * score, axis=0)
+    rank = len(backend.shape_of(logits))
+    axis = tuple(range(rank - event_rank, rank))
+    return custom_gradient(backend.reduce_mean(values, axis=0), gradient, logits, axis=axis)
+
+
 def draw(distribution, backend, seed, num_samples):
     """Samples ``[S] + shape`` (stopped) from an fxgx or a TFP distribution."""
     if isinstance(distribution, Distribution):
         return backend.stop_gradient(distribution.sample((num_samples,), seed))
-    return backend.stop_gradient(distribution.sample(num_samples, seed=seed))
+    # A TensorFlow Probability distribution: its samplers take int32 seed pairs.
+    return backend.stop_gradient(distribution.sample(num_samples, seed=backend.cast(seed, "int32")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,23 +67,38 @@ class Reinforce(Estimator):
     """REINFORCE with a constant baseline (0 by default). See ``reinforce``."""
 
     baseline: float = 0.0
+    higher_order: bool = True
     name = "reinforce"
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         samples = draw(distribution, backend, seed, num_samples)
         values = backend.stop_gradient(evaluate(function, samples, distribution, backend, num_samples))
-        log_prob = distribution.log_prob(samples)
         baseline = backend.cast(backend.convert(self.baseline), backend.dtype_of(values))
+        if not self.higher_order and getattr(distribution, "kind", "") in CLOSED_FORM_KINDS:
+            return closed_form_score_surrogate(
+                backend, values, samples, distribution, baseline, num_samples
+            )
+        log_prob = distribution.log_prob(samples)
+        if not self.higher_order:
+            weights = backend.stop_gradient((values - baseline) / num_samples)
+            return custom_gradient(backend.reduce_mean(values, axis=0), weights, log_prob, axis=0)
         return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
 
 
-def reinforce(baseline: float = 0.0) -> Reinforce:
+CLOSED_FORM_KINDS = ("bernoulli", "categorical")
+
+
+def reinforce(baseline: float = 0.0, higher_order: bool = True) -> Reinforce:
     """The score-function estimator ``(f(z) - baseline) grad log q(z)``, averaged over samples.
 
     Works for any distribution with ``sample`` and ``log_prob``; unbiased for a constant
-    ``baseline``. Reference: Williams (1992), "Simple statistical gradient-following
-    algorithms for connectionist reinforcement learning".
+    ``baseline``. ``higher_order=True`` makes every derivative order unbiased (DiCE);
+    ``False`` uses the closed-form score of Bernoulli/categorical logits, first order only.
+    References: Williams (1992), "Simple statistical gradient-following algorithms for
+    connectionist reinforcement learning"; Foerster et al. (2018), "DiCE".
     """
     if isinstance(baseline, bool) or not isinstance(baseline, (int, float)):
         raise TypeError(f"baseline must be a number, got {baseline!r}.")
-    return Reinforce(baseline=float(baseline))
+    if not isinstance(higher_order, bool):
+        raise TypeError(f"higher_order must be True or False, got {higher_order!r}.")
+    return Reinforce(baseline=float(baseline), higher_order=higher_order)

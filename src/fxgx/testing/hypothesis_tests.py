@@ -129,7 +129,12 @@ def check_unbiased(moments, exact, *, false_failure_rate: float = 1e-5,
     if not 0.0 < false_failure_rate < 1.0:
         raise ValueError(f"false_failure_rate={false_failure_rate} must lie in (0, 1).")
     standard_error = np.sqrt(moments.standard_error**2 + rounding_floor(moments, exact) ** 2)
-    z = (moments.mean - exact) / standard_error
+    difference = moments.mean - exact
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # A zero standard error only arises when both sides are exactly 0 (the floor is
+        # otherwise positive): no evidence of bias there.
+        z = np.where(standard_error > 0, difference / standard_error,
+                     np.where(difference == 0, 0.0, np.inf))
     p_values = two_sided_p_values(z)
     rejected = holm_rejections(p_values, false_failure_rate)
     detectable = minimum_detectable_bias(
