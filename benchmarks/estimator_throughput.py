@@ -56,8 +56,11 @@ def tensorflow_references(tf, tfp):
         antithetic = tf.cast(1.0 - u < p, logits.dtype)
         difference = 0.5 * (objective(b) - objective(antithetic))[:, None]
         sign = 1.0 - 2.0 * antithetic
-        return difference * sign * tf.cast(tf.not_equal(b, antithetic), logits.dtype) * tf.sigmoid(
-            tf.abs(logits)
+        return (
+            difference
+            * sign
+            * tf.cast(tf.not_equal(b, antithetic), logits.dtype)
+            * tf.sigmoid(tf.abs(logits))
         )
 
     def arm(logits, seed):
@@ -72,8 +75,9 @@ def tensorflow_references(tf, tfp):
             distribution = tfp.distributions.Bernoulli(logits=logits, dtype=logits.dtype)
             samples = distribution.sample(seed=seed)
             value = tfp.monte_carlo.expectation(
-                f=objective, samples=samples[None], log_prob=lambda z: tf.reduce_sum(
-                    distribution.log_prob(z), -1),
+                f=objective,
+                samples=samples[None],
+                log_prob=lambda z: tf.reduce_sum(distribution.log_prob(z), -1),
                 use_reparameterization=False,
             )
             total = tf.reduce_sum(value)
@@ -97,8 +101,11 @@ def jax_references(jax, jnp):
         b = (u < p).astype(logits.dtype)
         antithetic = (1.0 - u < p).astype(logits.dtype)
         difference = 0.5 * (objective(b) - objective(antithetic))[:, None]
-        return difference * (1.0 - 2.0 * antithetic) * (b != antithetic) * jax.nn.sigmoid(
-            jnp.abs(logits)
+        return (
+            difference
+            * (1.0 - 2.0 * antithetic)
+            * (b != antithetic)
+            * jax.nn.sigmoid(jnp.abs(logits))
         )
 
     def arm(logits, key):
@@ -122,8 +129,11 @@ def main(argv=None) -> int:
     from fxgx import catalogue
     from fxgx.distributions import Bernoulli
 
-    cards = [card for card in catalogue.load_cards()
-             if card.supports("bernoulli") and card.test.get("target", "expectation") == "expectation"]
+    cards = [
+        card
+        for card in catalogue.load_cards()
+        if card.supports("bernoulli") and card.test.get("target", "expectation") == "expectation"
+    ]
     draws = arguments.batch * arguments.dimension
     rows = []
 
@@ -140,33 +150,51 @@ def main(argv=None) -> int:
             def fxgx_gradient(logits, seed, estimator=estimator, samples=card.num_samples):
                 with tf.GradientTape() as tape:
                     tape.watch(logits)
-                    surrogate = estimator(objective, Bernoulli(logits, event_ndims=1), seed=seed,
-                                          num_samples=samples)
+                    surrogate = estimator(
+                        objective, Bernoulli(logits, event_ndims=1), seed=seed, num_samples=samples
+                    )
                     total = tf.reduce_sum(surrogate)
                 return tape.gradient(total, logits)
 
             compiled = tf.function(fxgx_gradient, jit_compile=True)
-            fxgx_seconds = best_time(lambda compiled=compiled: compiled(logits, seed).numpy(),
-                                     arguments.repeats)
-            row = {"backend": "tensorflow-xla", "estimator": card.name, "num_samples": card.num_samples,
-                   "fxgx_ms_per_million": 1e9 * fxgx_seconds / draws / 1e3}
+            fxgx_seconds = best_time(
+                lambda compiled=compiled: compiled(logits, seed).numpy(), arguments.repeats
+            )
+            row = {
+                "backend": "tensorflow-xla",
+                "estimator": card.name,
+                "num_samples": card.num_samples,
+                "fxgx_ms_per_million": 1e9 * fxgx_seconds / draws / 1e3,
+            }
             if card.name in references and card.num_samples == 1:
                 reference = tf.function(references[card.name], jit_compile=True)
                 reference_seconds = best_time(
-                    lambda reference=reference: reference(logits, seed).numpy(), arguments.repeats)
+                    lambda reference=reference: reference(logits, seed).numpy(), arguments.repeats
+                )
                 row["reference_ms_per_million"] = 1e9 * reference_seconds / draws / 1e3
                 row["ratio"] = reference_seconds / fxgx_seconds
             rows.append(row)
         for label, jit in (("tfp-graph", False), ("tfp-xla", True)):
             compiled = tf.function(tfp_expectation, jit_compile=jit)
-            seconds = best_time(lambda compiled=compiled: compiled(
-                logits, tf.constant([3, 4], tf.int32)).numpy(), max(2, arguments.repeats // 3))
-            fxgx_row = next(r for r in rows if r["estimator"] == "reinforce"
-                            and r["backend"] == "tensorflow-xla")
-            rows.append({"backend": label, "estimator": "tfp.monte_carlo.expectation (REINFORCE)",
-                         "num_samples": 1, "fxgx_ms_per_million": fxgx_row["fxgx_ms_per_million"],
-                         "reference_ms_per_million": 1e9 * seconds / draws / 1e3,
-                         "ratio": (1e9 * seconds / draws / 1e3) / fxgx_row["fxgx_ms_per_million"]})
+            seconds = best_time(
+                lambda compiled=compiled: compiled(logits, tf.constant([3, 4], tf.int32)).numpy(),
+                max(2, arguments.repeats // 3),
+            )
+            fxgx_row = next(
+                r
+                for r in rows
+                if r["estimator"] == "reinforce" and r["backend"] == "tensorflow-xla"
+            )
+            rows.append(
+                {
+                    "backend": label,
+                    "estimator": "tfp.monte_carlo.expectation (REINFORCE)",
+                    "num_samples": 1,
+                    "fxgx_ms_per_million": fxgx_row["fxgx_ms_per_million"],
+                    "reference_ms_per_million": 1e9 * seconds / draws / 1e3,
+                    "ratio": (1e9 * seconds / draws / 1e3) / fxgx_row["fxgx_ms_per_million"],
+                }
+            )
 
     if "jax" in arguments.backends:
         import jax
@@ -179,35 +207,51 @@ def main(argv=None) -> int:
             estimator = card.make()
 
             def total(logits, key, estimator=estimator, samples=card.num_samples):
-                return jnp.sum(estimator(objective, Bernoulli(logits, event_ndims=1), seed=key,
-                                         num_samples=samples))
+                return jnp.sum(
+                    estimator(
+                        objective, Bernoulli(logits, event_ndims=1), seed=key, num_samples=samples
+                    )
+                )
 
             compiled = jax.jit(jax.grad(total))
             fxgx_seconds = best_time(
-                lambda compiled=compiled: compiled(logits, key).block_until_ready(), arguments.repeats)
-            row = {"backend": "jax-jit", "estimator": card.name, "num_samples": card.num_samples,
-                   "fxgx_ms_per_million": 1e9 * fxgx_seconds / draws / 1e3}
+                lambda compiled=compiled: compiled(logits, key).block_until_ready(),
+                arguments.repeats,
+            )
+            row = {
+                "backend": "jax-jit",
+                "estimator": card.name,
+                "num_samples": card.num_samples,
+                "fxgx_ms_per_million": 1e9 * fxgx_seconds / draws / 1e3,
+            }
             if card.name in references and card.num_samples == 1:
                 reference = jax.jit(references[card.name])
                 reference_seconds = best_time(
                     lambda reference=reference: reference(logits, key).block_until_ready(),
-                    arguments.repeats)
+                    arguments.repeats,
+                )
                 row["reference_ms_per_million"] = 1e9 * reference_seconds / draws / 1e3
                 row["ratio"] = reference_seconds / fxgx_seconds
             rows.append(row)
 
-    print(f"{draws} Bernoulli draws per call (batch {arguments.batch} x D {arguments.dimension}); "
-          "ms per 10^6 draws, best of repeats")
+    print(
+        f"{draws} Bernoulli draws per call (batch {arguments.batch} x D {arguments.dimension}); "
+        "ms per 10^6 draws, best of repeats"
+    )
     print(f"{'backend':<15} {'estimator':<42} {'S':>2} {'fxgx ms':>9} {'ref ms':>9} {'ratio':>6}")
     for row in rows:
         reference = row.get("reference_ms_per_million")
         ratio = row.get("ratio")
-        print(f"{row['backend']:<15} {row['estimator']:<42} {row['num_samples']:>2} "
-              f"{row['fxgx_ms_per_million']:>9.3f} "
-              f"{'' if reference is None else f'{reference:.3f}':>9} "
-              f"{'' if ratio is None else f'{ratio:.2f}':>6}")
-    print("ratio = reference time / fxgx time (>= 0.9 is the target; for the TFP rows, "
-          "TFP time / fxgx time)")
+        print(
+            f"{row['backend']:<15} {row['estimator']:<42} {row['num_samples']:>2} "
+            f"{row['fxgx_ms_per_million']:>9.3f} "
+            f"{'' if reference is None else f'{reference:.3f}':>9} "
+            f"{'' if ratio is None else f'{ratio:.2f}':>6}"
+        )
+    print(
+        "ratio = reference time / fxgx time (>= 0.9 is the target; for the TFP rows, "
+        "TFP time / fxgx time)"
+    )
     if arguments.json:
         with open(arguments.json, "w") as handle:
             json.dump({"draws_per_call": draws, "rows": rows}, handle, indent=2)

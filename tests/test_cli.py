@@ -17,13 +17,25 @@ def test_compare_writes_parseable_json_with_one_row_per_applicable_estimator(
     backend, tmp_path, capsys
 ):
     output = tmp_path / "compare.json"
-    status = main(["compare", "--backend", backend, "--samples", "4096", "--chunk-size", "1024",
-                   "--json", str(output)])
+    status = main(
+        [
+            "compare",
+            "--backend",
+            backend,
+            "--samples",
+            "4096",
+            "--chunk-size",
+            "1024",
+            "--json",
+            str(output),
+        ]
+    )
     assert status == 0
     result = json.loads(output.read_text())
     names = [row["estimator"] for row in result["rows"]]
-    applicable = [card.name for card in catalogue.load_cards()
-                  if card.name not in result["skipped"]]
+    applicable = [
+        card.name for card in catalogue.load_cards() if card.name not in result["skipped"]
+    ]
     assert sorted(names) == sorted(applicable)
     assert "reinforce" in names
     for row in result["rows"]:
@@ -39,8 +51,19 @@ def test_compare_writes_parseable_json_with_one_row_per_applicable_estimator(
 
 def test_compare_on_a_chosen_problem_and_estimators_writes_a_plot(tmp_path):
     plot = tmp_path / "figure.png"
-    status = main(["compare", "--problem", "bernoulli_toy", "--estimators", "reinforce",
-                   "--samples", "2048", "--plot", str(plot)])
+    status = main(
+        [
+            "compare",
+            "--problem",
+            "bernoulli_toy",
+            "--estimators",
+            "reinforce",
+            "--samples",
+            "2048",
+            "--plot",
+            str(plot),
+        ]
+    )
     assert status == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

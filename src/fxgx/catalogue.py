@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import tomllib
 from pathlib import Path
 
+import tomllib
+
 REQUIRED_FIELDS = (
-    "name", "factory", "family", "summary", "formula", "references", "unbiased",
-    "distributions", "evaluations_per_sample", "test",
+    "name",
+    "factory",
+    "family",
+    "summary",
+    "formula",
+    "references",
+    "unbiased",
+    "distributions",
+    "evaluations_per_sample",
+    "test",
 )
 
 
@@ -80,11 +89,16 @@ def read_card(path: Path) -> Card:
     if missing:
         raise ValueError(f"Card {path.name} lacks the fields {missing}.")
     return Card(
-        name=data["name"], factory=data["factory"], family=data["family"],
-        summary=data["summary"], formula=data["formula"],
-        references=tuple(data["references"]), unbiased=bool(data["unbiased"]),
+        name=data["name"],
+        factory=data["factory"],
+        family=data["family"],
+        summary=data["summary"],
+        formula=data["formula"],
+        references=tuple(data["references"]),
+        unbiased=bool(data["unbiased"]),
         distributions=tuple(data["distributions"]),
-        evaluations_per_sample=int(data["evaluations_per_sample"]), test=dict(data["test"]),
+        evaluations_per_sample=int(data["evaluations_per_sample"]),
+        test=dict(data["test"]),
         path=path,
     )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 import time
@@ -19,7 +18,9 @@ import time
 import numpy as np
 
 from fxgx import catalogue
+from fxgx.backends import backend_by_name
 from fxgx.problems import DEFAULT_PROBLEM, PROBLEM_NAMES, get_problem
+from fxgx.testing import check_unbiased, gradient_moments
 
 FALSE_FAILURE_RATE = 1e-3
 
@@ -95,8 +96,6 @@ def _backend_name(name: str) -> str:
 
 
 def run_compare(arguments) -> dict:
-    from fxgx.backends import backend_by_name
-    from fxgx.testing import check_unbiased, gradient_moments
 
     try:
         problem = get_problem(arguments.problem, backend=_backend_name(arguments.backend))
@@ -125,31 +124,39 @@ def run_compare(arguments) -> dict:
         label = f"[{index + 1}/{len(cards)}] {card.name}"
         chunk = min(arguments.chunk_size, max(2, arguments.samples // 4))
         moments = gradient_moments(
-            estimator, problem, num_estimates=arguments.samples, seed=arguments.seed,
-            backend=backend_module.name, dtype=arguments.dtype, num_samples=card.num_samples,
-            chunk_size=chunk, progress=_progress_bar(label, stream),
+            estimator,
+            problem,
+            num_estimates=arguments.samples,
+            seed=arguments.seed,
+            backend=backend_module.name,
+            dtype=arguments.dtype,
+            num_samples=card.num_samples,
+            chunk_size=chunk,
+            progress=_progress_bar(label, stream),
         )
         report = check_unbiased(moments, exact, false_failure_rate=FALSE_FAILURE_RATE)
         variance = float(np.mean(moments.variance))
         microseconds = moments.seconds_per_estimate * 1e6
-        rows.append({
-            "estimator": card.name,
-            "family": card.family,
-            "unbiased_by_design": card.unbiased,
-            "verdict": _verdict(card, report),
-            "passed": bool(report.passed),
-            "p_value": report.min_p_value,
-            "max_abs_z": report.max_abs_z,
-            "num_samples": card.num_samples,
-            "evaluations_per_estimate": card.evaluations_per_sample * card.num_samples,
-            "variance": variance,
-            "variance_per_coordinate": moments.variance.tolist(),
-            "mean": moments.mean.tolist(),
-            "seconds_per_million": microseconds,
-            "work_normalised_variance": variance * microseconds,
-            "compile_seconds": moments.compile_seconds,
-            "count": moments.count,
-        })
+        rows.append(
+            {
+                "estimator": card.name,
+                "family": card.family,
+                "unbiased_by_design": card.unbiased,
+                "verdict": _verdict(card, report),
+                "passed": bool(report.passed),
+                "p_value": report.min_p_value,
+                "max_abs_z": report.max_abs_z,
+                "num_samples": card.num_samples,
+                "evaluations_per_estimate": card.evaluations_per_sample * card.num_samples,
+                "variance": variance,
+                "variance_per_coordinate": moments.variance.tolist(),
+                "mean": moments.mean.tolist(),
+                "seconds_per_million": microseconds,
+                "work_normalised_variance": variance * microseconds,
+                "compile_seconds": moments.compile_seconds,
+                "count": moments.count,
+            }
+        )
     reference = next((row for row in rows if row["estimator"] == "reinforce"), None)
     for row in rows:
         row["variance_relative_to_reinforce"] = (
@@ -194,10 +201,10 @@ def format_table(result: dict) -> str:
 
 def write_plot(result: dict, path: str) -> None:
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - optional dependency, only for --plot
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError as error:
         raise CommandError("--plot needs matplotlib: pip install 'fxgx[cli]'") from error
     names = [row["estimator"] for row in result["rows"]]
@@ -237,14 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="test and compare every catalogued estimator on one problem"
     )
     compare.add_argument("--backend", default="tensorflow", help="tensorflow (default) or jax")
-    compare.add_argument("--problem", default=DEFAULT_PROBLEM,
-                         help=f"built-in problem: {', '.join(PROBLEM_NAMES)}")
-    compare.add_argument("--estimators", default=None,
-                         help="comma-separated catalogue names (default: all that apply)")
-    compare.add_argument("--samples", type=int, default=262144,
-                         help="independent gradient estimates per estimator")
-    compare.add_argument("--chunk-size", type=int, default=65536,
-                         help="estimates per compiled call (bounds memory)")
+    compare.add_argument(
+        "--problem", default=DEFAULT_PROBLEM, help=f"built-in problem: {', '.join(PROBLEM_NAMES)}"
+    )
+    compare.add_argument(
+        "--estimators",
+        default=None,
+        help="comma-separated catalogue names (default: all that apply)",
+    )
+    compare.add_argument(
+        "--samples", type=int, default=262144, help="independent gradient estimates per estimator"
+    )
+    compare.add_argument(
+        "--chunk-size", type=int, default=65536, help="estimates per compiled call (bounds memory)"
+    )
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     compare.add_argument("--json", default=None, metavar="FILE", help="write the raw numbers")

@@ -14,6 +14,7 @@ categorical). ``event_ndims`` rightmost dimensions form one latent configuration
 from __future__ import annotations
 
 from fxgx.backends import get_backend
+from fxgx.core.random import gumbel_noise, open_uniform
 
 
 def _check_event_ndims(event_ndims, rank, argument_shape, name):
@@ -84,7 +85,7 @@ class Bernoulli(Distribution):
 
     def sample(self, sample_shape, seed):
         shape = tuple(sample_shape) + self.backend.shape_of(self.logits)
-        uniform = self.backend.uniform(shape, seed, self.dtype)
+        uniform = open_uniform(self.backend, shape, seed, self.dtype)
         return self.backend.cast(uniform < self.backend.sigmoid(self.logits), self.dtype)
 
     def log_prob(self, value):
@@ -138,8 +139,7 @@ class OneHotCategorical(Distribution):
     def sample(self, sample_shape, seed):
         backend = self.backend
         shape = tuple(sample_shape) + backend.shape_of(self.logits)
-        uniform = backend.uniform(shape, seed, self.dtype, low=backend.finfo_eps(self.dtype), high=1.0)
-        gumbel = -backend.log(-backend.log(uniform))
+        gumbel = gumbel_noise(backend, shape, seed, self.dtype)
         index = backend.argmax(self.logits + gumbel, axis=-1)
         return backend.one_hot(index, self.num_classes, self.dtype)
 
@@ -156,8 +156,25 @@ class Normal(Distribution):
 
     def __init__(self, loc, scale, event_ndims: int = 0):
         self.backend = get_backend(loc, scale)
-        self.loc = self.backend.convert(loc) if not self.backend.is_array(loc) else loc
-        self.scale = self.backend.convert(scale) if not self.backend.is_array(scale) else scale
+        backend = self.backend
+        if backend.is_array(loc):
+            self.loc = loc
+            self.scale = (
+                scale if backend.is_array(scale) else backend.convert(scale, backend.dtype_of(loc))
+            )
+        elif backend.is_array(scale):
+            self.scale = scale
+            self.loc = backend.convert(loc, backend.dtype_of(scale))
+        else:
+            raise TypeError(
+                "Normal needs loc or scale as a tensor (tf.Tensor or jax.Array) to fix the "
+                "dtype; got two Python/NumPy values."
+            )
+        if backend.dtype_of(self.loc) != backend.dtype_of(self.scale):
+            raise TypeError(
+                f"loc has dtype {backend.dtype_name(backend.dtype_of(self.loc))} but scale has "
+                f"{backend.dtype_name(backend.dtype_of(self.scale))}; they must match."
+            )
         shape = self.backend.shape_of(self.loc + self.scale)
         _check_event_ndims(event_ndims, len(shape), shape, "loc")
         self.event_ndims = event_ndims

@@ -19,8 +19,9 @@ from fxgx.testing import assert_unbiased, gradient_moments, moments_of
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 def test_closed_form_score_is_unbiased(problem_name, backend_name):
     problem = get_problem(problem_name)
-    moments = gradient_moments(reinforce(higher_order=False), problem, num_estimates=262144,
-                               seed=11, backend=backend_name)
+    moments = gradient_moments(
+        reinforce(higher_order=False), problem, num_estimates=262144, seed=11, backend=backend_name
+    )
     assert_unbiased(moments, problem.exact_gradient(), detectable_bias=problem.detectable_bias)
 
 
@@ -30,8 +31,9 @@ def test_closed_form_and_dice_forms_give_the_same_first_derivative(backend):
 
     def gradient(estimator):
         def total(logits):
-            return estimator(problem.function, Bernoulli(logits, event_ndims=1), seed=5,
-                             num_samples=16)
+            return estimator(
+                problem.function, Bernoulli(logits, event_ndims=1), seed=5, num_samples=16
+            )
 
         value, (grad,) = backend.value_and_gradient(total, [logits])
         return backend.to_numpy(value), backend.to_numpy(grad)
@@ -94,11 +96,14 @@ def test_tensorflow_probability_distributions_are_accepted():
 
     problem = BernoulliToy(0.45, [-2.0, 0.0, 2.0])
     logits = tf.constant(problem.logits, tf.float64)
-    wrapped = tfp.distributions.Independent(tfp.distributions.Bernoulli(logits=logits, dtype=tf.float64), 1)
+    wrapped = tfp.distributions.Independent(
+        tfp.distributions.Bernoulli(logits=logits, dtype=tf.float64), 1
+    )
     with tf.GradientTape() as tape:
         tape.watch(logits)
         wrapped = tfp.distributions.Independent(
-            tfp.distributions.Bernoulli(logits=logits, dtype=tf.float64), 1)
+            tfp.distributions.Bernoulli(logits=logits, dtype=tf.float64), 1
+        )
         surrogate = reinforce()(problem.function, wrapped, seed=1, num_samples=200_000)
     gradient = tape.gradient(surrogate, logits).numpy()
     # One estimate from 200k samples: its standard error is below 4e-4 per coordinate
@@ -115,8 +120,9 @@ def test_generic_tensorflow_probability_distribution_uses_its_own_sampler_and_lo
     with tf.GradientTape() as tape:
         tape.watch(rate)
         distribution = tfp.distributions.Poisson(rate=rate)
-        surrogate = reinforce(baseline=3.75)(lambda z: z**2, distribution, seed=4,
-                                             num_samples=400_000)
+        surrogate = reinforce(baseline=3.75)(
+            lambda z: z**2, distribution, seed=4, num_samples=400_000
+        )
     gradient = float(tape.gradient(surrogate, rate))
     assert float(surrogate) == pytest.approx(1.5 + 1.5**2, abs=0.05)
     # The estimate's standard error is about 0.006 here; 6 standard errors.

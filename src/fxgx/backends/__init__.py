@@ -9,7 +9,6 @@ is seen (``import fxgx`` imports neither).
 
 from __future__ import annotations
 
-import importlib
 import sys
 from types import ModuleType
 from typing import Any
@@ -38,13 +37,19 @@ def backend_by_name(name: str) -> ModuleType:
     if key in _LOADED:
         return _LOADED[key]
     try:
-        _LOADED[key] = importlib.import_module(_REGISTRY[key][1])
-        return _LOADED[key]
+        # Import statements, not importlib calls: AutoGraph (tracing a user's tf.function)
+        # converts function calls it meets, and would warn about importlib's internals.
+        if key == "tensorflow":
+            from fxgx.backends import tensorflow_backend as module  # noqa: PLC0415
+        else:
+            from fxgx.backends import jax_backend as module  # noqa: PLC0415
     except ImportError as error:
         extra = "tf" if key == "tensorflow" else "jax"
         raise ImportError(
             f"The {key} backend needs {key} installed: pip install 'fxgx[{extra}]' ({error})."
         ) from error
+    _LOADED[key] = module
+    return module
 
 
 def _framework_of(value: Any) -> str | None:

@@ -154,7 +154,10 @@ def is_native_seed(seed) -> bool:
 
 
 def seed_from_int(value: int):
-    return tf.constant([0, value], dtype=tf.int64)
+    # threefry reads each seed word as uint32, so [0, value] would make seed=2**32 equal
+    # seed=0. Two 32-bit words keep all 64 bits (and equal the JAX backend's key data).
+    value %= 2**64
+    return tf.constant([value >> 32, value & 0xFFFFFFFF], dtype=tf.int64)
 
 
 def seed_from_pair(pair):
@@ -242,3 +245,16 @@ def widest_float() -> str:
 def name_scope(name: str):
     """A TensorFlow name scope (graph op names); JAX's backend returns a null context."""
     return tf.name_scope(name)
+
+
+@tf.autograph.experimental.do_not_convert
+def run_eagerly(function):
+    """``function()`` run eagerly, with working gradient tapes, even while a ``tf.function``
+    is being traced (for small one-off probes whose result is a Python constant).
+
+    It runs on a fresh thread: TF's graph-building and tape state are per thread
+    (``tf.init_scope`` would lift to eager mode but pauses every gradient tape)."""
+    import concurrent.futures  # noqa: PLC0415 - only needed here
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(function).result()

@@ -74,11 +74,15 @@ def _factories(backend):
         "bernoulli_toy": lambda: BernoulliToy(0.45, [-2.0, 0.0, 2.0]),
         "bernoulli_toy_0499": lambda: BernoulliToy(0.499, [-2.0, 0.0, 2.0]),
         "nonadditive_bernoulli": lambda: EnumeratedBernoulli(
-            nonadditive_function, NONADDITIVE_LOGITS, name="nonadditive_bernoulli(D=8)",
+            nonadditive_function,
+            NONADDITIVE_LOGITS,
+            name="nonadditive_bernoulli(D=8)",
             backend=backend,
         ),
         "categorical": lambda: EnumeratedCategorical(
-            categorical_function, CATEGORICAL_LOGITS, name="categorical(D=3, K=4)",
+            categorical_function,
+            CATEGORICAL_LOGITS,
+            name="categorical(D=3, K=4)",
             backend=backend,
         ),
         "gaussian": GaussianQuadratic,
