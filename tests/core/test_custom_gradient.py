@@ -150,6 +150,24 @@ def test_tfp_custom_gradient_returns_mean_cotangent_times_gx(framework):
     assert not np.allclose(tfp_gradient, fxgx_gradient)
 
 
+@pytest.mark.parametrize("backend", ["tensorflow"], indirect=True)
+def test_tfp_flips_negative_zero_and_spreads_inf_x_where_fxgx_does_not(framework):
+    """The two other differences from TFP stated in docs/custom_gradient.md."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    fx = tf.constant([-0.0, 1.0])
+    ones = tf.ones([2])
+    flipped = tfp.math.custom_gradient(fx, ones, tf.constant([1.0, 2.0])).numpy()
+    kept = custom_gradient(fx, ones, tf.constant([1.0, 2.0])).numpy()
+    assert not np.signbit(flipped[0])
+    framework.assert_bitwise_equal(kept, [-0.0, 1.0], "float32")
+
+    x_with_inf = tf.constant([1.0, np.inf])
+    assert np.isnan(tfp.math.custom_gradient(ones, ones, x_with_inf).numpy()).all()
+    np.testing.assert_array_equal(custom_gradient(ones, ones, x_with_inf).numpy(), [1.0, 1.0])
+
+
 # ------------------------------------------------------------------- axis conventions
 
 
@@ -294,7 +312,9 @@ def test_negative_zero_survives_with_either_sign_of_gx(framework):
     fx_ = np.full(4, -0.0, np.float32)
     x_ = np.array([1.0, -1.0, 0.0, -0.0], np.float32)
     for gx_ in (np.ones(4, np.float32), -np.ones(4, np.float32), np.zeros(4, np.float32)):
-        h = custom_gradient(framework.constant(fx_), framework.constant(gx_), framework.constant(x_))
+        h = custom_gradient(
+            framework.constant(fx_), framework.constant(gx_), framework.constant(x_)
+        )
         framework.assert_bitwise_equal(framework.numpy(h), fx_, "float32")
 
 
@@ -487,8 +507,11 @@ def test_gx_dtype_different_from_x_is_a_type_error(framework):
 
 def test_incompatible_fx_shape_names_shapes_and_axis(framework):
     with pytest.raises(ValueError) as info:
-        custom_gradient(framework.constant(_random(2)), framework.constant(_random(3)),
-                        framework.constant(_random(3)))
+        custom_gradient(
+            framework.constant(_random(2)),
+            framework.constant(_random(3)),
+            framework.constant(_random(3)),
+        )
     message = str(info.value)
     assert "fx has shape (2,)" in message
     assert "(3,)" in message and "axis=()" in message
@@ -496,15 +519,26 @@ def test_incompatible_fx_shape_names_shapes_and_axis(framework):
 
 def test_batch_fx_with_wrong_axis_names_expected_shape(framework):
     with pytest.raises(ValueError, match=r"axis=0 needs fx of shape \(3,\)"):
-        custom_gradient(framework.constant(_random(4)), framework.constant(_random((4, 3))),
-                        framework.constant(_random((4, 3))), axis=0)
+        custom_gradient(
+            framework.constant(_random(4)),
+            framework.constant(_random((4, 3))),
+            framework.constant(_random((4, 3))),
+            axis=0,
+        )
 
 
 def test_gx_of_neither_allowed_shape_is_a_value_error(framework):
-    with pytest.raises(ValueError, match=r"gx has shape \(5,\); it must have x's shape \(4, 3\) "
-                                         r"or fx's shape \(4,\)"):
-        custom_gradient(framework.constant(_random(4)), framework.constant(_random(5)),
-                        framework.constant(_random((4, 3))), axis=1)
+    with pytest.raises(
+        ValueError,
+        match=r"gx has shape \(5,\); it must have x's shape \(4, 3\) "
+        r"or fx's shape \(4,\)",
+    ):
+        custom_gradient(
+            framework.constant(_random(4)),
+            framework.constant(_random(5)),
+            framework.constant(_random((4, 3))),
+            axis=1,
+        )
 
 
 @pytest.mark.parametrize("gx_structure", ["leaf", "short-list", "nested"])

@@ -203,10 +203,3 @@ def widest_float() -> str:
 def name_scope(name: str):
     """JAX has no name scopes that matter here: a null context."""
     return contextlib.nullcontext()
-
-
-def run_eagerly(function):
-    """``function()`` evaluated eagerly even inside a ``jax.jit`` trace (for small one-off
-    probes on concrete values whose result is a Python constant)."""
-    with jax.ensure_compile_time_eval():
-        return function()

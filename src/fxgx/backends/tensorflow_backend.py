@@ -245,16 +245,3 @@ def widest_float() -> str:
 def name_scope(name: str):
     """A TensorFlow name scope (graph op names); JAX's backend returns a null context."""
     return tf.name_scope(name)
-
-
-@tf.autograph.experimental.do_not_convert
-def run_eagerly(function):
-    """``function()`` run eagerly, with working gradient tapes, even while a ``tf.function``
-    is being traced (for small one-off probes whose result is a Python constant).
-
-    It runs on a fresh thread: TF's graph-building and tape state are per thread
-    (``tf.init_scope`` would lift to eager mode but pauses every gradient tape)."""
-    import concurrent.futures  # noqa: PLC0415 - only needed here
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
-        return executor.submit(function).result()

@@ -17,6 +17,9 @@ Two details keep the value *bitwise* equal to ``fx``:
   ``gx * 0`` with an infinite ``gx`` would be NaN); their gradient is 0. A non-finite ``gx``
   on a finite ``x`` still poisons the value, as ``inf * 0`` is NaN: pass finite ``gx`` there.
 
+(Subnormal ``fx`` values are the exception: TF and XLA on CPU flush them to zero in any
+arithmetic, ``fx - 0`` included.)
+
 Reference: the ``custom_gradient`` of TF 1.6's ``tf.contrib.bayesflow.custom_grad``.
 """
 
@@ -122,7 +125,7 @@ def _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped)
         fx = backend.stop_gradient(fx)
 
     correction = None
-    for index, (x_leaf, gx_leaf) in enumerate(zip(x_leaves, gx_leaves)):
+    for index, (x_leaf, gx_leaf) in enumerate(zip(x_leaves, gx_leaves, strict=True)):
         suffix = "" if len(x_leaves) == 1 else f"[{index}]"
         gx_leaf = _as_tensor(backend, gx_leaf, backend.dtype_of(x_leaf), "gx" + suffix)
         _check_floating(backend, gx_leaf, "gx" + suffix)

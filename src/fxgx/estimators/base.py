@@ -32,6 +32,10 @@ class Estimator:
     minimum_samples: ClassVar[int] = 1
     #: Whether the gradient estimate is unbiased for ``grad E[f]``.
     unbiased: ClassVar[bool] = True
+    #: Whether gradients flow through the *values* of ``f`` (to parameters ``f`` closes
+    #: over): True for pathwise estimators, VIMCO and REBAR/RELAX; False for estimators
+    #: that evaluate ``f`` under ``stop_gradient`` (score function, ARM, DisARM).
+    passes_function_gradients: ClassVar[bool] = False
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1):
         distribution = self._check_distribution(distribution)

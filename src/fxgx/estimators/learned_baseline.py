@@ -65,9 +65,9 @@ class LearnedBaseline(Estimator):
             baseline = backend.cast(baseline, backend.dtype_of(values))
         batch_shape = tuple(backend.shape_of(values)[1:])
         shape = tuple(backend.shape_of(baseline))
+        trailing = batch_shape[len(batch_shape) - len(shape):]
         if len(shape) > len(batch_shape) or any(
-            size not in (1, batch_size)
-            for size, batch_size in zip(shape, batch_shape[len(batch_shape) - len(shape):])
+            size not in (1, batch_size) for size, batch_size in zip(shape, trailing, strict=True)
         ):
             raise ValueError(
                 f"baseline returned shape {shape}; it must return one value per batch member "

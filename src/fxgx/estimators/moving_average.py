@@ -53,28 +53,25 @@ def prepare_call(estimator, function, distribution, seed, num_samples):
     return distribution, backend, seed, num_samples
 
 
-def _reduce_to_shape(backend, values, shape):
-    """Average ``values`` over the dimensions that ``shape`` broadcasts along."""
-    values_shape = backend.shape_of(values)
-    if len(shape) > len(values_shape):
-        raise ValueError(
-            f"The moving-average state has shape {tuple(shape)}, which does not broadcast to "
-            f"the batch shape {tuple(values_shape)}; use shape=() or the batch shape."
-        )
-    offset = len(values_shape) - len(shape)
+def _reduced_axes(state_shape, batch_shape):
+    """The batch axes a state of ``state_shape`` averages over; raises if it does not
+    broadcast to ``batch_shape``."""
+    state_shape, batch_shape = tuple(state_shape), tuple(batch_shape)
+    offset = len(batch_shape) - len(state_shape)
+    error = ValueError(
+        f"The moving-average state has shape {state_shape}, which does not broadcast to the "
+        f"batch shape {batch_shape}; use initial_state(shape=()) or the batch shape."
+    )
+    if offset < 0:
+        raise error
     axes = list(range(offset))
-    for index, size in enumerate(shape):
-        batch_size = values_shape[offset + index]
+    for index, size in enumerate(state_shape):
+        batch_size = batch_shape[offset + index]
         if size == 1 and batch_size != 1:
             axes.append(offset + index)
         elif size != batch_size:
-            raise ValueError(
-                f"The moving-average state has shape {tuple(shape)}, which does not broadcast "
-                f"to the batch shape {tuple(values_shape)}; use shape=() or the batch shape."
-            )
-    if axes:
-        values = backend.reduce_mean(values, axis=tuple(axes))
-    return backend.reshape(values, tuple(shape))
+            raise error
+    return tuple(axes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,14 +119,17 @@ class MovingAverageBaseline(Estimator):
             state = self.initial_state(backend, dtype)
         average = backend.stop_gradient(backend.cast(backend.convert(state.average), dtype))
         weight = backend.stop_gradient(backend.cast(backend.convert(state.weight), dtype))
+        state_shape = backend.shape_of(average)
+        axes = _reduced_axes(state_shape, backend.shape_of(values)[1:])
         seen = backend.greater(weight, backend.zeros_like(weight))
         safe_weight = backend.where(seen, weight, backend.ones_like(weight))
         baseline = backend.where(seen, average / safe_weight, backend.zeros_like(average))
         log_prob = distribution.log_prob(samples)
         surrogate = score_function_surrogate(backend, values, log_prob, baseline, num_samples)
-        batch_mean = _reduce_to_shape(
-            backend, backend.reduce_mean(values, axis=0), backend.shape_of(average)
-        )
+        batch_mean = backend.reduce_mean(values, axis=0)
+        if axes:
+            batch_mean = backend.reduce_mean(batch_mean, axis=axes)
+        batch_mean = backend.reshape(batch_mean, state_shape)
         new_state = MovingAverageState(
             average=self.decay * average + (1.0 - self.decay) * batch_mean,
             weight=self.decay * weight + (1.0 - self.decay),

@@ -72,7 +72,9 @@ class Reinforce(Estimator):
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         samples = draw(distribution, backend, seed, num_samples)
-        values = backend.stop_gradient(evaluate(function, samples, distribution, backend, num_samples))
+        values = backend.stop_gradient(
+            evaluate(function, samples, distribution, backend, num_samples)
+        )
         baseline = backend.cast(backend.convert(self.baseline), backend.dtype_of(values))
         if not self.higher_order and getattr(distribution, "kind", "") in CLOSED_FORM_KINDS:
             return closed_form_score_surrogate(

@@ -46,12 +46,13 @@ class BernoulliToy(Problem):
         return 0.005
 
     def _probabilities(self):
-        return 1.0 / (1.0 + np.exp(-self.logits))
+        """``(p, 1 - p)``, each computed as a sigmoid so neither rounds to 0 early."""
+        return np.exp(-np.logaddexp(0.0, -self.logits)), np.exp(-np.logaddexp(0.0, self.logits))
 
     def exact_value(self) -> float:
-        p = self._probabilities()
-        return float(np.sum(p * (1 - self.target) ** 2 + (1 - p) * self.target**2))
+        p, complement = self._probabilities()
+        return float(np.sum(p * (1 - self.target) ** 2 + complement * self.target**2))
 
     def exact_gradient(self) -> np.ndarray:
-        p = self._probabilities()
-        return np.ravel(p * (1 - p) * (1 - 2 * self.target)).astype(np.float64)
+        p, complement = self._probabilities()
+        return np.ravel(p * complement * (1 - 2 * self.target)).astype(np.float64)

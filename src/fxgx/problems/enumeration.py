@@ -8,9 +8,10 @@ and for ``D`` categorical variables with ``K`` classes (``K^D`` states)
 
     dE/dtheta_{d,k} = sum_s q(s) f(s) (1[s_d = k] - softmax(theta_d)_k).
 
-Both are the score identity summed over every state: exact (up to float64 rounding), with
-no sampling. ``f`` is evaluated once, on a batch of all the states, on the chosen backend,
-so any user ``f`` written for an estimator gets an exact gradient for free.
+Both are the score identity summed over every state: exact up to rounding, with no
+sampling. ``f`` is evaluated once, on a batch of all the states, on the chosen backend in its
+widest float (float64 on TensorFlow; on JAX float32 unless ``jax_enable_x64`` is on), so any
+user ``f`` written for an estimator gets an exact gradient for free; the sums are float64.
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def enumerate_bernoulli(function, logits, *, backend: str | None = None):
     if logits.ndim != 1:
         raise ValueError(f"logits must have shape [D], got {logits.shape}.")
     states = bernoulli_states(logits.shape[0])
-    probabilities = 1.0 / (1.0 + np.exp(-logits))
-    log_q = states @ np.log(probabilities) + (1 - states) @ np.log1p(-probabilities)
+    # log sigmoid(l) = -log(1 + e^-l) by logaddexp: finite for every finite logit (log(p)
+    # and log1p(-p) would give 0 * -inf = NaN once p rounds to 0 or 1, |l| > ~37).
+    log_probabilities = -np.logaddexp(0.0, -logits)
+    probabilities = np.exp(log_probabilities)
+    log_q = states @ log_probabilities + (1 - states) @ -np.logaddexp(0.0, logits)
     weights = np.exp(log_q) * _evaluate(function, states, backend)
     value = float(np.sum(weights))
     gradient = weights @ (states - probabilities)

@@ -12,6 +12,12 @@ Inside a chunk the mean is computed twice (the second pass corrects the first, a
 compensated mean) and the central sums ``M2, M3, M4`` are taken about it. Chunks are then
 merged on the host in float64 with the pairwise update of Chan et al. (1979), extended to
 third and fourth moments by Pebay (2008). Peak memory depends on ``chunk_size`` only.
+
+Exactly ``num_estimates`` estimates are counted: the last chunk is computed at full size
+(one compiled shape) and only its first ``num_estimates mod chunk_size`` rows are kept.
+The random numbers of chunk ``i`` come from the ``i``-th split of the seed drawn for a
+batch of ``chunk_size``: the same ``(seed, chunk_size)`` gives the same moments, a different
+``chunk_size`` gives different (equally valid) draws.
 """
 
 from __future__ import annotations
@@ -128,11 +134,19 @@ def gradient_estimates_function(estimator, problem, backend, num_samples: int):
 def _chunk_statistics_function(estimator, problem, backend, num_samples, accumulate_dtype):
     estimates = gradient_estimates_function(estimator, problem, backend, num_samples)
 
-    def chunk_statistics(tiled_parameters, seed):
+    def chunk_statistics(tiled_parameters, seed, count):
+        # Rows at index >= count are dropped (the partial last chunk); count is a tensor,
+        # so a partial chunk reuses the compiled full-size computation.
         values = backend.cast(estimates(tiled_parameters, seed), accumulate_dtype)
-        first_mean = backend.reduce_mean(values, axis=0)
-        mean = first_mean + backend.reduce_mean(values - first_mean, axis=0)
-        centred = values - mean
+        batch = backend.shape_of(values)[0]
+        kept = backend.expand_dims(
+            backend.less(backend.arange(batch, accumulate_dtype), count), axis=1
+        )
+        zeros = backend.zeros_like(values)
+        first_mean = backend.reduce_sum(backend.where(kept, values, zeros), axis=0) / count
+        correction = backend.where(kept, values - first_mean, zeros)
+        mean = first_mean + backend.reduce_sum(correction, axis=0) / count
+        centred = backend.where(kept, values - mean, zeros)
         squares = centred * centred
         return (
             mean,
@@ -162,7 +176,7 @@ def gradient_moments(
     Args:
       estimator: an fxgx estimator (``est(f, distribution, seed=, num_samples=)``).
       problem: an ``fxgx.problems.Problem``.
-      num_estimates: how many independent estimates (rounded up to whole chunks).
+      num_estimates: how many independent estimates (exactly; the last chunk may be partial).
       seed: int, TF seed pair or JAX key; chunk ``i`` uses the ``i``-th split of it.
       backend: "tensorflow" or "jax".
       dtype: float dtype of the parameters and the estimator's arithmetic.
@@ -190,28 +204,35 @@ def gradient_moments(
         _chunk_statistics_function(estimator, problem, module, num_samples, accumulate_dtype),
         jit_compile=jit_compile,
     )
+    zeros = np.zeros(problem.num_coordinates)
     total = Moments(
-        count=0, mean=np.zeros(problem.num_coordinates), sum_squares=np.zeros(problem.num_coordinates),
-        sum_cubes=np.zeros(problem.num_coordinates), sum_fourth_powers=np.zeros(problem.num_coordinates),
+        count=0, mean=zeros, sum_squares=zeros, sum_cubes=zeros, sum_fourth_powers=zeros,
         seed=seed, dtype=dtype, backend=module.name, num_samples=num_samples,
     )
 
-    def absorb(summary, statistics_values):
+    def chunk_count(index):
+        return min(chunk_size, num_estimates - index * chunk_size)
+
+    def run_chunk(summary, index):
+        count = chunk_count(index)
+        statistics_values = statistics(
+            tiled, chunk_seeds[index], module.convert(count, accumulate_dtype)
+        )
         mean, m2, m3, m4 = (np.asarray(module.to_numpy(v), np.float64) for v in statistics_values)
         chunk = dataclasses.replace(
-            summary, count=chunk_size, mean=mean, sum_squares=m2, sum_cubes=m3,
+            summary, count=count, mean=mean, sum_squares=m2, sum_cubes=m3,
             sum_fourth_powers=m4,
         )
         return merge(summary, chunk)
 
     compile_start = time.perf_counter()
-    total = absorb(total, statistics(tiled, chunk_seeds[0]))
+    total = run_chunk(total, 0)
     compile_seconds = time.perf_counter() - compile_start
     if progress is not None:
         progress(1, num_chunks)
     start = time.perf_counter()
     for index in range(1, num_chunks):
-        total = absorb(total, statistics(tiled, chunk_seeds[index]))
+        total = run_chunk(total, index)
         if progress is not None:
             progress(index + 1, num_chunks)
     seconds = time.perf_counter() - start

@@ -1,0 +1,453 @@
+"""A sigmoid belief network (discrete VAE) on binarised 8x8 digits, trained with seven estimators.
+
+The model has one layer of ``L`` Bernoulli latents:
+
+    p(z)     = prod_l Bernoulli(z_l; sigmoid(a_l))
+    p(x | z) = prod_d Bernoulli(x_d; sigmoid(W z + c)_d)          (decoder: linear + sigmoid)
+    q(z | x) = prod_l Bernoulli(z_l; sigmoid(V x + e)_l)          (encoder: linear + sigmoid)
+
+and is fitted by maximising the evidence lower bound ``E_q[log p(x, z) - log q(z | x)]``
+(``fxgx.vi.elbo``) or, for VIMCO, the importance-weighted bound ``E[log 1/K sum_k w_k]``
+(``fxgx.vi.importance_weighted_bound``). The data are scikit-learn's 1797 handwritten digits
+(``sklearn.datasets.load_digits``, shipped with the package: nothing is downloaded),
+thresholded at 8 of 16 grey levels.
+
+Every estimator gets the same budget of decoder evaluations per data point and step
+(``--evaluations``): ``num_samples = max(1, budget // evaluations_per_sample)`` from its
+catalogue card. RELAX also trains its control variate (temperature, scale and a residual
+network of ``z`` and ``x``) by minimising the squared norm of its encoder gradient.
+
+The script prints a table of final training and test ELBOs, the test importance-weighted
+bound (``K = 100``, a tighter estimate of ``log p(x)``), and the gradient variance; the figure
+shows the training ELBO and the log-variance of the encoder gradient over training.
+
+    python examples/sigmoid_belief_network.py                      # TensorFlow
+    python examples/sigmoid_belief_network.py --backend jax --steps 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULT_ESTIMATORS = (
+    "reinforce_leave_one_out", "arm", "disarm", "relax", "vimco", "straight_through",
+    "gumbel_softmax_hard",
+)
+#: Estimators whose training objective is the importance-weighted bound, not the ELBO.
+MULTI_SAMPLE_BOUND = ("vimco",)
+TEST_SIZE = 297
+#: Gradient scale of RELAX's control-variate objective. Adam is invariant to it (up to its
+#: epsilon); at 1e-3 the control variate's gradient still dominated the total variance that
+#: fit traces, at 1e-6 the trace measures the model's gradient and training is unchanged.
+RELAX_WEIGHT = 1e-6
+EVALUATION_SAMPLES = 16
+IMPORTANCE_SAMPLES = 100
+#: Independent encoder-gradient estimates drawn at the final parameters.
+ENCODER_DRAWS = 16
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Train a one-layer sigmoid belief network (discrete VAE) on binarised "
+        "8x8 digits with several gradient estimators at the same budget; plot ELBO curves "
+        "and gradient variance, print a table of final ELBOs."
+    )
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
+    parser.add_argument("--latents", type=int, default=32, help="Bernoulli latents L.")
+    parser.add_argument("--steps", type=int, default=5000, help="Adam steps per estimator.")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--learning-rate", type=float, default=1e-2)
+    parser.add_argument("--evaluations", type=int, default=4,
+                        help="decoder evaluations per data point and step (the shared budget).")
+    parser.add_argument("--checkpoints", type=int, default=30,
+                        help="how many times fit traces the gradient variance (0: never).")
+    parser.add_argument("--estimators", default=",".join(DEFAULT_ESTIMATORS),
+                        help="comma-separated catalogue names.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default="out/sigmoid_belief_network")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny model and a few steps (smoke test).")
+    arguments = parser.parse_args(argv)
+    if arguments.quick:
+        arguments.steps = min(arguments.steps, 4)
+        arguments.latents = min(arguments.latents, 4)
+        arguments.batch_size = min(arguments.batch_size, 8)
+        arguments.checkpoints = 0
+    if min(arguments.steps, arguments.latents, arguments.batch_size, arguments.evaluations) < 1:
+        parser.error("--steps, --latents, --batch-size and --evaluations must be positive.")
+    if arguments.checkpoints < 0:
+        parser.error("--checkpoints must be >= 0.")
+    arguments.checkpoints = min(arguments.checkpoints, arguments.steps)
+    return arguments
+
+
+# ---------------------------------------------------------------------------------- data
+
+
+def binarised_digits(seed: int):
+    """``(train, test)``: 8x8 digits as 64 binary pixels (grey level > 8), shuffled."""
+    from sklearn.datasets import load_digits
+
+    images = load_digits().data
+    pixels = (images > 8).astype(np.float32)
+    order = np.random.default_rng(seed).permutation(len(pixels))
+    pixels = pixels[order]
+    return pixels[TEST_SIZE:], pixels[:TEST_SIZE]
+
+
+# --------------------------------------------------------------------------------- model
+
+
+@dataclasses.dataclass(frozen=True)
+class SigmoidBeliefNetwork:
+    """Parameter layout and densities; parameters are a list of arrays (or ``tf.Variable``).
+
+    Order: encoder weights ``V`` [D, L], encoder bias ``e`` [L], decoder weights ``W``
+    [L, D], decoder bias ``c`` [D], prior logits ``a`` [L]; RELAX appends its control
+    variate (``log temperature``, ``scale``, residual-network weights).
+    """
+
+    backend: object
+    data_size: int
+    latents: int
+    hidden: int = 32
+
+    def initial_parameters(self, seed, data_mean, control_variate: bool):
+        generator = np.random.default_rng(seed)
+        size, latents = self.data_size, self.latents
+        mean = np.clip(data_mean, 1e-3, 1 - 1e-3)
+        parameters = [
+            0.01 * generator.standard_normal((size, latents)),
+            np.zeros(latents),
+            0.01 * generator.standard_normal((latents, size)),
+            np.log(mean) - np.log1p(-mean),  # decoder bias: the pixel marginals
+            np.zeros(latents),
+        ]
+        if control_variate:
+            parameters += [
+                np.asarray(math.log(0.5)), np.asarray(1.0),
+                0.01 * generator.standard_normal((latents + size, self.hidden)),
+                np.zeros(self.hidden), np.zeros(self.hidden), np.zeros(()),
+            ]
+        return [np.asarray(value, np.float32) for value in parameters]
+
+    def posterior(self, parameters, data):
+        """``q(z | x)``: a Bernoulli with batch shape [B] and event shape [L]."""
+        from fxgx.distributions import Bernoulli
+
+        weights, bias = parameters[0], parameters[1]
+        return Bernoulli(self.backend.matmul(data, weights) + bias, event_ndims=1)
+
+    def _affine(self, values, weights, bias):
+        """``values @ weights + bias`` for values of any leading shape."""
+        backend = self.backend
+        shape = backend.shape_of(values)
+        flat = backend.reshape(values, (-1, shape[-1]))
+        result = backend.matmul(flat, weights) + bias
+        return backend.reshape(result, tuple(shape[:-1]) + (backend.shape_of(weights)[-1],))
+
+    def log_joint(self, parameters, data, latents):
+        """``log p(x, z)`` for latents of shape ``[S, B, L]`` (or continuous relaxations)."""
+        from fxgx.distributions import Bernoulli
+
+        weights, bias, prior_logits = parameters[2], parameters[3], parameters[4]
+        decoder_logits = self._affine(latents, weights, bias)
+        likelihood = Bernoulli(decoder_logits, event_ndims=1).log_prob(data)
+        return likelihood + Bernoulli(prior_logits, event_ndims=1).log_prob(latents)
+
+    def residual(self, data):
+        """RELAX's residual control variate ``r(z, x)``: one tanh layer of ``[sigmoid(z), x]``."""
+        backend = self.backend
+
+        def control_variate(perturbed, parameters):
+            weights, bias, output_weights, output_bias = parameters
+            shape = backend.shape_of(perturbed)
+            tiled = backend.broadcast_to(data, tuple(shape[:-1]) + (self.data_size,))
+            features = backend.concat([backend.sigmoid(perturbed), tiled], axis=-1)
+            hidden = backend.tanh(self._affine(features, weights, bias))
+            return backend.reduce_sum(hidden * output_weights, axis=-1) + output_bias
+
+        return control_variate
+
+
+def minibatch(backend, data, size, seed):
+    """``size`` rows of ``data`` drawn uniformly with replacement (a one-hot product, so it
+    compiles on every backend)."""
+    count = backend.shape_of(data)[0]
+    uniform = backend.uniform((size,), seed, "float32")
+    index = backend.minimum(backend.cast(uniform * count, "int32"), count - 1)
+    return backend.matmul(backend.one_hot(index, count, "float32"), data)
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def training_loss(card, model, train, arguments):
+    """``(loss, batch_loss, num_samples)``: ``loss(parameters, seed)`` is minus the training
+    bound on a random minibatch drawn from the seed, ``batch_loss(parameters, batch, seed)``
+    the same on a given minibatch."""
+    from fxgx import vi
+    from fxgx.core.seeds import canonical_seed, split_seed
+
+    backend = model.backend
+    minimum = getattr(card.make(), "minimum_samples", 1)
+    num_samples = max(minimum, arguments.evaluations // card.evaluations_per_sample)
+    data_tensor = backend.convert(train)
+
+    def relax_estimator(parameters, batch, stop):
+        hold = backend.stop_gradient if stop else (lambda value: value)
+        return dataclasses.replace(
+            card.make(control_variate=model.residual(batch)),
+            temperature=backend.exp(hold(parameters[5])), scale=hold(parameters[6]),
+            control_variate_parameters=[hold(value) for value in parameters[7:]],
+        )
+
+    def loss(parameters, seed):
+        seeds = split_seed(canonical_seed(seed, backend), ("batch", "bound"), backend)
+        batch = minibatch(backend, data_tensor, arguments.batch_size, seeds["batch"])
+        return batch_loss(parameters, batch, seeds["bound"])
+
+    def batch_loss(parameters, batch, seed):
+        seeds = split_seed(canonical_seed(seed, backend), ("bound", "variance"), backend)
+        posterior = model.posterior(parameters, batch)
+
+        def target(latents):
+            return model.log_joint(parameters, batch, latents)
+
+        if card.name in MULTI_SAMPLE_BOUND:
+            bound = vi.importance_weighted_bound(target, posterior, seed=seeds["bound"],
+                                                 num_samples=num_samples, estimator=card.make())
+            return -backend.reduce_mean(bound)
+        estimator = card.make()
+        if card.name == "relax":
+            estimator = relax_estimator(parameters, batch, stop=True)
+        bound = vi.elbo(target, posterior, seed=seeds["bound"], num_samples=num_samples,
+                        estimator=estimator)
+        value = -backend.reduce_mean(bound)
+        if card.name == "relax":
+            # The control variate minimises |g|^2 of the encoder-logit gradient (its variance
+            # up to a constant) for the learning signal the ELBO hands the estimator, log
+            # p(x, z) (fxgx.vi.elbo adds the entropy of q exactly). The model is held fixed
+            # here. The term's value is removed and its gradient scaled by RELAX_WEIGHT:
+            # Adam does not care about the scale, and the traced gradient variance then
+            # measures the model's gradient, not the control variate's.
+            frozen = [backend.stop_gradient(value) for value in parameters[:5]]
+
+            def learning_signal(latents):
+                return model.log_joint(frozen, batch, latents)
+
+            variance = relax_estimator(parameters, batch, stop=False).variance_loss(
+                learning_signal, model.posterior(frozen, batch), seed=seeds["variance"],
+                num_samples=num_samples)
+            scaled = RELAX_WEIGHT * variance
+            value = value + scaled - backend.stop_gradient(scaled)
+        return value
+
+    return loss, batch_loss, num_samples
+
+
+def evaluation(model, backend):
+    """Compiled ``(elbo, importance-weighted bound)`` per data point, from fixed seeds."""
+    from fxgx.core.seeds import canonical_seed
+
+    def bounds(parameters, data, seed):
+        seed = canonical_seed(seed, backend)
+        posterior = model.posterior(parameters, data)
+        latents = backend.stop_gradient(posterior.sample((IMPORTANCE_SAMPLES,), seed))
+        weights = model.log_joint(parameters, data, latents) - posterior.log_prob(latents)
+        elbo = backend.reduce_mean(weights[:EVALUATION_SAMPLES], axis=0)
+        bound = backend.logsumexp(weights, axis=0) - math.log(IMPORTANCE_SAMPLES)
+        return backend.reduce_mean(elbo), backend.reduce_mean(bound)
+
+    return backend.compile(bounds)
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def encoder_gradient_variance(batch_loss, parameters, batch, backend, seed,
+                              draws=ENCODER_DRAWS):
+    """``sum_j Var(g_j)`` over the encoder's weights and biases (the parameters of ``q``, the
+    only ones whose gradient the discrete estimator forms), from ``draws`` independent
+    estimates of the gradient of ``batch_loss`` at ``parameters`` on one fixed ``batch``
+    (so that only the latent samples vary between the draws)."""
+    batch = backend.convert(batch)
+
+    def encoder_gradient(parameters, seed):
+        _, gradients = backend.value_and_gradient(
+            lambda *values: batch_loss(list(values), batch, seed), parameters)
+        return gradients[0], gradients[1]
+
+    compiled = backend.compile(encoder_gradient, jit_compile=backend.name == "jax")
+    estimates = [compiled(parameters, np.array([seed, index], np.int32))
+                 for index in range(draws)]
+    total = 0.0
+    for part in range(2):
+        stacked = np.stack([np.asarray(estimate[part], np.float64) for estimate in estimates])
+        total += float(np.sum(np.var(stacked, axis=0, ddof=1)))
+    return total
+
+
+def make_parameters(backend, arrays):
+    """TensorFlow: a list of ``tf.Variable``; JAX: a list of arrays (a pytree)."""
+    if backend.name == "tensorflow":
+        import tensorflow as tf
+
+        return [tf.Variable(array) for array in arrays]
+    return [backend.convert(array) for array in arrays]
+
+
+def smooth(values, window):
+    """Trailing moving average (the first points average what is there)."""
+    values = np.asarray(values, float)
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
+
+
+def run_estimator(card, model, train, test, arguments):
+    from fxgx import vi
+
+    backend = model.backend
+    loss, batch_loss, num_samples = training_loss(card, model, train, arguments)
+    arrays = model.initial_parameters(arguments.seed, train.mean(axis=0),
+                                      control_variate=card.name == "relax")
+    parameters = make_parameters(backend, arrays)
+    every = max(1, arguments.steps // arguments.checkpoints) if arguments.checkpoints else 0
+    result = vi.fit(loss, parameters, num_steps=arguments.steps, seed=arguments.seed,
+                    learning_rate=arguments.learning_rate, trace_variance_every=every,
+                    progress=False)
+    bounds = evaluation(model, backend)
+    final = result.parameters
+    train_elbo, _ = bounds(final, backend.convert(train), np.array([arguments.seed, 8], np.int32))
+    test_elbo, test_bound = bounds(final, backend.convert(test),
+                                   np.array([arguments.seed, 9], np.int32))
+    encoder_variance = encoder_gradient_variance(batch_loss, final,
+                                                 train[: arguments.batch_size], backend,
+                                                 arguments.seed + 1)
+    traced = np.flatnonzero(np.isfinite(result.gradient_variance))
+    variances = result.gradient_variance[traced]
+    return {
+        "name": card.name, "num_samples": num_samples,
+        "evaluations_per_step": num_samples * card.evaluations_per_sample,
+        "objective": "IWAE bound" if card.name in MULTI_SAMPLE_BOUND else "ELBO",
+        "training_bound": (-np.asarray(result.losses, float)).tolist(),
+        "variance_steps": traced.tolist(),
+        "log10_gradient_variance": np.log10(np.maximum(variances, 1e-30)).tolist(),
+        "final_train_elbo": float(train_elbo), "test_elbo": float(test_elbo),
+        "test_importance_weighted_bound": float(test_bound), "seconds": result.seconds,
+        "log10_final_encoder_gradient_variance": float(np.log10(max(encoder_variance, 1e-30))),
+    }
+
+
+def plot(records, arguments, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    window = max(1, arguments.steps // 30)
+    lows, highs = [], []
+    for record in records:
+        style = "--" if record["name"] in ("straight_through", "gumbel_softmax_hard") else "-"
+        label = f"{record['name']} ({record['evaluations_per_step']} f/step)"
+        if record["objective"] != "ELBO":
+            label += f", {record['objective']}"
+        curve = smooth(record["training_bound"], window)
+        left.plot(np.arange(1, len(curve) + 1), curve, style, label=label)
+        lows.append(np.percentile(curve, 5))
+        highs.append(curve.max())
+        right.plot(record["variance_steps"], record["log10_gradient_variance"], style,
+                   label=label)
+    spread = max(highs) - min(lows) + 1e-9
+    left.set_ylim(min(lows) - 0.05 * spread, max(highs) + 0.05 * spread)
+    left.set_xlabel("step")
+    left.set_ylabel(f"training bound, nats per image ({window}-step average)")
+    left.set_title(f"sigmoid belief network, L = {arguments.latents} Bernoulli latents")
+    right.set_xlabel("step")
+    right.set_ylabel("log10 total variance of the gradient")
+    right.set_title("traced by fxgx.vi.fit (8 extra estimates)")
+    left.legend(fontsize=8)
+    figure.suptitle(f"binarised 8x8 digits, {arguments.backend} backend, "
+                    f"budget {arguments.evaluations} decoder evaluations per image and step")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def quiet_tensorflow():
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+
+
+def select_cards(names):
+    from fxgx.catalogue import load_cards
+
+    cards = {card.name: card for card in load_cards()}
+    selected = []
+    for name in [name.strip() for name in names.split(",") if name.strip()]:
+        if name not in cards:
+            print(f"skipping {name}: not in the estimator catalogue")
+        elif not cards[name].supports("bernoulli"):
+            print(f"skipping {name}: it does not support Bernoulli latents")
+        else:
+            selected.append(cards[name])
+    return selected
+
+
+def main(argv=None):
+    arguments = parse_arguments(argv)
+    from fxgx.backends import backend_by_name
+
+    backend = backend_by_name(arguments.backend)
+    if backend.name == "tensorflow":
+        quiet_tensorflow()
+    output = Path(arguments.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    train, test = binarised_digits(arguments.seed)
+    model = SigmoidBeliefNetwork(backend, train.shape[1], arguments.latents)
+    records = []
+    for card in select_cards(arguments.estimators):
+        record = run_estimator(card, model, train, test, arguments)
+        records.append(record)
+        print(f"{record['name']:<24} train ELBO {record['final_train_elbo']:8.2f}  "
+              f"test ELBO {record['test_elbo']:8.2f}  ({record['seconds']:.0f} s)", flush=True)
+    if not records:
+        raise SystemExit("no estimator to run")
+    header = (f"| estimator | samples | f/step | objective | train ELBO | test ELBO | "
+              f"test log p(x) >= (K={IMPORTANCE_SAMPLES}) | log10 Var (all, median) | "
+              f"log10 Var (encoder, final) | seconds |")
+    print()
+    print(header)
+    print("|" + "---|" * 10)
+    for record in records:
+        traced = record["log10_gradient_variance"]
+        print(f"| {record['name']} | {record['num_samples']} | "
+              f"{record['evaluations_per_step']} | {record['objective']} | "
+              f"{record['final_train_elbo']:.2f} | {record['test_elbo']:.2f} | "
+              f"{record['test_importance_weighted_bound']:.2f} | "
+              f"{np.median(traced) if traced else float('nan'):.2f} | "
+              f"{record['log10_final_encoder_gradient_variance']:.2f} | "
+              f"{record['seconds']:.0f} |")
+    figure_path = output / "sigmoid_belief_network.png"
+    plot(records, arguments, figure_path)
+    with open(output / "sigmoid_belief_network.json", "w") as handle:
+        json.dump({"arguments": vars(arguments), "results": records}, handle, indent=1)
+    print(f"\nfigure: {figure_path}")
+    return records
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,225 @@
+"""Gumbel-softmax (Concrete) relaxations and their straight-through ("hard") forms.
+
+One-hot categorical with ``K`` classes (Jang, Gu & Poole, 2017; Maddison, Mnih & Teh, 2017):
+with Gumbel noise ``g_k = -log(-log u_k)``,
+
+    y = softmax((log_softmax(logits) + g) / temperature),
+    hard = one_hot(argmax(log_softmax(logits) + g)).
+
+Bernoulli (the binary Concrete, or relaxed Bernoulli): with logistic noise
+``n = log u - log(1 - u)``,
+
+    y = sigmoid((logits + n) / temperature),    hard = 1[logits + n > 0].
+
+``hard`` is an exact sample of the distribution (the Gumbel-max trick) and ``y`` tends to
+``hard`` as the temperature tends to 0. The relaxed estimator feeds ``y`` to ``f``; the hard
+(straight-through Gumbel) estimator feeds ``custom_gradient(hard, 1, y)``: the value of the
+hard sample with the gradient of the relaxed one. Both are biased for ``grad E[f(z)]``.
+
+Numerics: uniform draws lie strictly inside (0, 1) (the draw grid shifted by half a step),
+so the noise is finite; everything is computed from log-probabilities and perturbed logits
+with ``softmax``/``sigmoid``, which never overflow, so temperatures of 0.01 with logits of
++-50 give finite values and gradients.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import ClassVar
+
+import numpy as np
+
+from fxgx.backends import get_backend
+from fxgx.core.custom_gradient import custom_gradient
+from fxgx.core.random import gumbel_noise, logistic_noise, open_uniform  # noqa: F401
+from fxgx.core.seeds import canonical_seed
+from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+
+# ------------------------------------------------------------------------- validation
+
+
+def _concrete_values(value):
+    """``value`` as a NumPy array when it is known now, else None (traced/symbolic)."""
+    if isinstance(value, numbers.Number):
+        return np.asarray(value)
+    try:
+        return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
+        return None
+
+
+def check_positive(value, argument: str):
+    """Raise unless ``value`` is a positive finite number (or an array of them).
+
+    Tensors that are only known when the computation runs (inside ``tf.function`` or
+    ``jax.jit``) cannot be checked here and are accepted as given.
+    """
+    if isinstance(value, bool) or isinstance(value, str) or value is None:
+        raise TypeError(f"{argument} must be a positive number, got {value!r}.")
+    values = _concrete_values(value)
+    if values is None:
+        return value
+    if not (np.issubdtype(values.dtype, np.number) and not np.iscomplexobj(values)):
+        raise TypeError(f"{argument} must be a positive number, got {value!r}.")
+    if values.size == 0 or not np.all(np.isfinite(values)) or not np.all(values > 0):
+        raise ValueError(f"{argument}={value!r} must be positive and finite (> 0).")
+    return value
+
+
+def check_positive_number(value, argument: str) -> float:
+    """A hyper-parameter given to a factory: a Python number > 0, returned as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a positive number, got {value!r}.")
+    if not math.isfinite(float(value)) or float(value) <= 0:
+        raise ValueError(f"{argument}={value!r} must be positive and finite (> 0).")
+    return float(value)
+
+
+def as_dtype_of(backend, value, dtype):
+    """A Python number or an array as a ``dtype`` array of ``backend``."""
+    if backend.is_array(value):
+        return value if backend.dtype_of(value) == dtype else backend.cast(value, dtype)
+    if isinstance(value, numbers.Real):
+        return backend.convert(float(value), dtype)
+    return backend.cast(backend.convert(value), dtype)
+
+
+def floating_logits(backend, logits, argument: str = "logits"):
+    logits = logits if backend.is_array(logits) else backend.convert(logits)
+    if not backend.is_floating(backend.dtype_of(logits)):
+        raise TypeError(
+            f"{argument} has dtype {backend.dtype_name(backend.dtype_of(logits))}; it must be "
+            "a floating tensor (float32 or float64)."
+        )
+    return logits
+
+
+# ------------------------------------------------------------------------------ noise
+
+
+# -------------------------------------------------------------------------- samples
+
+
+def sigmoid_from_log(backend, value):
+    """``sigmoid(value)`` as ``exp(log_sigmoid(value))``.
+
+    Same value, but its derivative is ``sigmoid(value) * sigmoid(-value)``, accurate to a few
+    ulps relative for every input; the derivative of ``sigmoid`` is ``y (1 - y)``, whose
+    ``1 - y`` loses all relative precision as ``y`` nears 1 (and is 0 once ``y`` rounds to 1).
+    """
+    return backend.exp(backend.log_sigmoid(value))
+
+
+def relaxed_sample(backend, kind, logits, temperature, seed, hard, sample_shape=()):
+    """Binary Concrete (``kind == "bernoulli"``) or Gumbel-softmax (``"categorical"``) draws
+    of shape ``sample_shape + logits.shape``; ``hard`` gives the straight-through form."""
+    dtype = backend.dtype_of(logits)
+    shape = tuple(sample_shape) + tuple(backend.shape_of(logits))
+    temperature = as_dtype_of(backend, temperature, dtype)
+    if kind == "bernoulli":
+        perturbed = logits + logistic_noise(backend, shape, seed, dtype)
+        relaxed = sigmoid_from_log(backend, perturbed / temperature)
+        if not hard:
+            return relaxed
+        bits = backend.cast(backend.greater(perturbed, backend.zeros_like(perturbed)), dtype)
+        return custom_gradient(bits, backend.ones_like(relaxed), relaxed)
+    if kind == "categorical":
+        perturbed = backend.log_softmax(logits) + gumbel_noise(backend, shape, seed, dtype)
+        relaxed = backend.softmax(perturbed / temperature)
+        if not hard:
+            return relaxed
+        one_hot = backend.one_hot(backend.argmax(perturbed, axis=-1), shape[-1], dtype)
+        return custom_gradient(one_hot, backend.ones_like(relaxed), relaxed)
+    raise TypeError(f"kind={kind!r}: Gumbel relaxations exist for bernoulli and categorical.")
+
+
+def _sample(kind, logits, temperature, seed, hard):
+    if not isinstance(hard, bool):
+        raise TypeError(f"hard must be True or False, got {hard!r}.")
+    check_positive(temperature, "temperature")
+    backend = get_backend(logits, temperature)
+    logits = floating_logits(backend, logits)
+    if kind == "categorical" and len(backend.shape_of(logits)) == 0:
+        raise ValueError("logits need a class axis (shape [..., K]) for gumbel_softmax_sample.")
+    noise_seed = sub_seeds(canonical_seed(seed, backend), backend, "noise")["noise"]
+    return relaxed_sample(backend, kind, logits, temperature, noise_seed, hard)
+
+
+def gumbel_softmax_sample(logits, *, temperature, seed, hard: bool = False):
+    """A Gumbel-softmax (Concrete) sample over the last axis of ``logits``.
+
+    ``y = softmax((log_softmax(logits) + g) / temperature)`` with Gumbel noise ``g``; with
+    ``hard=True`` the value is ``one_hot(argmax(log_softmax(logits) + g))`` (an exact
+    categorical sample) and the gradient is that of ``y`` (straight-through Gumbel).
+    ``temperature`` is a positive number or tensor (annealing schedules may pass a tensor).
+    Reference: Jang, Gu & Poole (2017); Maddison, Mnih & Teh (2017).
+    """
+    return _sample("categorical", logits, temperature, seed, hard)
+
+
+def binary_concrete_sample(logits, *, temperature, seed, hard: bool = False):
+    """A binary Concrete (relaxed Bernoulli) sample, elementwise in ``logits``.
+
+    ``y = sigmoid((logits + n) / temperature)`` with logistic noise ``n``; with ``hard=True``
+    the value is ``1[logits + n > 0]`` (an exact Bernoulli(sigmoid(logits)) sample) and the
+    gradient is that of ``y``. Reference: Maddison, Mnih & Teh (2017), appendix B.
+    """
+    return _sample("bernoulli", logits, temperature, seed, hard)
+
+
+# ------------------------------------------------------------------------ estimators
+
+
+@dataclasses.dataclass(frozen=True)
+class GumbelSoftmax(Estimator):
+    """``mean_s f(y_s)`` with ``y_s`` the relaxed sample. See ``gumbel_softmax``."""
+
+    temperature: float = 0.5
+    name = "gumbel_softmax"
+    passes_function_gradients = True
+    supports = ("bernoulli", "categorical")
+    unbiased = False
+    #: Whether ``f`` sees the hard sample (straight-through) or the relaxed one.
+    hard: ClassVar[bool] = False
+
+    def _estimate(self, function, distribution, backend, seed, num_samples):
+        noise_seed = sub_seeds(seed, backend, "noise")["noise"]
+        samples = relaxed_sample(
+            backend, distribution.kind, distribution.logits, self.temperature, noise_seed,
+            self.hard, (num_samples,),
+        )
+        values = evaluate(function, samples, distribution, backend, num_samples)
+        return backend.reduce_mean(values, axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class GumbelSoftmaxHard(GumbelSoftmax):
+    """``mean_s f(h_s)``, ``h_s`` the hard sample with the relaxed gradient."""
+
+    name = "gumbel_softmax_hard"
+    hard = True
+
+
+def gumbel_softmax(temperature: float = 0.5, hard: bool = False) -> GumbelSoftmax:
+    """The Gumbel-softmax / binary Concrete pathwise estimator (biased).
+
+    ``f`` is differentiated at a relaxed sample ``y`` (``hard=False``: the surrogate's value
+    estimates ``E[f(y)]``) or at the hard sample with ``y``'s gradient (``hard=True``, the
+    straight-through Gumbel estimator: the value estimates ``E[f(z)]`` without bias). Bernoulli
+    distributions use the binary Concrete, one-hot categoricals the Gumbel-softmax. One
+    evaluation of ``f`` (and of its gradient) per sample. Lower temperatures lower the bias
+    and raise the variance.
+    References: Jang, Gu & Poole (2017), "Categorical reparameterization with
+    Gumbel-softmax"; Maddison, Mnih & Teh (2017), "The Concrete distribution", ICLR.
+    """
+    temperature = check_positive_number(temperature, "temperature")
+    if not isinstance(hard, bool):
+        raise TypeError(f"hard must be True or False, got {hard!r}.")
+    return GumbelSoftmaxHard(temperature) if hard else GumbelSoftmax(temperature)
+
+
+def gumbel_softmax_hard(temperature: float = 0.5) -> GumbelSoftmaxHard:
+    """``gumbel_softmax(temperature, hard=True)``: the straight-through Gumbel estimator."""
+    return gumbel_softmax(temperature, hard=True)

@@ -1,0 +1,128 @@
+"""RELAX: REBAR's unbiased control-variate scheme with a learned control variate.
+
+    g = [f(b) - c_phi(z~)] grad log q(b) + grad c_phi(z) - grad c_phi(z~)
+
+with ``b = H(z)``, ``z`` the logistic (Bernoulli) or Gumbel (categorical) perturbed logits and
+``z~ ~ p(z | b)`` the conditional relaxed sample (see ``fxgx.estimators.rebar``). It is
+unbiased for every differentiable ``c_phi``, so ``phi`` is trained to minimise ``E[|g|^2]``
+(``variance_loss``), whose gradient equals that of ``Var(g)``. Following Grathwohl et al.
+(2018, section 3.3), fxgx's control variate is
+
+    c_phi(z) = eta f(s_lambda(z)) + r(z, parameters)
+
+a scaled REBAR term plus the user's residual ``r``; ``scale = 0`` drops the REBAR term (and
+with it the need for a differentiable ``f``). ``r`` receives the parameters given at call
+time (``control_variate_parameters=``), so under JAX they can be traced and differentiated.
+
+Reference: Grathwohl, Choi, Wu, Roeder & Duvenaud (2018), "Backpropagation through the void:
+Optimizing control variates for black-box gradient estimation", ICLR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from fxgx.estimators.base import Estimator, evaluate
+from fxgx.estimators.rebar import (
+    VarianceObjectiveMixin,
+    as_hyperparameter,
+    check_control_values,
+    check_finite,
+    check_positive,
+    control_variate_surrogate,
+    relax_sample,
+    relaxed_latents,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Relax(VarianceObjectiveMixin, Estimator):
+    """RELAX for Bernoulli and categorical latents. See ``relax``."""
+
+    control_variate: Callable | None = None
+    temperature: object = 0.5
+    scale: object = 1.0
+    control_variate_parameters: object = None
+    name = "relax"
+    passes_function_gradients = True
+    supports = ("bernoulli", "categorical")
+
+    def __call__(self, function, distribution, *, seed, num_samples: int = 1,
+                 temperature=None, scale=None, control_variate_parameters=None):
+        """The surrogate. ``control_variate_parameters`` is handed to the residual
+        ``control_variate(z, parameters)``; ``temperature``/``scale`` override the
+        estimator's for this call (pass trainable tensors here)."""
+        estimator = self
+        if temperature is not None:
+            estimator = dataclasses.replace(
+                estimator, temperature=check_positive(temperature, "temperature"))
+        if scale is not None:
+            estimator = dataclasses.replace(estimator, scale=check_finite(scale, "scale"))
+        if control_variate_parameters is not None:
+            if self.control_variate is None:
+                raise ValueError(
+                    "control_variate_parameters were given but this RELAX estimator has no "
+                    "control_variate; make it with relax(control_variate=...)."
+                )
+            estimator = dataclasses.replace(
+                estimator, control_variate_parameters=control_variate_parameters)
+        return Estimator.__call__(estimator, function, distribution, seed=seed,
+                                  num_samples=num_samples)
+
+    def _uses_relaxed_function(self) -> bool:
+        return not (isinstance(self.scale, float) and self.scale == 0.0)
+
+    def _estimate(self, function, distribution, backend, seed, num_samples):
+        latents = relaxed_latents(distribution, backend, seed, num_samples)
+        logits_shape = backend.shape_of(distribution.logits)
+        dtype = backend.dtype_of(distribution.logits)
+        values = evaluate(function, latents.samples, distribution, backend, num_samples)
+        relaxed_term = self._uses_relaxed_function()
+        if not relaxed_term and self.control_variate is None:
+            return control_variate_surrogate(backend, distribution, values, latents, None,
+                                             num_samples)
+        temperature = as_hyperparameter(backend, self.temperature, dtype, logits_shape,
+                                        "temperature")
+        scale = as_hyperparameter(backend, self.scale, dtype, distribution.batch_shape, "scale",
+                                  target="the batch")
+        batch_shape = distribution.batch_shape
+
+        def control_variate(perturbed):
+            total = None
+            if relaxed_term:
+                relaxed = relax_sample(backend, distribution.kind, perturbed, temperature)
+                total = scale * evaluate(function, relaxed, distribution, backend, num_samples)
+            if self.control_variate is not None:
+                residual = self.control_variate(perturbed, self.control_variate_parameters)
+                if not backend.is_array(residual):
+                    residual = backend.convert(residual, dtype)
+                residual = check_control_values(backend, residual, num_samples, batch_shape,
+                                                "control_variate")
+                if backend.dtype_of(residual) != dtype:
+                    residual = backend.cast(residual, dtype)
+                total = residual if total is None else total + residual
+            return total
+
+        return control_variate_surrogate(backend, distribution, values, latents,
+                                         control_variate, num_samples)
+
+
+def relax(control_variate: Callable | None = None, *, temperature=0.5, scale=1.0) -> Relax:
+    """RELAX with ``c(z) = scale * f(s(z / temperature)) + control_variate(z, parameters)``.
+
+    ``control_variate(z, parameters)`` maps perturbed logits ``z`` (shape ``[S] +
+    logits.shape``) to ``[S] + batch_shape``; ``parameters`` are those passed at call time
+    (``control_variate_parameters=``, default ``None``). ``None`` means no residual (then
+    RELAX equals REBAR). ``scale=0`` drops the relaxed-``f`` term, so ``f`` may be
+    non-differentiable. Unbiased for any control variate; train it with ``variance_loss``.
+    Reference: Grathwohl et al. (2018), ICLR.
+    """
+    if control_variate is not None and not callable(control_variate):
+        raise TypeError(
+            "control_variate must be a callable control_variate(z, parameters) -> values, got "
+            f"{control_variate!r}."
+        )
+    return Relax(control_variate=control_variate,
+                 temperature=check_positive(temperature, "temperature"),
+                 scale=check_finite(scale, "scale"))

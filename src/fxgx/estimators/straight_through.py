@@ -1,0 +1,148 @@
+"""Straight-through estimators: the hard sample forward, a smooth surrogate's gradient back.
+
+For a Bernoulli latent with logits ``l`` and a hard sample ``b``, the straight-through
+sample is
+
+    h = custom_gradient(fx=b, gx=1, x=sigmoid(slope * l)),
+
+whose value is exactly ``b`` and whose derivative is ``dh/dl = slope * sigmoid'(slope * l)``.
+For a one-hot categorical, ``fx = one_hot sample`` and ``x = softmax(slope * l)``. The
+estimator feeds ``h`` to ``f`` and differentiates ``f`` along that path:
+
+    g = 1/S sum_s (dh_s/dl)^T f'(h_s),
+
+a biased estimate of ``grad E[f]`` (it is exact only when ``f`` is linear, and even then only
+for ``slope = 1``). ``slope = 1`` is the estimator of Bengio, Leonard & Courville (2013);
+larger slopes, raised during training, are the slope-annealing trick of Chung, Ahn & Bengio
+(2017). The samples are exact draws of the distribution, so the surrogate's value is an
+unbiased estimate of ``E[f]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fxgx.backends import get_backend
+from fxgx.core.custom_gradient import custom_gradient
+from fxgx.core.seeds import canonical_seed
+from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.estimators.gumbel import (
+    as_dtype_of,
+    check_positive,
+    check_positive_number,
+    floating_logits,
+    gumbel_noise,
+    logistic_noise,
+    sigmoid_from_log,
+)
+
+
+def straight_through_samples(backend, kind, logits, seed, slope=1.0, sample_shape=()):
+    """Straight-through samples of shape ``sample_shape + logits.shape``.
+
+    Bernoulli: value ``1[logits + n > 0]`` (``n`` logistic noise, so the bit is 1 with
+    probability ``sigmoid(logits)``), gradient that of ``sigmoid(slope * logits)``.
+    Categorical: value ``one_hot(argmax(log_softmax(logits) + g))`` (``g`` Gumbel noise),
+    gradient that of ``softmax(slope * logits)``.
+    """
+    dtype = backend.dtype_of(logits)
+    shape = tuple(sample_shape) + tuple(backend.shape_of(logits))
+    scaled = logits if isinstance(slope, float) and slope == 1.0 else (
+        as_dtype_of(backend, slope, dtype) * logits
+    )
+    if kind == "bernoulli":
+        perturbed = logits + logistic_noise(backend, shape, seed, dtype)
+        hard = backend.cast(backend.greater(perturbed, backend.zeros_like(perturbed)), dtype)
+        surrogate = sigmoid_from_log(backend, scaled)
+    elif kind == "categorical":
+        perturbed = backend.log_softmax(logits) + gumbel_noise(backend, shape, seed, dtype)
+        hard = backend.one_hot(backend.argmax(perturbed, axis=-1), shape[-1], dtype)
+        surrogate = backend.softmax(scaled)
+    else:
+        raise TypeError(f"kind={kind!r}: straight-through exists for bernoulli and categorical.")
+    surrogate = backend.broadcast_to(surrogate, shape)
+    return custom_gradient(hard, backend.ones_like(surrogate), surrogate)
+
+
+def _block(kind, logits, seed, slope):
+    check_positive(slope, "slope")
+    backend = get_backend(logits, slope)
+    logits = floating_logits(backend, logits)
+    if kind == "categorical" and len(backend.shape_of(logits)) == 0:
+        raise ValueError("logits need a class axis (shape [..., K]) for a categorical sample.")
+    noise_seed = sub_seeds(canonical_seed(seed, backend), backend, "noise")["noise"]
+    if not backend.is_array(slope):
+        slope = float(slope)
+    return straight_through_samples(backend, kind, logits, noise_seed, slope)
+
+
+def straight_through_bernoulli(logits, *, seed, slope=1.0):
+    """A Bernoulli(sigmoid(logits)) sample ``b`` with the gradient of ``sigmoid(slope * logits)``.
+
+    Value: exactly the 0/1 sample; ``d value / d logits = slope * sigmoid'(slope * logits)``.
+    ``slope`` is a positive number or tensor (annealing schedules may pass a tensor).
+    Reference: Bengio, Leonard & Courville (2013); Chung, Ahn & Bengio (2017).
+    """
+    return _block("bernoulli", logits, seed, slope)
+
+
+def straight_through_categorical(logits, *, seed, slope=1.0):
+    """A one-hot categorical sample over the last axis with the gradient of
+    ``softmax(slope * logits)``. Value: exactly the one-hot sample."""
+    return _block("categorical", logits, seed, slope)
+
+
+@dataclasses.dataclass(frozen=True)
+class StraightThrough(Estimator):
+    """``mean_s f(h_s)`` with ``h_s`` the straight-through sample. See ``straight_through``."""
+
+    name = "straight_through"
+    passes_function_gradients = True
+    supports = ("bernoulli", "categorical")
+    unbiased = False
+
+    def _surrogate_slope(self) -> float:
+        return 1.0
+
+    def _estimate(self, function, distribution, backend, seed, num_samples):
+        noise_seed = sub_seeds(seed, backend, "noise")["noise"]
+        samples = straight_through_samples(
+            backend, distribution.kind, distribution.logits, noise_seed,
+            self._surrogate_slope(), (num_samples,),
+        )
+        values = evaluate(function, samples, distribution, backend, num_samples)
+        return backend.reduce_mean(values, axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class StraightThroughSlope(StraightThrough):
+    """Straight-through with the surrogate ``sigmoid(slope * l)`` / ``softmax(slope * l)``."""
+
+    slope: float = 1.0
+    name = "straight_through_slope"
+
+    def _surrogate_slope(self) -> float:
+        return self.slope
+
+
+def straight_through() -> StraightThrough:
+    """The straight-through estimator: ``f'`` at the hard sample times ``dprobs/dlogits``.
+
+    Bernoulli: ``g = f'(b) sigmoid'(l)``; one-hot categorical: ``g = J_softmax(l)^T f'(z)``.
+    Biased (exact only for linear ``f``); one evaluation of ``f`` and its gradient per sample.
+    Reference: Bengio, Leonard & Courville (2013), "Estimating or propagating gradients
+    through stochastic neurons for conditional computation", arXiv:1308.3432.
+    """
+    return StraightThrough()
+
+
+def straight_through_slope(slope: float = 1.0) -> StraightThroughSlope:
+    """Straight-through with a slope: the gradient of ``sigmoid(slope * l)`` (Bernoulli) or
+    ``softmax(slope * l)`` (categorical) replaces that of the probabilities.
+
+    ``slope = 1`` is ``straight_through()``. Anneal by making a new estimator with a larger
+    slope as training goes (e.g. ``min(5, 1 + 0.04 * epoch)``); the samples are unchanged.
+    Reference: Chung, Ahn & Bengio (2017), "Hierarchical multiscale recurrent neural
+    networks", ICLR (the slope-annealing trick).
+    """
+    return StraightThroughSlope(check_positive_number(slope, "slope"))

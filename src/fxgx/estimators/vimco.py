@@ -1,0 +1,85 @@
+"""VIMCO: the multi-sample score-function estimator with leave-one-out baselines.
+
+VIMCO estimates the gradient of the multi-sample objective (not of ``E[f]``)
+
+    L = E_{z_1..z_K ~ q}[L^],    L^ = log (1/K sum_k exp f(z_k)),
+
+where ``f`` is a log-weight such as ``log p(x, z) - log q(z)``. Each sample's learning signal
+compares ``L^`` with the value it would take if ``f(z_k)`` were replaced by the geometric
+mean of the other samples' weights, ``f^_{-k} = 1/(K-1) sum_{j != k} f(z_j)``:
+
+    L^_{-k} = log (1/K [sum_{j != k} exp f(z_j) + exp f^_{-k}]),
+    g = sum_k (L^ - L^_{-k}) grad log q(z_k) + sum_k w_k grad f(z_k),
+
+with ``w_k = exp f(z_k) / sum_j exp f(z_j)``. ``L^_{-k}`` does not depend on ``z_k``, so the
+first sum is unbiased for the score part of ``grad L``. The surrogate's value is ``L^``
+(it estimates ``L``); the second sum is what autodiff gives through ``L^`` for whatever
+``f``'s values depend on (a decoder, or an explicit ``- log q_theta(z)`` term), the samples
+themselves being stopped. Needs ``K >= 2``; ``K`` evaluations of ``f``, and ``O(K^2)``
+memory for the leave-one-out terms (computed stably with ``logsumexp``).
+
+Reference: Mnih & Rezende (2016), "Variational inference for Monte Carlo objectives", ICML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from fxgx.core.custom_gradient import custom_gradient
+from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.estimators.reinforce import draw
+
+
+def log_mean_exp(backend, values, axis=0):
+    """``log (1/K sum_k exp values_k)`` along ``axis``."""
+    count = backend.shape_of(values)[axis]
+    return backend.logsumexp(values, axis=axis) - math.log(count)
+
+
+def leave_one_out_objectives(backend, values):
+    """``L^_{-k}``: ``L^`` with ``values_k`` replaced by the mean of the others (axis 0)."""
+    count = backend.shape_of(values)[0]
+    total = backend.reduce_sum(values, axis=0, keepdims=True)
+    others_mean = (total - values) / (count - 1)
+    rank = len(backend.shape_of(values))
+    index = backend.arange(count, "int32")
+    diagonal = backend.equal(backend.expand_dims(index, 1), backend.expand_dims(index, 0))
+    diagonal = backend.reshape(diagonal, (count, count) + (1,) * (rank - 1))
+    # Row k: the K values with entry k replaced by the leave-one-out geometric mean.
+    replaced = backend.where(
+        diagonal, backend.expand_dims(others_mean, 1), backend.expand_dims(values, 0)
+    )
+    return log_mean_exp(backend, replaced, axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Vimco(Estimator):
+    """VIMCO for the multi-sample objective ``E[log mean_k exp f(z_k)]``. See ``vimco``."""
+
+    name = "vimco"
+    passes_function_gradients = True
+    minimum_samples = 2
+
+    def _estimate(self, function, distribution, backend, seed, num_samples):
+        seeds = sub_seeds(seed, backend, "samples")
+        samples = draw(distribution, backend, seeds["samples"], num_samples)
+        values = evaluate(function, samples, distribution, backend, num_samples)
+        objective = log_mean_exp(backend, values)
+        stopped = backend.stop_gradient(values)
+        signal = backend.stop_gradient(
+            log_mean_exp(backend, stopped) - leave_one_out_objectives(backend, stopped)
+        )
+        log_prob = distribution.log_prob(samples)
+        score = backend.exp(log_prob - backend.stop_gradient(log_prob))
+        return custom_gradient(objective, signal, score, axis=0, fx_gx_manually_stopped=True)
+
+
+def vimco() -> Vimco:
+    """VIMCO: ``sum_k (L^ - L^_{-k}) grad log q(z_k)`` for ``L = E[log mean_k exp f(z_k)]``.
+
+    ``num_samples`` is ``K`` (at least 2); the surrogate's value is ``log mean_k exp f(z_k)``,
+    an estimate of ``L``, not of ``E[f]``. Any distribution with ``sample`` and ``log_prob``.
+    Reference: Mnih & Rezende (2016), ICML.
+    """
+    return Vimco()

@@ -1,0 +1,366 @@
+"""The latent variables of a surrogate posterior, split by how their gradient is estimated.
+
+A surrogate posterior ``q(z)`` is one of
+
+- one distribution: an fxgx ``Bernoulli``, ``OneHotCategorical`` or ``Normal``, or a
+  TensorFlow Probability distribution (``Bernoulli``, ``OneHotCategorical``, ``Normal`` and
+  ``Independent`` of them are converted to fxgx's; any other is used through its own
+  ``sample``/``log_prob``);
+- a list, tuple or dict of such distributions: independent parts;
+- on TensorFlow, a ``tfd.JointDistributionSequential`` or ``tfd.JointDistributionNamed``.
+
+Each part is either *estimated* (Bernoulli, one-hot categorical, or any distribution whose
+samples are not reparameterised, e.g. ``tfd.Poisson``): its samples come from the gradient
+estimator; or *reparameterised* (``Normal``, or a TFP distribution with
+``FULLY_REPARAMETERIZED`` samples): its samples are differentiable functions of its
+parameters. Estimated parts must not depend on other parts. Several estimated parts are
+merged into one distribution for the estimator: all Bernoulli (flattened and concatenated,
+``event_ndims=1``), or all one-hot categorical with the same number of classes.
+
+The target log-density is called the way ``tfp.vi`` calls it: ``target(z)`` for one
+distribution, ``target(*parts)`` for a list/tuple (and ``JointDistributionSequential``),
+``target(**parts)`` for a dict (and ``JointDistributionNamed``). Every part carries a leading
+sample axis; the target returns ``[num_samples] + batch_shape``. Discrete samples are
+floating point (0/1, or one-hot).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from fxgx.backends import get_backend
+from fxgx.core.seeds import split_seed
+from fxgx.distributions import Bernoulli, Distribution, Normal, OneHotCategorical
+
+ESTIMATED_KINDS = ("bernoulli", "categorical")
+
+
+def _tensorflow_probability():
+    from fxgx.backends import tensorflow_probability_latents  # noqa: PLC0415 - lazy TFP
+
+    return tensorflow_probability_latents
+
+
+def _is_tensorflow_probability(value) -> bool:
+    return (type(value).__module__ or "").startswith("tensorflow_probability")
+
+
+def _as_tuple(shape) -> tuple:
+    return tuple(shape) if isinstance(shape, tuple) else tuple(shape.as_list())
+
+
+@dataclasses.dataclass
+class Part:
+    """One independent part of the surrogate."""
+
+    key: object
+    distribution: object  # fxgx Distribution, or a TFP distribution used as is
+    reparameterized: bool
+
+    @property
+    def kind(self) -> str:
+        return getattr(self.distribution, "kind", "generic")
+
+    @property
+    def batch_shape(self) -> tuple:
+        return _as_tuple(self.distribution.batch_shape)
+
+    def describe(self) -> str:
+        where = "" if self.key is None else f"part {self.key!r} ("
+        name = type(self.distribution).__name__
+        return f"{where}{name})" if where else name
+
+
+def _make_part(key, distribution, argument):
+    if isinstance(distribution, Distribution):
+        return Part(key, distribution, distribution.kind == "normal")
+    if _is_tensorflow_probability(distribution):
+        adapter = _tensorflow_probability()
+        if not adapter.is_distribution(distribution):
+            raise TypeError(f"{argument} is a {type(distribution).__name__}, not a distribution.")
+        from fxgx.distributions import as_fxgx_distribution  # noqa: PLC0415
+
+        converted = as_fxgx_distribution(distribution, argument=argument)
+        if isinstance(converted, Distribution):
+            return Part(key, converted, converted.kind == "normal")
+        return Part(key, distribution, adapter.is_reparameterized(distribution))
+    raise TypeError(
+        f"{argument} is a {type(distribution).__name__}; the surrogate posterior must be an "
+        "fxgx distribution (fxgx.distributions.Bernoulli, OneHotCategorical, Normal), a "
+        "TensorFlow Probability distribution, a list/tuple/dict of them, or a "
+        "tfd.JointDistributionSequential/Named."
+    )
+
+
+class Latents:
+    """A surrogate posterior split into estimated and reparameterised parts.
+
+    Attributes:
+      backend: the backend module of the surrogate's parameters.
+      estimated: the distribution handed to the gradient estimator (estimated parts merged),
+        or ``None`` when every part is reparameterised.
+      batch_shape: the surrogate's batch shape (that of every value it returns).
+    """
+
+    def __init__(self, surrogate_posterior, argument: str = "surrogate_posterior"):
+        self.joint = None
+        if _is_tensorflow_probability(surrogate_posterior) and (
+            _tensorflow_probability().is_joint_distribution(surrogate_posterior)
+        ):
+            self.joint = _tensorflow_probability().JointLatents(surrogate_posterior)
+            self.container = self.joint.container
+            self.keys = list(self.joint.keys)
+            roots = self.joint.roots
+            parts = [_make_part(key, roots[key], f"{argument}[{key!r}]") for key in roots]
+            # Reparameterised roots are drawn by the joint distribution with the rest.
+            self.estimated_parts = [part for part in parts if not part.reparameterized]
+            self.reparameterized_parts = []
+            shape_source = parts
+        else:
+            if isinstance(surrogate_posterior, dict):
+                self.container = dict
+                items = list(surrogate_posterior.items())
+            elif isinstance(surrogate_posterior, (list, tuple)):
+                self.container = type(surrogate_posterior)
+                items = list(enumerate(surrogate_posterior))
+            else:
+                self.container = None
+                items = [(None, surrogate_posterior)]
+            if not items:
+                raise ValueError(f"{argument} is empty; give at least one distribution.")
+            parts = [
+                _make_part(key, value, argument if key is None else f"{argument}[{key!r}]")
+                for key, value in items
+            ]
+            self.keys = [part.key for part in parts]
+            self.estimated_parts = [part for part in parts if not part.reparameterized]
+            self.reparameterized_parts = [part for part in parts if part.reparameterized]
+            shape_source = parts
+        self.backend = self._find_backend(shape_source)
+        self.estimated = self._merge(self.estimated_parts)
+        self.batch_shape = self._batch_shape(shape_source)
+
+    # ----------------------------------------------------------------- construction
+
+    @staticmethod
+    def _find_backend(parts):
+        fxgx_parts = [part.distribution for part in parts
+                      if isinstance(part.distribution, Distribution)]
+        if fxgx_parts:
+            return get_backend(*fxgx_parts)
+        from fxgx.backends import backend_by_name  # noqa: PLC0415
+
+        return backend_by_name("tensorflow")  # TFP distributions only
+
+    def _batch_shape(self, parts):
+        shapes = {part.batch_shape for part in parts}
+        if len(shapes) > 1:
+            listing = ", ".join(f"{part.describe()}: {part.batch_shape}" for part in parts)
+            raise ValueError(
+                f"The surrogate's parts have different batch shapes ({listing}); give every "
+                "part the same batch shape (put per-part dimensions in the event with "
+                "event_ndims / tfd.Independent)."
+            )
+        return next(iter(shapes))
+
+    def _merge(self, parts):
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0].distribution
+        kinds = {part.kind for part in parts}
+        if len(kinds) != 1 or next(iter(kinds)) not in ESTIMATED_KINDS:
+            listing = ", ".join(part.describe() for part in parts)
+            raise TypeError(
+                f"The surrogate has several discrete parts ({listing}); fxgx.vi merges them "
+                "for the estimator only when all are Bernoulli, or all one-hot categorical "
+                "with the same number of classes. Use one part, or a single estimated part."
+            )
+        backend = self.backend
+        batch = parts[0].batch_shape
+        for part in parts:
+            if part.batch_shape != batch:
+                raise ValueError(
+                    f"Discrete parts must share a batch shape: {part.describe()} has "
+                    f"{part.batch_shape}, {parts[0].describe()} has {batch}."
+                )
+        kind = parts[0].kind
+        flat, self._sizes = [], []
+        for part in parts:
+            distribution = part.distribution
+            event = tuple(distribution.event_shape)
+            if kind == "categorical":
+                event = event[:-1]
+                classes = distribution.num_classes
+                if classes != parts[0].distribution.num_classes:
+                    raise TypeError(
+                        "Categorical parts of the surrogate have different numbers of classes "
+                        f"({classes} and {parts[0].distribution.num_classes}); fxgx.vi merges "
+                        "categorical parts only when they agree."
+                    )
+                shape = batch + (math.prod(event), classes)
+            else:
+                shape = batch + (math.prod(event),)
+            flat.append(backend.reshape(distribution.logits, shape))
+            self._sizes.append((part.key, event, math.prod(event)))
+        if kind == "categorical":
+            return OneHotCategorical(backend.concat(flat, axis=-2), event_ndims=1)
+        return Bernoulli(backend.concat(flat, axis=-1), event_ndims=1)
+
+    # ---------------------------------------------------------------------- queries
+
+    @property
+    def has_estimated(self) -> bool:
+        return self.estimated is not None
+
+    @property
+    def estimated_kind(self) -> str:
+        return getattr(self.estimated, "kind", "generic")
+
+    def describe_estimated(self) -> str:
+        return ", ".join(part.describe() for part in self.estimated_parts)
+
+    @property
+    def dtype(self):
+        if isinstance(self.estimated, Distribution):
+            return self.estimated.dtype
+        for part in self.reparameterized_parts:
+            if isinstance(part.distribution, Distribution):
+                return part.distribution.dtype
+        return None
+
+    # ------------------------------------------------------------- estimated parts
+
+    def split(self, samples) -> dict:
+        """Samples of the merged estimated distribution -> ``{key: samples of that part}``."""
+        if len(self.estimated_parts) == 1:
+            return {self.estimated_parts[0].key: samples}
+        backend = self.backend
+        leading = tuple(backend.shape_of(samples)[: 1 + len(self.batch_shape)])
+        categorical = self.estimated_kind == "categorical"
+        values, start = {}, 0
+        for key, event, size in self._sizes:
+            if categorical:
+                piece = samples[..., start:start + size, :]
+                shape = leading + event + (backend.shape_of(samples)[-1],)
+            else:
+                piece = samples[..., start:start + size]
+                shape = leading + event
+            values[key] = backend.reshape(piece, shape)
+            start += size
+        return values
+
+    def estimated_log_prob(self, samples, *, stop_parameters: bool):
+        """``log q(z_estimated)``, shape ``[n] + batch_shape``; with ``stop_parameters`` its
+        gradient w.r.t. the surrogate's parameters is cut (its gradient w.r.t. ``samples``,
+        which pathwise estimators use, is kept)."""
+        distribution = self.estimated
+        if not stop_parameters:
+            return distribution.log_prob(samples)
+        if isinstance(distribution, (Bernoulli, OneHotCategorical)):
+            stopped = type(distribution)(
+                self.backend.stop_gradient(distribution.logits),
+                event_ndims=distribution.event_ndims,
+            )
+            return stopped.log_prob(samples)
+        if isinstance(distribution, Distribution):  # pragma: no cover - no other fxgx kinds
+            return distribution.log_prob(samples)
+        return _tensorflow_probability().stopped_copy(distribution).log_prob(samples)
+
+    @property
+    def has_closed_form_entropy(self) -> bool:
+        return isinstance(self.estimated, (Bernoulli, OneHotCategorical))
+
+    def estimated_entropy(self):
+        """The exact entropy of the estimated parts, shape ``batch_shape`` (differentiable):
+
+        Bernoulli: ``sum_d p_d softplus(-l_d) + (1 - p_d) softplus(l_d)``;
+        categorical: ``-sum_k softmax(l)_k log_softmax(l)_k`` summed over variables.
+        """
+        backend = self.backend
+        distribution = self.estimated
+        logits = distribution.logits
+        if isinstance(distribution, Bernoulli):
+            probabilities = backend.sigmoid(logits)
+            per_element = (probabilities * backend.softplus(-logits)
+                           + (1 - probabilities) * backend.softplus(logits))
+        else:
+            per_element = -backend.reduce_sum(
+                backend.softmax(logits) * backend.log_softmax(logits), axis=-1)
+        return distribution._sum_event(per_element)
+
+    # ------------------------------------------------------- reparameterised parts
+
+    def sample_reparameterized(self, estimated_values: dict, count: int, seed):
+        """Draw the reparameterised parts (``count`` samples each) given the estimated parts'
+        values. Returns ``(values, log_prob)``: ``{key: samples}`` and the sum of their log
+        densities (``[count] + batch_shape``, or ``None`` when there are none), both
+        differentiable w.r.t. the surrogate's parameters."""
+        if self.joint is not None:
+            return self.joint.sample_given(estimated_values, count, seed)
+        if not self.reparameterized_parts:
+            return {}, None
+        names = tuple(f"part_{index}" for index in range(len(self.reparameterized_parts)))
+        seeds = split_seed(seed, names, self.backend)
+        values, log_prob = {}, None
+        for name, part in zip(names, self.reparameterized_parts, strict=True):
+            distribution = part.distribution
+            if isinstance(distribution, Normal):
+                draw = distribution.sample((count,), seeds[name])
+            else:
+                draw = _tensorflow_probability().sample(distribution, count, seeds[name])
+            values[part.key] = draw
+            term = distribution.log_prob(draw)
+            log_prob = term if log_prob is None else log_prob + term
+        return values, log_prob
+
+    # --------------------------------------------------------------------- target
+
+    def call_target(self, target_log_prob_fn, values: dict, count: int):
+        """``target(values)`` in the surrogate's layout, checked to be ``[count] + batch``."""
+        if self.container is None:
+            arguments, keywords = (values[None],), {}
+        elif self.container is dict:
+            arguments, keywords = (), {key: values[key] for key in self.keys}
+        else:
+            arguments, keywords = tuple(values[key] for key in self.keys), {}
+        backend = self.backend
+        shapes = {key: tuple(backend.shape_of(value)) for key, value in values.items()}
+        described = shapes[None] if self.container is None else shapes
+        try:
+            result = target_log_prob_fn(*arguments, **keywords)
+        except Exception as error:
+            if not _is_shape_error(error):
+                raise
+            raise ValueError(
+                f"target_log_prob_fn failed on latent samples of shape {described} "
+                f"([num_samples] + the surrogate's batch shape {self.batch_shape} + its event "
+                f"shape): the model and the surrogate posterior disagree on the latent "
+                f"shapes. The model's error: {error}"
+            ) from error
+        if not backend.is_array(result):
+            result = backend.convert(result)
+        expected = (count,) + tuple(self.batch_shape)
+        actual = tuple(backend.shape_of(result))
+        if actual != expected:
+            raise ValueError(
+                f"target_log_prob_fn returned shape {actual} for latent samples of shape "
+                f"{described}, but the surrogate posterior (batch shape {self.batch_shape}) "
+                f"needs one log-density per sample and batch member, shape {expected}: sum "
+                "over the latent (event) dimensions, and give the model and the surrogate the "
+                "same batch shape."
+            )
+        dtype = self.dtype
+        if dtype is not None and backend.dtype_of(result) != dtype:
+            result = backend.cast(result, dtype)
+        return result
+
+
+def _is_shape_error(error) -> bool:
+    """Errors a framework raises for incompatible shapes (broadcasting, matmul)."""
+    if type(error).__name__ == "InvalidArgumentError":
+        return True
+    return isinstance(error, (ValueError, TypeError)) and any(
+        word in str(error).lower() for word in ("shape", "broadcast", "dimension")
+    )

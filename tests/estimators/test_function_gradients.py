@@ -1,0 +1,40 @@
+"""Each estimator's ``passes_function_gradients`` declaration matches what it does.
+
+For ``f = c`` (a constant that the estimator cannot tell from data), the surrogate's
+derivative w.r.t. ``c`` is 1 when the estimator lets gradients flow through the values of
+``f`` and 0 when it evaluates ``f`` under ``stop_gradient``. ``fxgx.vi`` relies on the
+declaration to give every estimator the same gradient for parameters that ``f`` closes over.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fxgx import catalogue
+from fxgx.distributions import Bernoulli, OneHotCategorical
+
+CARDS = catalogue.load_cards()
+
+
+@pytest.mark.parametrize("card", CARDS, ids=[card.name for card in CARDS])
+def test_declared_function_gradient_behaviour(card, backend):
+    estimator = card.make()
+    if card.supports("bernoulli"):
+        distribution = Bernoulli(backend.convert(np.array([0.3, -0.2], np.float32)), event_ndims=1)
+    else:
+        logits = np.array([[0.3, -0.2, 0.1], [0.0, 0.4, -0.5]], np.float32)
+        distribution = OneHotCategorical(backend.convert(logits), event_ndims=1)
+    num_samples = max(card.num_samples, estimator.minimum_samples)
+
+    def total(constant):
+        def function(samples):
+            rank = len(backend.shape_of(samples))
+            event_axes = tuple(range(1 + len(distribution.batch_shape), rank))
+            return backend.reduce_sum(samples * 0.0, axis=event_axes) + constant
+
+        return estimator(function, distribution, seed=0, num_samples=num_samples)
+
+    _, (derivative,) = backend.value_and_gradient(total, [backend.convert(1.0, "float32")])
+    expected = 1.0 if estimator.passes_function_gradients else 0.0
+    assert float(backend.to_numpy(derivative)) == pytest.approx(expected, abs=1e-6)

@@ -1,0 +1,192 @@
+"""Smoke tests of the runnable examples (tiny arguments), and exact checks of their models.
+
+Each example is imported from ``examples/`` and its ``main(argv)`` run in this process with
+``--quick`` (a handful of steps) and one or two estimators, so the whole file takes well
+under a minute. The model checks compare each example's closed-form marginal likelihood
+with an independent computation (a dense multivariate normal density); they are exact up to
+floating-point rounding, so their tolerances are rounding tolerances.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+pytest.importorskip("matplotlib")
+
+
+def load_example(name):
+    """Import ``examples/<name>.py`` as a module (the folder is not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "name", ["bernoulli_toy", "sigmoid_belief_network", "gaussian_mixture", "variable_selection"]
+)
+def test_help_exits_cleanly(name, capsys):
+    module = load_example(name)
+    with pytest.raises(SystemExit) as raised:
+        module.main(["--help"])
+    assert raised.value.code == 0
+    out = capsys.readouterr().out
+    assert "--backend" in out and "--seed" in out and "--output-dir" in out
+
+
+BACKENDS = ["tensorflow", "jax"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bernoulli_toy_quick_run_writes_the_figure(backend, tmp_path):
+    module = load_example("bernoulli_toy")
+    results = module.main(["--quick", "--estimators", "disarm", "--backend", backend,
+                           "--output-dir", str(tmp_path)])
+    assert [result["name"] for result in results] == ["disarm"]
+    for result in results:
+        assert len(result["probabilities"]) == 4
+        assert all(0.0 < p < 1.0 for p in result["probabilities"])
+        assert all(v >= 0.0 for v in result["variances"])
+    assert (tmp_path / "bernoulli_toy.png").stat().st_size > 0
+    assert (tmp_path / "bernoulli_toy.json").exists()
+
+
+def test_bernoulli_toy_skips_estimators_that_do_not_apply(capsys):
+    module = load_example("bernoulli_toy")
+    cards = module.select_cards("vimco,disarm")
+    assert [card.name for card in cards] == ["disarm"]
+    assert "skipping vimco" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigmoid_belief_network_quick_run_prints_the_table(backend, tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    module = load_example("sigmoid_belief_network")
+    records = module.main(["--quick", "--estimators", "vimco,no_such_estimator",
+                           "--backend", backend, "--output-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "skipping no_such_estimator" in out
+    assert [record["name"] for record in records] == ["vimco"]
+    for record in records:
+        # Nats per 64-pixel image: the decoder starts at the pixel marginals, whose
+        # log-likelihood (about -25) is far above 64 log(1/2) = -44.4, and is below 0.
+        assert 64 * math.log(0.5) < record["final_train_elbo"] < 0.0
+        assert record["test_importance_weighted_bound"] >= record["test_elbo"] - 0.5
+    assert "| vimco |" in out
+    assert (tmp_path / "sigmoid_belief_network.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gaussian_mixture_quick_run_stays_below_the_exact_evidence(backend, tmp_path):
+    module = load_example("gaussian_mixture")
+    summary = module.main(["--quick", "--estimators", "reinforce_leave_one_out",
+                           "--backend", backend, "--output-dir", str(tmp_path)])
+    (record,) = summary["results"]
+    # An ELBO computed exactly can never exceed log p(x) (up to rounding).
+    assert record["exact_elbo"] <= summary["log_evidence"] + 1e-9
+    assert summary["best_mean_field_elbo"] <= summary["log_evidence"] + 1e-9
+    assert (tmp_path / "gaussian_mixture.png").stat().st_size > 0
+
+
+def test_gaussian_mixture_with_a_normal_surrogate_for_the_means(tmp_path):
+    module = load_example("gaussian_mixture")
+    summary = module.main(["--quick", "--means", "normal", "--points", "4",
+                           "--estimators", "reinforce_leave_one_out",
+                           "--output-dir", str(tmp_path)])
+    (record,) = summary["results"]
+    assert record["exact_elbo"] <= summary["log_evidence"] + 1e-9
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_variable_selection_quick_run(backend, tmp_path):
+    module = load_example("variable_selection")
+    summary = module.main(["--quick", "--estimators", "disarm", "--backend", backend,
+                           "--output-dir", str(tmp_path)])
+    (record,) = summary["results"]
+    assert record["exact_elbo"] <= summary["log_evidence"] + 1e-9
+    inclusion = np.asarray(summary["inclusion_probabilities"])
+    assert np.all(inclusion >= 0.0) and np.all(inclusion <= 1.0 + 1e-12)
+    assert (tmp_path / "variable_selection.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------ exact model checks
+
+
+def gaussian_log_density(x, mean, covariance):
+    """``log N(x; mean, covariance)`` by a dense Cholesky factorisation."""
+    factor = np.linalg.cholesky(covariance)
+    solved = np.linalg.solve(factor, x - mean)
+    return (-0.5 * solved @ solved - np.sum(np.log(np.diag(factor)))
+            - 0.5 * len(x) * math.log(2 * math.pi))
+
+
+def test_gaussian_mixture_collapsed_likelihood_matches_the_dense_gaussian():
+    module = load_example("gaussian_mixture")
+    mixture = module.Mixture(points=5, components=3, noise_scale=0.7, prior_scale=1.8, seed=3)
+    generator = np.random.default_rng(0)
+    states = mixture.all_assignments()
+    for index in generator.choice(len(states), 12, replace=False):
+        labels = states[index].argmax(-1)
+        # x ~ N(m_c, sigma^2 I + s0^2 [c_n == c_m]): the means integrated out, densely.
+        covariance = (mixture.noise**2 * np.eye(5)
+                      + mixture.prior**2 * (labels[:, None] == labels[None, :]))
+        expected = (gaussian_log_density(mixture.data, mixture.prior_means[labels], covariance)
+                    - 5 * math.log(3))
+        actual = mixture.collapsed_log_joint(np, states[index])
+        assert actual == pytest.approx(expected, abs=1e-9)
+
+
+def test_spike_and_slab_marginal_matches_the_dense_gaussian_integral():
+    """``p(y | gamma) = int N(y; 0, sigma^2 (I + tau^2 X_g X_g^T)) IG(sigma^2; a, b)``; the
+    integral over sigma^2 is done by quadrature on a log grid (relative error ~1e-8)."""
+    module = load_example("variable_selection")
+    arguments = module.parse_arguments(["--observations", "15", "--predictors", "4",
+                                        "--support", "2", "--seed", "5"])
+    model = module.SpikeAndSlab(arguments)
+    indicators = np.array([1.0, 0.0, 1.0, 1.0])
+    columns = model.design[:, indicators == 1]
+    n = len(model.response)
+    kernel = np.eye(n) + model.slab_scale**2 * columns @ columns.T
+    log_variance = np.linspace(-12, 12, 200001)
+    variance = np.exp(log_variance)
+    sign, log_determinant = np.linalg.slogdet(kernel)
+    quadratic = model.response @ np.linalg.solve(kernel, model.response)
+    log_normal = (-0.5 * n * np.log(2 * math.pi * variance) - 0.5 * log_determinant
+                  - quadratic / (2 * variance))
+    a, b = model.shape, model.rate
+    log_prior = a * math.log(b) - math.lgamma(a) - (a + 1) * log_variance - b / variance
+    integrand = log_normal + log_prior + log_variance  # d sigma^2 = sigma^2 d log sigma^2
+    peak = integrand.max()
+    log_marginal = peak + np.log(np.trapezoid(np.exp(integrand - peak), log_variance))
+    h = model.prior_inclusion
+    expected = log_marginal + 3 * math.log(h) + math.log1p(-h)
+    actual = model.log_joint(module.NumpyAlgebra(), indicators)
+    assert sign > 0
+    assert actual == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
+def test_spike_and_slab_backend_log_joint_matches_numpy(backend_name):
+    from fxgx.backends import backend_by_name
+
+    module = load_example("variable_selection")
+    arguments = module.parse_arguments(["--predictors", "6", "--seed", "2"])
+    model = module.SpikeAndSlab(arguments)
+    backend = backend_by_name(backend_name)
+    models = model.all_models()
+    expected = model.log_joint(module.NumpyAlgebra(), models)
+    actual = model.log_joint(module.FrameworkAlgebra(backend),
+                             backend.convert(models.astype(np.float32)))
+    # float32 Cholesky of 6x6 matrices: about 1e-6 relative error on values near 100.
+    np.testing.assert_allclose(backend.to_numpy(actual), expected, rtol=2e-5, atol=1e-3)

@@ -1,0 +1,127 @@
+"""The named problems: lookup, shapes, and exact values against independent computations.
+Deterministic: float tolerances only."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+from fxgx.problems import (
+    DEFAULT_PROBLEM,
+    PROBLEM_NAMES,
+    GaussianQuadratic,
+    Problem,
+    get_problem,
+)
+from fxgx.problems.builtin import (
+    CATEGORICAL_LOGITS,
+    CATEGORICAL_VALUES,
+    NONADDITIVE_LOGITS,
+    NONADDITIVE_WEIGHTS,
+)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="no_such_problem") as failure:
+        get_problem("no_such_problem")
+    for name in PROBLEM_NAMES:
+        assert name in str(failure.value)
+
+
+def test_names_and_default():
+    assert set(PROBLEM_NAMES) == {
+        "bernoulli_toy", "bernoulli_toy_0499", "nonadditive_bernoulli", "categorical", "gaussian"
+    }
+    assert DEFAULT_PROBLEM in PROBLEM_NAMES
+    assert get_problem("gaussian") is not get_problem("gaussian")  # fresh instances
+
+
+@pytest.mark.parametrize("name", PROBLEM_NAMES)
+def test_every_problem_is_consistent(backend, name):
+    problem = get_problem(name)
+    assert isinstance(problem, Problem)
+    gradient = problem.exact_gradient()
+    assert gradient.dtype == np.float64 and gradient.shape == (problem.num_coordinates,)
+    assert np.all(np.isfinite(gradient)) and math.isfinite(problem.exact_value())
+    assert problem.detectable_bias > 0
+    # The function maps [S] + batch + event samples to [S] + batch values on each backend.
+    parameters = problem.parameters(backend, "float32")
+    distribution = problem.distribution(*parameters)
+    samples = distribution.sample((5,), backend.seed_from_int(0))
+    values = problem.function(samples)
+    assert backend.shape_of(values) == (5,) + tuple(distribution.batch_shape)
+
+
+def quadrature_value(loc, scale, center):
+    """E[(z - c)^2] for z ~ N(loc, scale^2) by adaptive quadrature over the density."""
+
+    def integrand(z):
+        density = math.exp(-0.5 * ((z - loc) / scale) ** 2) / (scale * math.sqrt(2 * math.pi))
+        return (z - center) ** 2 * density
+
+    value, error = integrate.quad(integrand, -np.inf, np.inf, epsabs=1e-13, epsrel=1e-13)
+    assert error < 1e-9
+    return value
+
+
+@pytest.mark.parametrize("loc, scale, center", [(0.3, 0.8, 0.5), (-1.2, 2.5, 0.0),
+                                                (0.0, 0.1, 3.0)])
+def test_gaussian_closed_form_against_quadrature_and_finite_differences(loc, scale, center):
+    problem = GaussianQuadratic(loc, scale, center)
+    assert problem.exact_value() == pytest.approx(quadrature_value(loc, scale, center),
+                                                  rel=1e-9)
+    step = 1e-4
+    d_loc = (quadrature_value(loc + step, scale, center)
+             - quadrature_value(loc - step, scale, center)) / (2 * step)
+    d_scale = (quadrature_value(loc, scale + step, center)
+               - quadrature_value(loc, scale - step, center)) / (2 * step)
+    np.testing.assert_allclose(problem.exact_gradient(), [d_loc, d_scale], rtol=1e-6,
+                               atol=1e-7)
+
+
+def test_nonadditive_bernoulli_against_brute_force():
+    problem = get_problem("nonadditive_bernoulli")
+
+    def value(logits):
+        p = 1 / (1 + np.exp(-logits))
+        total = 0.0
+        for bits in itertools.product((0, 1), repeat=8):
+            bits = np.array(bits)
+            weight = np.prod(np.where(bits == 1, p, 1 - p))
+            f = (bits @ NONADDITIVE_WEIGHTS - 1.3) ** 2 + 0.8 * bits[0] * bits[1] * bits[2]
+            total += weight * f
+        return total
+
+    assert problem.exact_value() == pytest.approx(value(NONADDITIVE_LOGITS), rel=1e-12)
+    step = 1e-5
+    gradient = [
+        (value(NONADDITIVE_LOGITS + step * unit) - value(NONADDITIVE_LOGITS - step * unit))
+        / (2 * step)
+        for unit in np.eye(8)
+    ]
+    np.testing.assert_allclose(problem.exact_gradient(), gradient, rtol=1e-6, atol=1e-9)
+
+
+def test_categorical_against_brute_force():
+    problem = get_problem("categorical")
+    probabilities = np.exp(CATEGORICAL_LOGITS)
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    total = 0.0
+    for classes in itertools.product(range(4), repeat=3):
+        weight = np.prod([probabilities[d, k] for d, k in enumerate(classes)])
+        linear = sum(CATEGORICAL_VALUES[d, k] for d, k in enumerate(classes))
+        total += weight * ((linear - 0.7) ** 2 + (classes[0] == 0) * (classes[1] == 1))
+    assert problem.exact_value() == pytest.approx(total, rel=1e-12)
+    assert problem.num_coordinates == 12
+
+
+def test_toy_problems_use_the_stated_settings():
+    toy, hard = get_problem("bernoulli_toy"), get_problem("bernoulli_toy_0499")
+    np.testing.assert_array_equal(toy.logits, [-2.0, 0.0, 2.0])
+    assert toy.target == 0.45 and hard.target == 0.499
+    # The t = 0.499 gradient is 2% of the t = 0.45 one: (1 - 2t) ratio 0.002 / 0.1.
+    np.testing.assert_allclose(hard.exact_gradient(), 0.02 * toy.exact_gradient(), rtol=1e-12)
