@@ -50,24 +50,31 @@ class Distribution:
         return self.backend.reduce_sum(values, axis=tuple(range(rank - self.event_ndims, rank)))
 
 
-class Bernoulli(Distribution):
+class _LogitDistribution(Distribution):
+    """A distribution parameterised by floating ``logits`` on one backend."""
+
+    def _set_logits(self, logits) -> tuple:
+        self.backend = get_backend(logits)
+        self.logits = logits if self.backend.is_array(logits) else self.backend.convert(logits)
+        if not self.backend.is_floating(self.backend.dtype_of(self.logits)):
+            raise TypeError("logits must be a floating tensor.")
+        self.fxgx_backend_name = self.backend.name
+        return self.backend.shape_of(self.logits)
+
+    @property
+    def dtype(self):
+        return self.backend.dtype_of(self.logits)
+
+
+class Bernoulli(_LogitDistribution):
     """Independent Bernoulli variables ``b = 1[u < sigmoid(logits)]``; float samples."""
 
     kind = "bernoulli"
 
     def __init__(self, logits, event_ndims: int = 0):
-        self.backend = get_backend(logits)
-        self.logits = logits if self.backend.is_array(logits) else self.backend.convert(logits)
-        if not self.backend.is_floating(self.backend.dtype_of(self.logits)):
-            raise TypeError("logits must be a floating tensor.")
-        shape = self.backend.shape_of(self.logits)
+        shape = self._set_logits(logits)
         _check_event_ndims(event_ndims, len(shape), shape, "logits")
         self.event_ndims = event_ndims
-        self.fxgx_backend_name = self.backend.name
-
-    @property
-    def dtype(self):
-        return self.backend.dtype_of(self.logits)
 
     @property
     def batch_shape(self) -> tuple:
@@ -97,26 +104,17 @@ class Bernoulli(Distribution):
         return self._sum_event(per_element)
 
 
-class OneHotCategorical(Distribution):
+class OneHotCategorical(_LogitDistribution):
     """Independent categorical variables over the last axis (``K`` classes), one-hot samples."""
 
     kind = "categorical"
 
     def __init__(self, logits, event_ndims: int = 0):
-        self.backend = get_backend(logits)
-        self.logits = logits if self.backend.is_array(logits) else self.backend.convert(logits)
-        if not self.backend.is_floating(self.backend.dtype_of(self.logits)):
-            raise TypeError("logits must be a floating tensor.")
-        shape = self.backend.shape_of(self.logits)
+        shape = self._set_logits(logits)
         if len(shape) == 0:
             raise ValueError("OneHotCategorical logits need a class axis (shape [..., K]).")
         _check_event_ndims(event_ndims, len(shape) - 1, shape, "logits without the class axis")
         self.event_ndims = event_ndims
-        self.fxgx_backend_name = self.backend.name
-
-    @property
-    def dtype(self):
-        return self.backend.dtype_of(self.logits)
 
     @property
     def num_classes(self) -> int:

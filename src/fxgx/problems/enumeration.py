@@ -89,69 +89,64 @@ def enumerate_categorical(function, logits, *, backend: str | None = None):
     return value, gradient
 
 
-class EnumeratedBernoulli(Problem):
+class _Enumerated(Problem):
+    """Shared body: ``f``, the logits, and the exact solution computed once on demand."""
+
+    def __init__(self, function, logits, *, name: str, backend: str | None = None):
+        self._function = function
+        self.logits = np.asarray(logits, dtype=np.float64)
+        self.name = name
+        self._backend = backend
+        self._exact = None
+
+    def parameter_values(self):
+        return [self.logits]
+
+    def function(self, samples):
+        return self._function(samples)
+
+    def _enumerate(self):
+        raise NotImplementedError
+
+    def _solve(self):
+        if self._exact is None:
+            self._exact = self._enumerate()
+        return self._exact
+
+    def exact_value(self):
+        return self._solve()[0]
+
+    def exact_gradient(self):
+        return np.ravel(self._solve()[1])
+
+
+class EnumeratedBernoulli(_Enumerated):
     """``E[f(b)]`` for ``D`` independent Bernoulli variables, exact by enumeration."""
 
     kind = "bernoulli"
 
     def __init__(self, function, logits, *, name: str = "enumerated_bernoulli",
                  backend: str | None = None):
-        self._function = function
-        self.logits = np.asarray(logits, dtype=np.float64)
-        self.name = name
-        self._backend = backend
-        self._exact = None
-
-    def parameter_values(self):
-        return [self.logits]
+        super().__init__(function, logits, name=name, backend=backend)
 
     def distribution(self, logits):
         return Bernoulli(logits, event_ndims=1)
 
-    def function(self, samples):
-        return self._function(samples)
-
-    def _solve(self):
-        if self._exact is None:
-            self._exact = enumerate_bernoulli(self._function, self.logits, backend=self._backend)
-        return self._exact
-
-    def exact_value(self):
-        return self._solve()[0]
-
-    def exact_gradient(self):
-        return np.ravel(self._solve()[1])
+    def _enumerate(self):
+        return enumerate_bernoulli(self._function, self.logits, backend=self._backend)
 
 
-class EnumeratedCategorical(Problem):
+class EnumeratedCategorical(_Enumerated):
     """``E[f(z)]`` for ``D`` independent ``K``-class one-hot variables, exact by enumeration."""
 
     kind = "categorical"
 
     def __init__(self, function, logits, *, name: str = "enumerated_categorical",
                  backend: str | None = None):
-        self._function = function
-        self.logits = np.asarray(logits, dtype=np.float64)
-        self.name = name
-        self._backend = backend
-        self._exact = None
-
-    def parameter_values(self):
-        return [self.logits]
+        super().__init__(function, logits, name=name, backend=backend)
 
     def distribution(self, logits):
         return OneHotCategorical(logits, event_ndims=1)
 
-    def function(self, samples):
-        return self._function(samples)
-
-    def _solve(self):
-        if self._exact is None:
-            self._exact = enumerate_categorical(self._function, self.logits, backend=self._backend)
-        return self._exact
-
-    def exact_value(self):
-        return self._solve()[0]
-
-    def exact_gradient(self):
-        return np.ravel(self._solve()[1])
+    def _enumerate(self):
+        return enumerate_categorical(self._function, self.logits, backend=self._backend)
