@@ -96,6 +96,7 @@ def main(argv=None) -> int:
             num_estimates=estimates,
             seed=arguments.seed,
             backend="jax",
+            num_samples=card.num_samples,
             chunk_size=chunk,
         )
         report = check_unbiased(moments, problem.exact_gradient(), false_failure_rate=1e-6)
