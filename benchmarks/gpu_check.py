@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
 
     from fxgx import catalogue
+    from fxgx.estimators import reinforce
     from fxgx.problems import BernoulliToy, get_problem
     from fxgx.testing import check_unbiased, gradient_moments
 
@@ -69,67 +70,89 @@ def main(argv=None) -> int:
     dimension = arguments.dimension
     bernoulli = BernoulliToy(0.45, np.linspace(-2.0, 2.0, dimension))
     categorical = get_problem("categorical", backend="jax")
-    cards = [
-        card
+    # (label, estimator, num_samples, unbiased, supports Bernoulli, hand-fused reference name)
+    entries = [
+        (
+            card.name,
+            card.make(),
+            card.num_samples,
+            card.unbiased,
+            card.supports("bernoulli"),
+            card.name,
+        )
         for card in catalogue.load_cards()
         if card.test.get("target", "expectation") == "expectation"
         and (card.supports("bernoulli") or card.supports("categorical"))
     ]
-    per_estimator = arguments.total_draws / len(cards)
+    position = 1 + [entry[0] for entry in entries].index("reinforce")
+    entries.insert(
+        position,
+        (
+            "reinforce(higher_order=False)",
+            reinforce(higher_order=False),
+            1,
+            True,
+            True,
+            "reinforce",
+        ),
+    )
+    per_estimator = arguments.total_draws / len(entries)
     print(
         f"device: {device.platform} {device.device_kind}; JAX {jax.__version__}; "
-        f"{arguments.total_draws:.3g} draws over {len(cards)} estimators"
+        f"{arguments.total_draws:.3g} draws over {len(entries)} estimators"
     )
     rows = []
     total_draws = 0
     start_all = time.perf_counter()
-    for card in cards:
-        problem = bernoulli if card.supports("bernoulli") else categorical
-        draws_per_estimate = card.num_samples * (
+    for label, estimator, num_samples, unbiased, on_bernoulli, reference_name in entries:
+        problem = bernoulli if on_bernoulli else categorical
+        draws_per_estimate = num_samples * (
             dimension if problem is bernoulli else categorical.num_coordinates
         )
         chunk = max(2, int(arguments.draws_per_call // draws_per_estimate))
         estimates = max(2 * chunk, int(per_estimator // draws_per_estimate))
         moments = gradient_moments(
-            card.make(),
+            estimator,
             problem,
             num_estimates=estimates,
             seed=arguments.seed,
             backend="jax",
-            num_samples=card.num_samples,
+            num_samples=num_samples,
             chunk_size=chunk,
         )
         report = check_unbiased(moments, problem.exact_gradient(), false_failure_rate=1e-6)
         draws = moments.count * draws_per_estimate
         total_draws += draws
         row = {
-            "estimator": card.name,
-            "unbiased_by_design": card.unbiased,
+            "estimator": label,
+            "unbiased_by_design": unbiased,
             "verdict": ("pass" if report.passed else "FAIL")
-            if card.unbiased
+            if unbiased
             else ("bias detected" if np.any(report.rejected) else "bias not detected"),
             "max_abs_z": report.max_abs_z,
             "draws": draws,
             "draws_per_second": draws / moments.seconds,
             "compile_seconds": moments.compile_seconds,
         }
-        reference = hand_fused(jax, jnp, card.name)
-        if reference is not None and problem is bernoulli and card.num_samples == 1:
+        reference = hand_fused(jax, jnp, reference_name)
+        if reference is not None and problem is bernoulli and num_samples == 1:
             logits = jnp.broadcast_to(
                 jnp.asarray(bernoulli.logits, jnp.float32), (chunk, dimension)
             )
             compiled = jax.jit(reference)
-            keys = jax.random.split(jax.random.key(1), 8)
-            compiled(logits, keys[0]).block_until_ready()
-            begin = time.perf_counter()
-            for key in keys:
+            keys = [jax.random.fold_in(jax.random.key(1), index) for index in range(10)]
+            compiled(logits, keys[0]).block_until_ready()  # compile outside the timing
+            timings = []
+            for key in keys[1:]:
+                begin = time.perf_counter()
                 compiled(logits, key).block_until_ready()
-            seconds = (time.perf_counter() - begin) / len(keys)
+                timings.append(time.perf_counter() - begin)
+            seconds = sorted(timings)[len(timings) // 2]  # median call
             row["hand_fused_draws_per_second"] = chunk * dimension / seconds
             row["ratio"] = row["draws_per_second"] / row["hand_fused_draws_per_second"]
         rows.append(row)
         print(
-            f"  {card.name:<28} {row['verdict']:<18} max|z|={row['max_abs_z']:6.2f} "
+            f"  {label:<30} {row['verdict']:<18} max|z|={row['max_abs_z']:6.2f} "
             f"{row['draws_per_second']:.3g} draws/s"
             + (
                 f"  hand-fused {row['hand_fused_draws_per_second']:.3g}  ratio {row['ratio']:.2f}"

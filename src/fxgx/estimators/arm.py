@@ -21,6 +21,7 @@ import dataclasses
 from typing import NamedTuple
 
 from fxgx.core.custom_gradient import custom_gradient
+from fxgx.core.random import open_uniform
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
 
 
@@ -41,7 +42,7 @@ def antithetic_pairs(function, distribution, backend, seed, num_samples) -> Anti
     dtype = backend.dtype_of(logits)
     seeds = sub_seeds(seed, backend, "uniform")
     shape = (num_samples,) + tuple(backend.shape_of(logits))
-    uniform = backend.stop_gradient(backend.uniform(shape, seeds["uniform"], dtype))
+    uniform = backend.stop_gradient(open_uniform(backend, shape, seeds["uniform"], dtype))
     # 1[u > sigmoid(-theta)] rather than 1[1 - u < sigmoid(theta)]: no rounding of 1 - u.
     first = backend.cast(backend.less(uniform, backend.sigmoid(logits)), dtype)
     second = backend.cast(backend.greater(uniform, backend.sigmoid(-logits)), dtype)
