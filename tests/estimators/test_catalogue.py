@@ -5,22 +5,31 @@ False-failure rate of each unbiasedness test: 1e-5 family-wise (Holm over the pr
 coordinates), so over the ~100 tests below fewer than 1e-3 runs fail by chance; the seeds
 are fixed, so a run is deterministic. Power: each test first checks that it could detect a
 bias of ``problem.detectable_bias`` (a quarter of the gradient's root-mean-square by default)
-with probability 0.99 and fails as underpowered otherwise.
+with probability 0.99: the card's ``num_estimates`` is a pilot, and where it is too few the
+test draws as many as the pilot's variance says are needed (at most ``MAXIMUM_ESTIMATES``),
+and still fails as underpowered if that was not enough.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import pytest
 
 import fxgx.estimators
 from fxgx import catalogue
+from fxgx.estimators import reinforce
 from fxgx.estimators.base import Estimator
 from fxgx.problems import get_problem
-from fxgx.testing import assert_biased, assert_unbiased, gradient_moments
+from fxgx.testing import assert_biased, assert_unbiased, gradient_moments, required_estimates
 
 CARDS = catalogue.load_cards()
+CHUNK_SIZE = 65536
+#: Upper bound on estimates per test: REINFORCE on the t = 0.499 toy needs ~2.4e8 (about
+#: 3 s on 2 CPU cores, the toy is tiny); REBAR/RELAX ~7.4e7.
+MAXIMUM_ESTIMATES = 2**28
+LARGE_CHUNK_SIZE = 2**20
 
 
 def _unbiased_cases():
@@ -71,16 +80,55 @@ def test_cards_name_known_problems_that_the_estimator_supports():
 
 
 @pytest.mark.parametrize("card, problem_name, backend", list(_unbiased_cases()))
+def _powered_moments(estimator, num_samples, problem, backend, pilot_count):
+    """Moments of enough estimates to detect ``problem.detectable_bias`` with power 0.99:
+    ``pilot_count`` is a pilot; where it is too few, draw as many as its variance says are
+    needed (fresh draws: same seed, new count), at most ``MAXIMUM_ESTIMATES``."""
+
+    def moments_of_estimates(count, chunk_size):
+        return gradient_moments(
+            estimator, problem, num_estimates=count, seed=20261126, backend=backend,
+            dtype="float32", num_samples=num_samples, chunk_size=chunk_size,
+        )
+
+    moments = moments_of_estimates(pilot_count, CHUNK_SIZE)
+    needed = required_estimates(moments, problem.detectable_bias)
+    if needed > moments.count:
+        assert needed <= MAXIMUM_ESTIMATES, (
+            f"{estimator.name} would need {needed} estimates on {problem.name} to detect a bias "
+            f"of {problem.detectable_bias:.3g}; more than {MAXIMUM_ESTIMATES}"
+        )
+        moments = moments_of_estimates(int(1.05 * needed), LARGE_CHUNK_SIZE)
+    return moments
+
+
 def test_unbiased_against_exact_gradient(card, problem_name, backend):
     problem = get_problem(problem_name)
-    exact = problem.exact_gradient()
-    moments = gradient_moments(
-        card.make(), problem, num_estimates=int(card.test.get("num_estimates", 200_000)),
-        seed=20261126, backend=backend, dtype="float32", num_samples=card.num_samples,
-        chunk_size=65536,
-    )
-    assert_unbiased(moments, exact, false_failure_rate=1e-5,
+    moments = _powered_moments(card.make(), card.num_samples, problem, backend,
+                               int(card.test.get("num_estimates", 200_000)))
+    assert_unbiased(moments, problem.exact_gradient(), false_failure_rate=1e-5,
                     detectable_bias=problem.detectable_bias)
+
+
+@dataclasses.dataclass(frozen=True)
+class SignFlippedReinforce(Estimator):
+    """A planted bug: REINFORCE with its gradient negated (bias = -2 x the exact gradient)."""
+
+    name = "sign_flipped_reinforce"
+
+    def _estimate(self, function, distribution, backend, seed, num_samples):
+        surrogate = reinforce()(function, distribution, seed=seed, num_samples=num_samples)
+        return 2 * backend.stop_gradient(surrogate) - surrogate
+
+
+def test_the_catalogue_procedure_catches_a_flipped_sign_on_the_hardest_toy():
+    """On t = 0.499 the gradient is 500x below REINFORCE's noise; the procedure above must
+    still reject an estimator whose mean is the negated gradient (power >= 0.99)."""
+    problem = get_problem("bernoulli_toy_0499")
+    moments = _powered_moments(SignFlippedReinforce(), 1, problem, "tensorflow", 400_000)
+    with pytest.raises(AssertionError, match="Biased gradient estimate"):
+        assert_unbiased(moments, problem.exact_gradient(), false_failure_rate=1e-5,
+                        detectable_bias=problem.detectable_bias)
 
 
 @pytest.mark.parametrize("card, backend", list(_biased_cases()))

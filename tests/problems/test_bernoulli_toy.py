@@ -46,7 +46,9 @@ def test_known_values():
     assert problem.exact_value() == pytest.approx((0.55**2 + 0.45**2) / 2, rel=1e-15)
     assert problem.exact_gradient()[0] == pytest.approx(0.025, rel=1e-14)
     assert BernoulliToy(0.499, 0.0).exact_gradient()[0] == pytest.approx(5e-4, rel=1e-12)
-    assert problem.detectable_bias == 0.005
+    assert problem.detectable_bias == pytest.approx(0.25 * 0.025, rel=1e-14)
+    assert BernoulliToy(0.499, 0.0, detectable_fraction=0.5).detectable_bias == pytest.approx(
+        2.5e-4, rel=1e-12)
 
 
 def test_extreme_logits_stay_finite():

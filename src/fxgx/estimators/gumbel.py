@@ -33,7 +33,7 @@ import numpy as np
 
 from fxgx.backends import get_backend
 from fxgx.core.custom_gradient import custom_gradient
-from fxgx.core.random import gumbel_noise, logistic_noise, open_uniform  # noqa: F401
+from fxgx.core.random import gumbel_noise, logistic_noise
 from fxgx.core.seeds import canonical_seed
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
 
@@ -94,9 +94,6 @@ def floating_logits(backend, logits, argument: str = "logits"):
             "a floating tensor (float32 or float64)."
         )
     return logits
-
-
-# ------------------------------------------------------------------------------ noise
 
 
 # -------------------------------------------------------------------------- samples

@@ -75,7 +75,7 @@ class Reinforce(Estimator):
         values = backend.stop_gradient(
             evaluate(function, samples, distribution, backend, num_samples)
         )
-        baseline = backend.cast(backend.convert(self.baseline), backend.dtype_of(values))
+        baseline = backend.convert(self.baseline, backend.dtype_of(values))
         if not self.higher_order and getattr(distribution, "kind", "") in CLOSED_FORM_KINDS:
             return closed_form_score_surrogate(
                 backend, values, samples, distribution, baseline, num_samples

@@ -24,6 +24,7 @@ import dataclasses
 
 from fxgx.backends import get_backend
 from fxgx.core.custom_gradient import custom_gradient
+from fxgx.core.random import gumbel_noise, logistic_noise
 from fxgx.core.seeds import canonical_seed
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
 from fxgx.estimators.gumbel import (
@@ -31,8 +32,6 @@ from fxgx.estimators.gumbel import (
     check_positive,
     check_positive_number,
     floating_logits,
-    gumbel_noise,
-    logistic_noise,
     sigmoid_from_log,
 )
 

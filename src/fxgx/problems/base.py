@@ -39,14 +39,15 @@ class Problem:
     def exact_gradient(self) -> np.ndarray:
         raise NotImplementedError
 
+    #: ``detectable_bias`` as a fraction of the root-mean-square exact gradient.
+    detectable_fraction = 0.25
+
     @property
     def detectable_bias(self) -> float:
-        """The absolute bias a test on this problem must be able to detect (power 0.99).
-
-        Default: a quarter of the root-mean-square exact gradient. Problems whose exact
-        gradient is tiny by design (the t = 0.499 toy) override it.
-        """
-        return 0.25 * float(np.sqrt(np.mean(self.exact_gradient() ** 2)))
+        """The absolute bias a test on this problem must be able to detect (power 0.99):
+        ``detectable_fraction`` (a quarter by default) of the root-mean-square exact
+        gradient."""
+        return self.detectable_fraction * float(np.sqrt(np.mean(self.exact_gradient() ** 2)))
 
     @property
     def num_coordinates(self) -> int:

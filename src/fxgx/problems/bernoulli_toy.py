@@ -19,7 +19,12 @@ from fxgx.problems.base import Problem
 class BernoulliToy(Problem):
     kind = "bernoulli"
 
-    def __init__(self, target: float = 0.45, logits=0.0):
+    def __init__(self, target: float = 0.45, logits=0.0, *, detectable_fraction: float = 0.25):
+        """``detectable_fraction``: the bias (relative to the root-mean-square exact gradient)
+        that tests on this problem must be able to detect; see ``Problem.detectable_bias``."""
+        if not 0.0 < float(detectable_fraction):
+            raise ValueError(f"detectable_fraction={detectable_fraction} must be positive.")
+        self.detectable_fraction = float(detectable_fraction)
         if not 0.0 <= float(target) <= 1.0:
             raise ValueError(f"target={target} must lie in [0, 1].")
         self.target = float(target)
@@ -38,12 +43,6 @@ class BernoulliToy(Problem):
         if self.logits.ndim == 0:
             return squared
         return backend.reduce_sum(squared, axis=tuple(range(-self.logits.ndim, 0)))
-
-    @property
-    def detectable_bias(self) -> float:
-        """A fifth of the t = 0.45 gradient at theta = 0 (0.005), whatever t is: at t = 0.499
-        the gradient itself (5e-4) is below what a feasible test can resolve for REINFORCE."""
-        return 0.005
 
     def _probabilities(self):
         """``(p, 1 - p)``, each computed as a sigmoid so neither rounds to 0 early."""

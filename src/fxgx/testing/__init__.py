@@ -10,6 +10,7 @@ from fxgx.testing.hypothesis_tests import (
     check_variance,
     measure_bias,
     minimum_detectable_bias,
+    required_estimates,
 )
 from fxgx.testing.moments import Moments, gradient_moments, merge, moments_of
 
@@ -27,4 +28,5 @@ __all__ = [
     "merge",
     "minimum_detectable_bias",
     "moments_of",
+    "required_estimates",
 ]

@@ -52,6 +52,18 @@ def minimum_detectable_bias(standard_error, *, false_failure_rate: float, power:
     return (critical + _NORMAL.inv_cdf(power)) * np.asarray(standard_error)
 
 
+def required_estimates(moments, detectable_bias: float, *, false_failure_rate: float = 1e-5,
+                       power: float = 0.99) -> int:
+    """How many estimates make ``minimum_detectable_bias <= detectable_bias`` on every
+    coordinate, given the per-estimate variance measured in ``moments`` (a pilot run):
+    ``n = ((z_{1 - a/(2m)} + z_power) * sigma_max / delta)^2``."""
+    if detectable_bias <= 0:
+        raise ValueError(f"detectable_bias={detectable_bias} must be positive.")
+    critical = _NORMAL.inv_cdf(1.0 - false_failure_rate / (2.0 * moments.mean.size))
+    sigma = float(np.sqrt(np.max(moments.variance)))
+    return max(2, math.ceil(((critical + _NORMAL.inv_cdf(power)) * sigma / detectable_bias) ** 2))
+
+
 def rounding_floor(moments, exact) -> np.ndarray:
     eps = float(np.finfo(np.dtype(moments.dtype if moments.dtype != "bfloat16" else "float32")).eps)
     rms = np.sqrt(moments.variance + moments.mean**2)
