@@ -79,7 +79,6 @@ def test_cards_name_known_problems_that_the_estimator_supports():
             assert card.supports(problem.kind), (card.name, name, problem.kind)
 
 
-@pytest.mark.parametrize("card, problem_name, backend", list(_unbiased_cases()))
 def _powered_moments(estimator, num_samples, problem, backend, pilot_count):
     """Moments of enough estimates to detect ``problem.detectable_bias`` with power 0.99:
     ``pilot_count`` is a pilot; where it is too few, draw as many as its variance says are
@@ -102,6 +101,7 @@ def _powered_moments(estimator, num_samples, problem, backend, pilot_count):
     return moments
 
 
+@pytest.mark.parametrize("card, problem_name, backend", list(_unbiased_cases()))
 def test_unbiased_against_exact_gradient(card, problem_name, backend):
     problem = get_problem(problem_name)
     moments = _powered_moments(card.make(), card.num_samples, problem, backend,
