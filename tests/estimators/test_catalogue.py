@@ -56,6 +56,7 @@ def test_every_card_points_at_an_estimator_factory():
         assert isinstance(estimator, Estimator), card.name
         assert estimator.name == card.name, (card.name, estimator.name)
         assert estimator.unbiased == card.unbiased, card.name
+        assert estimator.target == card.test.get("target", "expectation"), card.name
 
 
 def test_every_estimator_has_a_card():

@@ -36,6 +36,9 @@ class Estimator:
     #: over): True for pathwise estimators, VIMCO and REBAR/RELAX; False for estimators
     #: that evaluate ``f`` under ``stop_gradient`` (score function, ARM, DisARM).
     passes_function_gradients: ClassVar[bool] = False
+    #: What the gradient estimates: "expectation" (``grad E[f]``) or "log_mean_exp"
+    #: (``grad E[log mean_k exp f(z_k)]``, the multi-sample bound of VIMCO).
+    target: ClassVar[str] = "expectation"
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1):
         distribution = self._check_distribution(distribution)

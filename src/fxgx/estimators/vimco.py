@@ -59,6 +59,7 @@ class Vimco(Estimator):
 
     name = "vimco"
     passes_function_gradients = True
+    target = "log_mean_exp"
     minimum_samples = 2
 
     def _estimate(self, function, distribution, backend, seed, num_samples):

@@ -39,17 +39,11 @@ from fxgx.core.seeds import canonical_seed, split_seed
 from fxgx.vi.expectation import expectation
 from fxgx.vi.latents import Latents
 
-#: Estimators that estimate the multi-sample bound ``E[log mean_k exp f(z_k)]`` rather than
-#: ``E[f]`` (read from an estimator's ``target`` attribute when it has one).
-MULTI_SAMPLE_ESTIMATORS = ("vimco",)
-
 
 def estimator_target(estimator) -> str:
-    """``"expectation"`` (estimates ``grad E[f]``) or ``"log_mean_exp"`` (VIMCO-like)."""
-    target = getattr(estimator, "target", None)
-    if isinstance(target, str):
-        return target
-    return "log_mean_exp" if estimator.name in MULTI_SAMPLE_ESTIMATORS else "expectation"
+    """``"expectation"`` (estimates ``grad E[f]``) or ``"log_mean_exp"`` (VIMCO-like), as the
+    estimator declares in ``Estimator.target``."""
+    return getattr(estimator, "target", "expectation")
 
 
 def check_num_samples(num_samples, minimum: int = 1) -> int:
