@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from example_support import quiet_tensorflow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -346,13 +347,6 @@ def plot(results, arguments, path):
     figure.tight_layout(rect=(0, 0, 0.83, 1))
     figure.savefig(path, dpi=120)
     plt.close(figure)
-
-
-def quiet_tensorflow():
-    """Each estimator compiles its own step: hide TensorFlow's retracing warnings."""
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
 
 
 def main(argv=None):

@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from example_support import make_parameters, quiet_tensorflow, select_cards, smooth
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -298,23 +299,6 @@ def encoder_gradient_variance(batch_loss, parameters, batch, backend, seed,
     return total
 
 
-def make_parameters(backend, arrays):
-    """TensorFlow: a list of ``tf.Variable``; JAX: a list of arrays (a pytree)."""
-    if backend.name == "tensorflow":
-        import tensorflow as tf
-
-        return [tf.Variable(array) for array in arrays]
-    return [backend.convert(array) for array in arrays]
-
-
-def smooth(values, window):
-    """Trailing moving average (the first points average what is there)."""
-    values = np.asarray(values, float)
-    cumulative = np.cumsum(np.insert(values, 0, 0.0))
-    counts = np.minimum(np.arange(1, len(values) + 1), window)
-    return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
-
-
 def run_estimator(card, model, train, test, arguments):
     from fxgx import vi
 
@@ -386,27 +370,6 @@ def plot(records, arguments, path):
     plt.close(figure)
 
 
-def quiet_tensorflow():
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-
-
-def select_cards(names):
-    from fxgx.catalogue import load_cards
-
-    cards = {card.name: card for card in load_cards()}
-    selected = []
-    for name in [name.strip() for name in names.split(",") if name.strip()]:
-        if name not in cards:
-            print(f"skipping {name}: not in the estimator catalogue")
-        elif not cards[name].supports("bernoulli"):
-            print(f"skipping {name}: it does not support Bernoulli latents")
-        else:
-            selected.append(cards[name])
-    return selected
-
-
 def main(argv=None):
     arguments = parse_arguments(argv)
     from fxgx.backends import backend_by_name
@@ -419,7 +382,7 @@ def main(argv=None):
     train, test = binarised_digits(arguments.seed)
     model = SigmoidBeliefNetwork(backend, train.shape[1], arguments.latents)
     records = []
-    for card in select_cards(arguments.estimators):
+    for card in select_cards(arguments.estimators, "bernoulli"):
         record = run_estimator(card, model, train, test, arguments)
         records.append(record)
         print(f"{record['name']:<24} train ELBO {record['final_train_elbo']:8.2f}  "

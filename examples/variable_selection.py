@@ -38,6 +38,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from example_support import fit_with_annealing, make_parameters, select_cards, smooth
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -255,42 +256,6 @@ class FrameworkAlgebra:
 # ------------------------------------------------------------------------------ training
 
 
-def make_parameters(backend, arrays):
-    if backend.name == "tensorflow":
-        import tensorflow as tf
-
-        return [tf.Variable(array) for array in arrays]
-    return [backend.convert(array) for array in arrays]
-
-
-def fit_with_annealing(loss, parameters, arguments):
-    """``fxgx.vi.fit`` at ``--learning-rate``, then the last ``--anneal-fraction`` of the steps
-    at a tenth of it (a second ``fit``: fresh Adam moments), so that the final ``q`` is not
-    dominated by the step noise of a constant learning rate. Returns ``(parameters, losses,
-    variance steps, variances, seconds)``."""
-    from fxgx import vi
-
-    fine = int(round(arguments.steps * arguments.anneal_fraction))
-    phases = [(arguments.steps - fine, arguments.learning_rate),
-              (fine, arguments.learning_rate / 10)]
-    every = max(1, arguments.steps // 40)
-    losses, steps, variances, seconds, offset = [], [], [], 0.0, 0
-    for index, (count, rate) in enumerate(phases):
-        if count == 0:
-            continue
-        result = vi.fit(loss, parameters, num_steps=count,
-                        seed=np.array([arguments.seed, index], np.int64), learning_rate=rate,
-                        trace_variance_every=every, progress=False)
-        parameters = result.parameters
-        losses.extend(np.asarray(result.losses, float).tolist())
-        traced = np.flatnonzero(np.isfinite(result.gradient_variance))
-        steps.extend((traced + offset).tolist())
-        variances.extend(result.gradient_variance[traced].tolist())
-        seconds += result.seconds
-        offset += count
-    return parameters, losses, steps, variances, seconds
-
-
 def fit_one(card, model, backend, arguments, exact):
     from fxgx import vi
     from fxgx.distributions import Bernoulli
@@ -328,14 +293,6 @@ def fit_one(card, model, backend, arguments, exact):
 
 
 # ------------------------------------------------------------------------------- figures
-
-
-def smooth(values, window):
-    values = np.asarray(values, float)
-    cumulative = np.cumsum(np.insert(values, 0, 0.0))
-    ends = np.arange(1, len(values) + 1)
-    counts = np.minimum(ends, window)
-    return (cumulative[ends] - cumulative[ends - counts]) / counts
 
 
 def plot(records, model, exact, best, arguments, path):
@@ -385,21 +342,6 @@ def plot(records, model, exact, best, arguments, path):
     plt.close(figure)
 
 
-def select_cards(names):
-    from fxgx.catalogue import load_cards
-
-    cards = {card.name: card for card in load_cards()}
-    selected = []
-    for name in [name.strip() for name in names.split(",") if name.strip()]:
-        if name not in cards:
-            print(f"skipping {name}: not in the estimator catalogue")
-        elif not cards[name].supports("bernoulli"):
-            print(f"skipping {name}: it does not support Bernoulli latents")
-        else:
-            selected.append(cards[name])
-    return selected
-
-
 def support_summary(probabilities, support):
     selected = set(np.flatnonzero(np.asarray(probabilities) > 0.5).tolist())
     truth = set(np.asarray(support).tolist())
@@ -429,7 +371,7 @@ def main(argv=None):
     print(f"exact PIPs {np.array2string(inclusion, precision=3)}")
     print(f"CAVI  PIPs {np.array2string(best_probabilities, precision=3)} (best mean-field q)")
     records = []
-    for card in select_cards(arguments.estimators):
+    for card in select_cards(arguments.estimators, "bernoulli"):
         record = fit_one(card, model, backend, arguments, exact)
         probabilities = np.asarray(record["inclusion_probabilities"])
         record["selected"], record["true_positives"], record["false_positives"] = (

@@ -26,6 +26,8 @@ def load_example(name):
     """Import ``examples/<name>.py`` as a module (the folder is not a package)."""
     if name in sys.modules:
         return sys.modules[name]
+    if str(EXAMPLES) not in sys.path:  # as when run as a script: example_support beside it
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
