@@ -30,8 +30,8 @@ import dataclasses
 
 import numpy as np
 
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
-from fxgx.estimators.reinforce import draw, score_function_surrogate
+from fxgx.estimators.base import Estimator, sub_seeds
+from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
 
 
 def _sum_event(backend, values, event_ndims):
@@ -83,9 +83,8 @@ class OptimalBaseline(Estimator):
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         seeds = sub_seeds(seed, backend, "samples")
-        samples = draw(distribution, backend, seeds["samples"], num_samples)
-        values = backend.stop_gradient(
-            evaluate(function, samples, distribution, backend, num_samples)
+        samples, values = draw_and_evaluate(
+            function, distribution, backend, seeds["samples"], num_samples
         )
         weights = backend.stop_gradient(
             backend.cast(squared_score_norm(distribution, samples), backend.dtype_of(values))

@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.estimators.base import Estimator, sub_seeds
 from fxgx.estimators.moving_average import prepare_call
-from fxgx.estimators.reinforce import draw, score_function_surrogate
+from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
 
 
 def _zero_baseline(distribution):
@@ -78,9 +78,8 @@ class LearnedBaseline(Estimator):
 
     def _surrogate_and_loss(self, function, distribution, backend, seed, num_samples):
         seeds = sub_seeds(seed, backend, "samples")
-        samples = draw(distribution, backend, seeds["samples"], num_samples)
-        values = backend.stop_gradient(
-            evaluate(function, samples, distribution, backend, num_samples)
+        samples, values = draw_and_evaluate(
+            function, distribution, backend, seeds["samples"], num_samples
         )
         baseline = self._baseline_values(distribution, backend, values)
         log_prob = distribution.log_prob(samples)

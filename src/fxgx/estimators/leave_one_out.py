@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from fxgx.estimators.base import Estimator, evaluate, leave_one_out_mean, sub_seeds
-from fxgx.estimators.reinforce import draw, score_function_surrogate
+from fxgx.estimators.base import Estimator, leave_one_out_mean, sub_seeds
+from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,9 +28,8 @@ class ReinforceLeaveOneOut(Estimator):
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         seeds = sub_seeds(seed, backend, "samples")
-        samples = draw(distribution, backend, seeds["samples"], num_samples)
-        values = backend.stop_gradient(
-            evaluate(function, samples, distribution, backend, num_samples)
+        samples, values = draw_and_evaluate(
+            function, distribution, backend, seeds["samples"], num_samples
         )
         baseline = leave_one_out_mean(backend, values, num_samples)
         log_prob = distribution.log_prob(samples)

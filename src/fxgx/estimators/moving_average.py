@@ -23,8 +23,8 @@ from typing import NamedTuple
 from fxgx.backends import backend_by_name
 from fxgx.core.seeds import canonical_seed
 from fxgx.distributions import Distribution
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
-from fxgx.estimators.reinforce import draw, score_function_surrogate
+from fxgx.estimators.base import Estimator, sub_seeds
+from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
 
 
 class MovingAverageState(NamedTuple):
@@ -110,9 +110,8 @@ class MovingAverageBaseline(Estimator):
 
     def _estimate_with_state(self, function, distribution, backend, seed, num_samples, state):
         seeds = sub_seeds(seed, backend, "samples")
-        samples = draw(distribution, backend, seeds["samples"], num_samples)
-        values = backend.stop_gradient(
-            evaluate(function, samples, distribution, backend, num_samples)
+        samples, values = draw_and_evaluate(
+            function, distribution, backend, seeds["samples"], num_samples
         )
         dtype = backend.dtype_of(values)
         if state is None:

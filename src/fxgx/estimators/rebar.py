@@ -266,6 +266,16 @@ class VarianceObjectiveMixin:
     ``d Var(g) / d phi = d E[|g|^2] / d phi``: minimising ``|g|^2`` minimises the variance.
     """
 
+    def with_overrides(self, temperature=None, scale=None):
+        """A copy with ``temperature``/``scale`` replaced where given (checked)."""
+        estimator = self
+        if temperature is not None:
+            estimator = dataclasses.replace(
+                estimator, temperature=check_positive(temperature, "temperature"))
+        if scale is not None:
+            estimator = dataclasses.replace(estimator, scale=check_finite(scale, "scale"))
+        return estimator
+
     def gradient_estimate(self, function, distribution, *, seed, num_samples: int = 1,
                           **overrides):
         """The estimate ``g`` of ``grad E[f]`` w.r.t. the logits (the logits' shape).
@@ -312,12 +322,7 @@ class Rebar(VarianceObjectiveMixin, Estimator):
                  temperature=None, scale=None):
         """The surrogate; ``temperature``/``scale`` override the estimator's for this call
         (pass trainable tensors here, e.g. ``exp(log_temperature)`` under ``jax.grad``)."""
-        estimator = self
-        if temperature is not None:
-            estimator = dataclasses.replace(
-                estimator, temperature=check_positive(temperature, "temperature"))
-        if scale is not None:
-            estimator = dataclasses.replace(estimator, scale=check_finite(scale, "scale"))
+        estimator = self.with_overrides(temperature, scale)
         return Estimator.__call__(estimator, function, distribution, seed=seed,
                                   num_samples=num_samples)
 

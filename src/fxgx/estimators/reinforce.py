@@ -62,6 +62,14 @@ def draw(distribution, backend, seed, num_samples):
     return backend.stop_gradient(distribution.sample(num_samples, seed=backend.cast(seed, "int32")))
 
 
+def draw_and_evaluate(function, distribution, backend, seed, num_samples):
+    """Stopped samples ``[S] + shape`` and the stopped values of ``f`` on them, checked to
+    have shape ``[S] + batch_shape``: the start of every score-function estimator."""
+    samples = draw(distribution, backend, seed, num_samples)
+    values = backend.stop_gradient(evaluate(function, samples, distribution, backend, num_samples))
+    return samples, values
+
+
 @dataclasses.dataclass(frozen=True)
 class Reinforce(Estimator):
     """REINFORCE with a constant baseline (0 by default). See ``reinforce``."""
@@ -71,10 +79,7 @@ class Reinforce(Estimator):
     name = "reinforce"
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
-        samples = draw(distribution, backend, seed, num_samples)
-        values = backend.stop_gradient(
-            evaluate(function, samples, distribution, backend, num_samples)
-        )
+        samples, values = draw_and_evaluate(function, distribution, backend, seed, num_samples)
         baseline = backend.convert(self.baseline, backend.dtype_of(values))
         if not self.higher_order and getattr(distribution, "kind", "") in CLOSED_FORM_KINDS:
             return closed_form_score_surrogate(

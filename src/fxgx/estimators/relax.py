@@ -53,12 +53,7 @@ class Relax(VarianceObjectiveMixin, Estimator):
         """The surrogate. ``control_variate_parameters`` is handed to the residual
         ``control_variate(z, parameters)``; ``temperature``/``scale`` override the
         estimator's for this call (pass trainable tensors here)."""
-        estimator = self
-        if temperature is not None:
-            estimator = dataclasses.replace(
-                estimator, temperature=check_positive(temperature, "temperature"))
-        if scale is not None:
-            estimator = dataclasses.replace(estimator, scale=check_finite(scale, "scale"))
+        estimator = self.with_overrides(temperature, scale)
         if control_variate_parameters is not None:
             if self.control_variate is None:
                 raise ValueError(

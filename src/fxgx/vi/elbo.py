@@ -46,7 +46,22 @@ def estimator_target(estimator) -> str:
     return getattr(estimator, "target", "expectation")
 
 
+def prepare_bound(target_log_prob_fn, surrogate_posterior, seed, num_samples):
+    """Boundary checks shared by the bounds: ``(num_samples, latents, backend, seeds)`` with
+    sub-seeds "estimator" and "reparameterized"."""
+    if not callable(target_log_prob_fn):
+        raise TypeError(
+            f"target_log_prob_fn must be callable, got {type(target_log_prob_fn).__name__}."
+        )
+    num_samples = check_num_samples(num_samples)
+    latents = Latents(surrogate_posterior)
+    backend = latents.backend
+    seeds = split_seed(canonical_seed(seed, backend), ("estimator", "reparameterized"), backend)
+    return num_samples, latents, backend, seeds
+
+
 def check_num_samples(num_samples, minimum: int = 1) -> int:
+    """``num_samples`` as an int >= ``minimum``, or a TypeError/ValueError naming it."""
     if isinstance(num_samples, bool) or not isinstance(num_samples, int):
         raise TypeError(f"num_samples must be an int, got {num_samples!r}.")
     if num_samples < minimum:
@@ -114,14 +129,9 @@ def elbo(target_log_prob_fn, surrogate_posterior, *, seed, num_samples: int = 1,
         ``importance_weighted_bound``).
       ValueError: ``target_log_prob_fn`` and the surrogate disagree on shapes.
     """
-    if not callable(target_log_prob_fn):
-        raise TypeError(
-            f"target_log_prob_fn must be callable, got {type(target_log_prob_fn).__name__}."
-        )
-    num_samples = check_num_samples(num_samples)
-    latents = Latents(surrogate_posterior)
-    backend = latents.backend
-    seeds = split_seed(canonical_seed(seed, backend), ("estimator", "reparameterized"), backend)
+    num_samples, latents, backend, seeds = prepare_bound(
+        target_log_prob_fn, surrogate_posterior, seed, num_samples
+    )
 
     if not latents.has_estimated:
         values, log_q = latents.sample_reparameterized({}, num_samples, seeds["reparameterized"])

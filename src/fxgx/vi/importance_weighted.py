@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import math
 
-from fxgx.core.seeds import canonical_seed, split_seed
 from fxgx.distributions import Bernoulli, OneHotCategorical
-from fxgx.vi.elbo import check_estimator, check_num_samples, estimator_target
+from fxgx.vi.elbo import check_estimator, estimator_target, prepare_bound
 from fxgx.vi.expectation import expectation
-from fxgx.vi.latents import Latents
 
 
 def log_mean_exp(backend, values, axis=0):
@@ -61,14 +59,9 @@ def importance_weighted_bound(target_log_prob_fn, surrogate_posterior, *, seed,
     of ``grad E[f]`` works too for Bernoulli/categorical latents (see the module notes).
     Returns a tensor of the surrogate's batch shape; minimise ``-importance_weighted_bound``.
     """
-    if not callable(target_log_prob_fn):
-        raise TypeError(
-            f"target_log_prob_fn must be callable, got {type(target_log_prob_fn).__name__}."
-        )
-    num_samples = check_num_samples(num_samples)
-    latents = Latents(surrogate_posterior)
-    backend = latents.backend
-    seeds = split_seed(canonical_seed(seed, backend), ("estimator", "reparameterized"), backend)
+    num_samples, latents, backend, seeds = prepare_bound(
+        target_log_prob_fn, surrogate_posterior, seed, num_samples
+    )
 
     def log_weights(samples):
         count = backend.shape_of(samples)[0]
