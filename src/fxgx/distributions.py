@@ -13,7 +13,9 @@ categorical). ``event_ndims`` rightmost dimensions form one latent configuration
 
 from __future__ import annotations
 
-from fxgx.backends import get_backend
+import dataclasses
+
+from fxgx.backends import backend_by_name, find_backend, get_backend
 from fxgx.core.random import gumbel_noise, open_uniform
 
 
@@ -226,3 +228,49 @@ def as_fxgx_distribution(distribution, *, argument: str = "distribution"):
         "OneHotCategorical, Normal) or a TensorFlow Probability distribution; got "
         f"{type(distribution).__name__}."
     )
+
+
+def backend_of_distribution(distribution, *, seed=None, argument: str = "distribution"):
+    """The backend module of ``distribution``, told from its arrays, never assumed.
+
+    fxgx distributions carry their backend. TensorFlow Probability's distributions belong to
+    TensorFlow (its JAX substrate, ``tensorflow_probability.substrates.jax``, to JAX). Any
+    other object with ``sample``/``log_prob`` is looked into: the arrays among its
+    ``parameters`` (TFP, distrax) and its attributes name the framework. Failing that, a
+    framework seed (a JAX key, a ``tf.Tensor``) decides. Raises ``TypeError`` when nothing
+    does, rather than guessing.
+    """
+    if isinstance(distribution, Distribution):
+        return distribution.backend
+    module = type(distribution).__module__ or ""
+    if module.startswith("tensorflow_probability.substrates.jax"):
+        return backend_by_name("jax")
+    if module.startswith("tensorflow_probability"):
+        return backend_by_name("tensorflow")
+    backend = find_backend(*_array_attributes(distribution))
+    if backend is None and seed is not None:
+        backend = find_backend(seed)
+    if backend is None:
+        raise TypeError(
+            f"Could not tell the framework of {argument} ({type(distribution).__name__}): none "
+            "of its parameters or attributes is a tf.Tensor, tf.Variable or jax.Array. Give it "
+            "array parameters, or pass seed= as a framework seed (jax.random.key(0) or a "
+            "tf.constant([0, 0]))."
+        )
+    return backend
+
+
+def _array_attributes(distribution) -> list:
+    """Where the arrays of a generic distribution object may live: a ``parameters`` dict
+    (TFP, distrax), dataclass fields (equinox, flax), and plain attributes."""
+    places = []
+    parameters = getattr(distribution, "parameters", None)
+    if isinstance(parameters, dict):
+        places.append(parameters)
+    if dataclasses.is_dataclass(distribution):
+        places.append([getattr(distribution, field.name, None)
+                       for field in dataclasses.fields(distribution)])
+    attributes = getattr(distribution, "__dict__", None)
+    if isinstance(attributes, dict):
+        places.append(attributes)
+    return places

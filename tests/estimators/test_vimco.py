@@ -19,7 +19,11 @@ import pytest
 from fxgx import catalogue
 from fxgx.distributions import Bernoulli, Normal
 from fxgx.estimators.vimco import Vimco, leave_one_out_objectives, vimco
-from fxgx.problems.multi_sample import MultiSampleObjective, multi_sample_bernoulli
+from fxgx.problems.multi_sample import (
+    MultiSampleObjective,
+    multi_sample_bernoulli,
+    multi_sample_decoder,
+)
 from fxgx.testing import assert_unbiased, gradient_moments, moments_of
 
 FALSE_FAILURE_RATE = 1e-5
@@ -34,6 +38,9 @@ def _sharp_log_weight(samples):
     "problem_factory",
     [
         pytest.param(multi_sample_bernoulli, id="default-K3"),
+        # The log-weight's coefficients as parameters of f: their gradient must be unbiased
+        # for E[sum_k w~_k df(z_k)/dc] too (what a decoder inside f receives).
+        pytest.param(multi_sample_decoder, id="decoder-K3"),
         pytest.param(lambda: MultiSampleObjective(_sharp_log_weight, [0.8, -0.3], 2),
                      id="sharp-K2"),
     ],

@@ -34,7 +34,8 @@ def test_unknown_name_lists_the_known_ones():
 
 def test_names_and_default():
     assert set(PROBLEM_NAMES) == {
-        "bernoulli_toy", "bernoulli_toy_0499", "nonadditive_bernoulli", "categorical", "gaussian"
+        "bernoulli_toy", "bernoulli_toy_0499", "nonadditive_bernoulli", "categorical", "gaussian",
+        "decoder_bernoulli", "decoder_categorical",
     }
     assert DEFAULT_PROBLEM in PROBLEM_NAMES
     assert get_problem("gaussian") is not get_problem("gaussian")  # fresh instances
@@ -50,10 +51,12 @@ def test_every_problem_is_consistent(backend, name):
     assert problem.detectable_bias > 0
     # The function maps [S] + batch + event samples to [S] + batch values on each backend.
     parameters = problem.parameters(backend, "float32")
-    distribution = problem.distribution(*parameters)
+    distribution, function = problem.bind(*parameters)
     samples = distribution.sample((5,), backend.seed_from_int(0))
-    values = problem.function(samples)
+    values = function(samples)
     assert backend.shape_of(values) == (5,) + tuple(distribution.batch_shape)
+    np.testing.assert_allclose(backend.to_numpy(problem.function(samples)),
+                               backend.to_numpy(values), rtol=1e-6)
 
 
 def quadrature_value(loc, scale, center):
@@ -125,3 +128,36 @@ def test_toy_problems_use_the_stated_settings():
     assert toy.target == 0.45 and hard.target == 0.499
     # The t = 0.499 gradient is 2% of the t = 0.45 one: (1 - 2t) ratio 0.002 / 0.1.
     np.testing.assert_allclose(hard.exact_gradient(), 0.02 * toy.exact_gradient(), rtol=1e-12)
+
+
+def test_decoder_problems_add_the_exact_expected_function_gradient():
+    """``decoder_bernoulli``: the logits' part is ``nonadditive_bernoulli``'s, and the weights'
+    part is ``E[df/dw] = E[2 (w . b - 1.3) b]``, summed here over the 256 states in NumPy
+    (independent of the autodiff the problem uses)."""
+    decoder = get_problem("decoder_bernoulli")
+    plain = get_problem("nonadditive_bernoulli")
+    np.testing.assert_allclose(decoder.exact_gradient()[:8], plain.exact_gradient(), rtol=1e-12)
+    assert decoder.exact_value() == pytest.approx(plain.exact_value(), rel=1e-12)
+    states = np.array(list(itertools.product((0.0, 1.0), repeat=8)))
+    probabilities = 1.0 / (1.0 + np.exp(-NONADDITIVE_LOGITS))
+    q = np.prod(np.where(states == 1.0, probabilities, 1.0 - probabilities), axis=1)
+    residual = states @ NONADDITIVE_WEIGHTS - 1.3
+    expected = (q * 2.0 * residual) @ states
+    np.testing.assert_allclose(decoder.exact_gradient()[8:], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_decoder_categorical_adds_the_exact_expected_function_gradient():
+    """``decoder_categorical``: ``E[df/dv] = E[2 (sum v . z - 0.7) z]`` over the 64 states."""
+    decoder = get_problem("decoder_categorical")
+    plain = get_problem("categorical")
+    np.testing.assert_allclose(decoder.exact_gradient()[:12], plain.exact_gradient(),
+                               rtol=1e-12)
+    logits = get_problem("categorical").logits
+    softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    expected = np.zeros((3, 4))
+    for indices in itertools.product(range(4), repeat=3):
+        state = np.eye(4)[list(indices)]
+        q = np.prod([softmax[d, k] for d, k in enumerate(indices)])
+        expected += q * 2.0 * (np.sum(state * CATEGORICAL_VALUES) - 0.7) * state
+    np.testing.assert_allclose(decoder.exact_gradient()[12:], expected.ravel(), rtol=1e-10,
+                               atol=1e-12)

@@ -3,6 +3,10 @@
 Recognised: ``Bernoulli``, ``OneHotCategorical``, ``Normal`` and ``Independent`` wrappers of
 them (``reinterpreted_batch_ndims`` becomes ``event_ndims``). Anything else is returned as
 ``None`` and used through its own ``sample``/``log_prob`` by score-function estimators.
+
+``reinterpreted_batch_ndims`` is a tensor inside ``tf.function``, so the number of event
+dimensions is read from the static event ranks instead (``Independent`` adds exactly the
+dimensions it reinterprets), which are known in every mode.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ tfd = tfp.distributions
 def convert(distribution):
     from fxgx import distributions  # noqa: PLC0415 - avoid an import cycle
 
-    event_ndims = 0
     inner = distribution
     while isinstance(inner, tfd.Independent):
-        event_ndims += int(inner.reinterpreted_batch_ndims)
         inner = inner.distribution
+    event_ndims = _static_rank(distribution.event_shape) - _static_rank(inner.event_shape)
     if isinstance(inner, tfd.Bernoulli):
         return distributions.Bernoulli(inner.logits_parameter(), event_ndims=event_ndims)
     if isinstance(inner, tfd.OneHotCategorical):
@@ -28,3 +31,12 @@ def convert(distribution):
         loc, scale = inner.loc, inner.scale
         return distributions.Normal(loc, scale, event_ndims=event_ndims)
     return None
+
+
+def _static_rank(shape) -> int:
+    if shape.rank is None:
+        raise ValueError(
+            f"The event shape {shape} has an unknown rank; fxgx needs static event shapes "
+            "(give the distribution's parameters static shapes)."
+        )
+    return shape.rank

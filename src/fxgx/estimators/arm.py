@@ -10,9 +10,11 @@ to the logits ``theta`` is
     g_d = (f(b~) - f(b)) (u_d - 1/2)                          (Yin & Zhou, 2019)
 
 (averaged over ``S = num_samples`` independent pairs). The surrogate's value is the mean of
-``f`` over both members of every pair. ``f`` is only evaluated, never differentiated: two
-evaluations per pair. Reference: Yin & Zhou (2019), "ARM: Augment-REINFORCE-merge gradient
-for stochastic binary networks", ICLR.
+``f`` over both members of every pair, left differentiable w.r.t. what ``f`` closes over:
+each member is a draw from ``q``, so its gradient there, ``1/(2S) sum_s (grad f(b_s) + grad
+f(b~_s))``, is unbiased for ``E[grad f]``. ``f`` is never differentiated w.r.t. the samples:
+two evaluations per pair. Reference: Yin & Zhou (2019), "ARM: Augment-REINFORCE-merge
+gradient for stochastic binary networks", ICLR.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from fxgx.estimators.base import Estimator, evaluate, sub_seeds
 
 
 class AntitheticPairs(NamedTuple):
-    """``S`` antithetic Bernoulli pairs and ``f`` at both members (all gradient-stopped)."""
+    """``S`` antithetic Bernoulli pairs (gradient-stopped) and ``f`` at both members (left
+    differentiable w.r.t. what ``f`` closes over; stop them before using them as weights)."""
 
     uniform: object  # u, shape [S] + logits.shape
     first: object  # b = 1[u < sigmoid(theta)]
@@ -47,19 +50,22 @@ def antithetic_pairs(function, distribution, backend, seed, num_samples) -> Anti
     first = backend.cast(backend.less(uniform, backend.sigmoid(logits)), dtype)
     second = backend.cast(backend.greater(uniform, backend.sigmoid(-logits)), dtype)
     both = backend.concat([first, second], axis=0)
-    values = backend.stop_gradient(evaluate(function, both, distribution, backend, 2 * num_samples))
+    both = backend.stop_gradient(both)
+    values = evaluate(function, both, distribution, backend, 2 * num_samples)
     return AntitheticPairs(uniform, first, second, values[:num_samples], values[num_samples:])
 
 
 def pair_surrogate(backend, distribution, pairs: AntitheticPairs, per_pair_gradient):
-    """``custom_gradient`` with ``fx`` = mean of ``f`` over all pairs, ``x`` = logits and
-    ``gx`` = the mean over pairs of ``per_pair_gradient`` (shape ``[S] + logits.shape``)."""
+    """``custom_gradient`` with ``fx`` = mean of ``f`` over all pairs (differentiable w.r.t.
+    what ``f`` closes over), ``x`` = logits and ``gx`` = the mean over pairs of
+    ``per_pair_gradient`` (shape ``[S] + logits.shape``, stopped here)."""
     value = backend.reduce_mean(0.5 * (pairs.first_values + pairs.second_values), axis=0)
-    gradient = backend.reduce_mean(per_pair_gradient, axis=0)
+    gradient = backend.stop_gradient(backend.reduce_mean(per_pair_gradient, axis=0))
     logits = distribution.logits
     rank = len(backend.shape_of(logits))
     event_axes = tuple(range(rank - distribution.event_ndims, rank))
-    return custom_gradient(value, gradient, logits, axis=event_axes)
+    return custom_gradient(value, gradient, logits, axis=event_axes,
+                           fx_gx_manually_stopped=True)
 
 
 def expand_over_event(backend, values, event_ndims):

@@ -17,7 +17,7 @@ import dataclasses
 from typing import ClassVar
 
 from fxgx.core.seeds import canonical_seed, split_seed
-from fxgx.distributions import Distribution, as_fxgx_distribution
+from fxgx.distributions import as_fxgx_distribution, backend_of_distribution
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,26 +32,34 @@ class Estimator:
     minimum_samples: ClassVar[int] = 1
     #: Whether the gradient estimate is unbiased for ``grad E[f]``.
     unbiased: ClassVar[bool] = True
-    #: Whether gradients flow through the *values* of ``f`` (to parameters ``f`` closes
-    #: over): True for pathwise estimators, VIMCO and REBAR/RELAX; False for estimators
-    #: that evaluate ``f`` under ``stop_gradient`` (score function, ARM, DisARM).
-    passes_function_gradients: ClassVar[bool] = False
+    #: Whether the surrogate's gradient w.r.t. what ``f`` closes over (a decoder's
+    #: weights) is an unbiased estimate of ``E[grad f]``. True for every fxgx estimator: the
+    #: score-function and antithetic ones return ``mean_s f(z_s)`` unstopped (samples
+    #: stopped), DiCE-style; pathwise ones differentiate ``f`` anyway. An estimator written
+    #: outside fxgx that evaluates ``f`` under ``stop_gradient`` must declare False, and
+    #: ``fxgx.vi`` then adds the missing term.
+    passes_function_gradients: ClassVar[bool] = True
     #: What the gradient estimates: "expectation" (``grad E[f]``) or "log_mean_exp"
     #: (``grad E[log mean_k exp f(z_k)]``, the multi-sample bound of VIMCO).
     target: ClassVar[str] = "expectation"
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1):
-        distribution = self._check_distribution(distribution)
-        num_samples = self._check_num_samples(num_samples)
-        backend = distribution.backend if isinstance(distribution, Distribution) else None
-        if backend is None:
-            from fxgx.backends import backend_by_name  # noqa: PLC0415
+        distribution, backend, seed, num_samples = self.prepare_call(
+            function, distribution, seed, num_samples)
+        return self._estimate(function, distribution, backend, seed, num_samples)
 
-            backend = backend_by_name("tensorflow")
+    def prepare_call(self, function, distribution, seed, num_samples):
+        """The boundary checks of a call: returns ``(distribution, backend, seed,
+        num_samples)`` with the distribution converted, the backend told from its arrays (see
+        ``fxgx.distributions.backend_of_distribution``) and the seed made native. Estimators
+        with extra entry points (state, losses) call it too."""
+        converted = self._check_distribution(distribution)
+        num_samples = self._check_num_samples(num_samples)
+        backend = backend_of_distribution(converted, seed=seed)
         seed = canonical_seed(seed, backend)
         if not callable(function):
             raise TypeError(f"function must be callable, got {type(function).__name__}.")
-        return self._estimate(function, distribution, backend, seed, num_samples)
+        return converted, backend, seed, num_samples
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         raise NotImplementedError(f"{type(self).__name__} must implement _estimate.")

@@ -89,9 +89,10 @@ class OptimalBaseline(Estimator):
         weights = backend.stop_gradient(
             backend.cast(squared_score_norm(distribution, samples), backend.dtype_of(values))
         )
-        numerator = leave_one_out_sum(backend, values * weights, num_samples)
+        stopped = backend.stop_gradient(values)
+        numerator = leave_one_out_sum(backend, stopped * weights, num_samples)
         denominator = leave_one_out_sum(backend, weights, num_samples)
-        others_mean = leave_one_out_sum(backend, values, num_samples) / (num_samples - 1)
+        others_mean = leave_one_out_sum(backend, stopped, num_samples) / (num_samples - 1)
         positive = backend.greater(denominator, backend.zeros_like(denominator))
         safe = backend.where(positive, denominator, backend.ones_like(denominator))
         baseline = backend.where(positive, numerator / safe, others_mean)

@@ -8,7 +8,9 @@ With the pair ``b = 1[u < sigmoid(theta)]``, ``b~ = 1[1 - u < sigmoid(theta)]`` 
         = 1/2 (f(b) - f(b~)) (b_d - b~_d) sigmoid(|theta_d|),
 
 so it is unbiased with variance never above ARM's (Rao-Blackwell), and exactly 0 on
-coordinates where the pair agrees. ``f`` is only evaluated: two evaluations per pair.
+coordinates where the pair agrees. ``f`` is evaluated twice per pair and never differentiated
+w.r.t. the samples; what ``f`` closes over gets ``1/(2S) sum_s (grad f(b_s) + grad f(b~_s))``
+(see ``fxgx.estimators.arm``).
 Reference: Dong, Mnih & Tucker (2020), "DisARM: An antithetic gradient estimator for binary
 latent variables", NeurIPS. Yin et al. (2020, arXiv:2006.06448) derived the same estimator
 (U2G).

@@ -175,7 +175,6 @@ class GumbelSoftmax(Estimator):
 
     temperature: float = 0.5
     name = "gumbel_softmax"
-    passes_function_gradients = True
     supports = ("bernoulli", "categorical")
     unbiased = False
     #: Whether ``f`` sees the hard sample (straight-through) or the relaxed one.

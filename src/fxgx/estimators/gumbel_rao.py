@@ -47,7 +47,6 @@ class GumbelRao(Estimator):
     temperature: float = 0.5
     num_conditional_samples: int = 10
     name = "gumbel_rao"
-    passes_function_gradients = True
     supports = ("bernoulli", "categorical")
     unbiased = False
 

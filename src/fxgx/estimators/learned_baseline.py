@@ -22,7 +22,6 @@ import dataclasses
 from collections.abc import Callable
 
 from fxgx.estimators.base import Estimator, sub_seeds
-from fxgx.estimators.moving_average import prepare_call
 from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
 
 
@@ -41,9 +40,8 @@ class LearnedBaseline(Estimator):
         """``(surrogate, loss)`` from one set of samples; ``loss`` (batch shape) is the
         baseline's regression loss ``mean_s (f(z_s) - b)^2``: minimise it over ``b``'s own
         parameters."""
-        distribution, backend, seed, num_samples = prepare_call(
-            self, function, distribution, seed, num_samples
-        )
+        distribution, backend, seed, num_samples = self.prepare_call(
+            function, distribution, seed, num_samples)
         return self._surrogate_and_loss(function, distribution, backend, seed, num_samples)
 
     def regression_loss(self, function, distribution, *, seed, num_samples: int = 1):
@@ -86,7 +84,8 @@ class LearnedBaseline(Estimator):
         surrogate = score_function_surrogate(
             backend, values, log_prob, backend.stop_gradient(baseline), num_samples
         )
-        loss = backend.reduce_mean(backend.square(values - baseline), axis=0)
+        loss = backend.reduce_mean(backend.square(backend.stop_gradient(values) - baseline),
+                                   axis=0)
         return surrogate, loss
 
 

@@ -31,7 +31,7 @@ class ReinforceLeaveOneOut(Estimator):
         samples, values = draw_and_evaluate(
             function, distribution, backend, seeds["samples"], num_samples
         )
-        baseline = leave_one_out_mean(backend, values, num_samples)
+        baseline = leave_one_out_mean(backend, backend.stop_gradient(values), num_samples)
         log_prob = distribution.log_prob(samples)
         return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
 

@@ -21,8 +21,6 @@ import dataclasses
 from typing import NamedTuple
 
 from fxgx.backends import backend_by_name
-from fxgx.core.seeds import canonical_seed
-from fxgx.distributions import Distribution
 from fxgx.estimators.base import Estimator, sub_seeds
 from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
 
@@ -36,21 +34,6 @@ class MovingAverageState(NamedTuple):
 
     average: object
     weight: object
-
-
-def prepare_call(estimator, function, distribution, seed, num_samples):
-    """The boundary checks of ``Estimator.__call__``: returns ``(distribution, backend, seed,
-    num_samples)``, for estimators with extra entry points (state, losses)."""
-    distribution = estimator._check_distribution(distribution)
-    num_samples = estimator._check_num_samples(num_samples)
-    if isinstance(distribution, Distribution):
-        backend = distribution.backend
-    else:
-        backend = backend_by_name("tensorflow")
-    seed = canonical_seed(seed, backend)
-    if not callable(function):
-        raise TypeError(f"function must be callable, got {type(function).__name__}.")
-    return distribution, backend, seed, num_samples
 
 
 def _reduced_axes(state_shape, batch_shape):
@@ -92,9 +75,8 @@ class MovingAverageBaseline(Estimator):
     def call_with_state(self, function, distribution, state, *, seed, num_samples: int = 1):
         """``(surrogate, new_state)``: the estimate with the baseline held in ``state``, and
         the state updated with this batch (for the next call)."""
-        distribution, backend, seed, num_samples = prepare_call(
-            self, function, distribution, seed, num_samples
-        )
+        distribution, backend, seed, num_samples = self.prepare_call(
+            function, distribution, seed, num_samples)
         if not isinstance(state, tuple) or len(state) != 2:
             raise TypeError(
                 f"state must be a MovingAverageState (from initial_state()), got {state!r}."
@@ -125,7 +107,7 @@ class MovingAverageBaseline(Estimator):
         baseline = backend.where(seen, average / safe_weight, backend.zeros_like(average))
         log_prob = distribution.log_prob(samples)
         surrogate = score_function_surrogate(backend, values, log_prob, baseline, num_samples)
-        batch_mean = backend.reduce_mean(values, axis=0)
+        batch_mean = backend.reduce_mean(backend.stop_gradient(values), axis=0)
         if axes:
             batch_mean = backend.reduce_mean(batch_mean, axis=axes)
         batch_mean = backend.reshape(batch_mean, state_shape)

@@ -315,7 +315,6 @@ class Rebar(VarianceObjectiveMixin, Estimator):
     temperature: object = 0.5
     scale: object = 1.0
     name = "rebar"
-    passes_function_gradients = True
     supports = ("bernoulli", "categorical")
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1,

@@ -1,20 +1,25 @@
 """The REINFORCE (score-function) surrogate, with an optional constant baseline.
 
-    grad E[f(z)] = E[(f(z) - b) grad log q(z)]          (Williams, 1992)
+    grad E[f(z)] = E[(f(z) - b) grad log q(z)] + E[grad f(z)]      (Williams, 1992)
 
-Two forms, chosen by ``higher_order``:
+The first term is the score-function estimate for the parameters of ``q``; the second is
+the gradient w.r.t. what ``f`` itself depends on (a decoder's weights), which the surrogate
+passes through unchanged: its value is ``mean_s f(z_s)`` with the samples stopped and ``f``
+not, as in ``tfp.monte_carlo.expectation``. Two forms, chosen by ``higher_order``:
 
 - ``higher_order=True`` (default): the primitive gets ``x = magic(log q(z)) = exp(log q -
   stop(log q))``, whose value is 1 and whose derivatives are those of DiCE (Foerster et al.,
-  2018). With ``gx = (f(z) - b) / S`` every order of derivative is an unbiased estimate of
-  the matching derivative of ``E[f]`` (for a stopped baseline).
+  2018), and ``gx = (f(z) - b) / S`` left differentiable w.r.t. ``f``'s own parameters.
+  Every order of derivative, mixed ones included (``d^2 / d theta d phi`` for a decoder
+  ``phi``), is then an unbiased estimate of the matching derivative of ``E[f]`` (for a
+  stopped baseline).
 - ``higher_order=False``: for Bernoulli and one-hot categorical latents the primitive gets
   ``x = logits`` and the closed-form score, ``gx = sum_s (f(z_s) - b)/S (z_s - p)``, the
   hand-fused gradient with no ``log_prob`` pass (about twice as fast on CPU; the second
   derivative is then 0). Other distributions use ``x = log q(z)``.
 
-``f`` is evaluated under ``stop_gradient``: its derivative is never requested, so ``f`` may
-be non-differentiable.
+``f`` is differentiated only w.r.t. what it closes over, never w.r.t. the samples, so an
+``f`` that is not differentiable in ``z`` is fine.
 """
 
 from __future__ import annotations
@@ -27,17 +32,21 @@ from fxgx.estimators.base import Estimator, evaluate
 
 
 def score_function_surrogate(backend, values, log_prob, baseline, num_samples):
-    """``mean(values)`` with gradient ``sum_s (values_s - baseline_s)/S * grad log q_s``."""
+    """``mean(values)`` with gradient ``sum_s (values_s - baseline_s)/S * grad log q_s`` for
+    the parameters of ``q`` and ``mean_s grad values_s`` for what ``values`` depend on.
+
+    ``values`` (``f`` at stopped samples) are left differentiable; ``baseline`` is stopped
+    here, so that it adds no bias whatever it was computed from."""
     magic = backend.exp(log_prob - backend.stop_gradient(log_prob))
-    weights = (values - baseline) / num_samples
-    return custom_gradient(
-        backend.reduce_mean(values, axis=0), backend.stop_gradient(weights), magic, axis=0
-    )
+    weights = (values - backend.stop_gradient(baseline)) / num_samples
+    return custom_gradient(backend.reduce_mean(values, axis=0), weights, magic, axis=0,
+                           fx_gx_manually_stopped=True)
 
 
 def closed_form_score_surrogate(backend, values, samples, distribution, baseline, num_samples):
     """``mean(values)`` with gradient ``sum_s (values_s - baseline_s)/S * (z_s - p)`` w.r.t.
-    the logits of a Bernoulli or one-hot categorical ``distribution`` (the exact score)."""
+    the logits of a Bernoulli or one-hot categorical ``distribution`` (the exact score), and
+    ``mean_s grad values_s`` for what ``values`` depend on."""
     logits = distribution.logits
     if distribution.kind == "bernoulli":
         score = samples - backend.sigmoid(logits)
@@ -45,28 +54,33 @@ def closed_form_score_surrogate(backend, values, samples, distribution, baseline
     else:
         score = samples - backend.softmax(logits)
         event_rank = distribution.event_ndims + 1
-    weights = (values - baseline) / num_samples
+    weights = backend.stop_gradient((values - baseline) / num_samples)
     for _ in range(event_rank):
         weights = backend.expand_dims(weights, -1)
-    gradient = backend.reduce_sum(backend.stop_gradient(weights) * score, axis=0)
+    gradient = backend.stop_gradient(backend.reduce_sum(weights * score, axis=0))
     rank = len(backend.shape_of(logits))
     axis = tuple(range(rank - event_rank, rank))
-    return custom_gradient(backend.reduce_mean(values, axis=0), gradient, logits, axis=axis)
+    return custom_gradient(backend.reduce_mean(values, axis=0), gradient, logits, axis=axis,
+                           fx_gx_manually_stopped=True)
 
 
 def draw(distribution, backend, seed, num_samples):
-    """Samples ``[S] + shape`` (stopped) from an fxgx or a TFP distribution."""
+    """Samples ``[S] + shape`` (stopped) from an fxgx distribution, a TFP one, or any object
+    with ``sample(sample_shape=, seed=)`` (distrax, TFP's JAX substrate)."""
     if isinstance(distribution, Distribution):
         return backend.stop_gradient(distribution.sample((num_samples,), seed))
-    # A TensorFlow Probability distribution: its samplers take int32 seed pairs.
-    return backend.stop_gradient(distribution.sample(num_samples, seed=backend.cast(seed, "int32")))
+    if backend.name == "tensorflow":
+        # TensorFlow Probability's samplers take int32 seed pairs.
+        seed = backend.cast(seed, "int32")
+    return backend.stop_gradient(distribution.sample(sample_shape=(num_samples,), seed=seed))
 
 
 def draw_and_evaluate(function, distribution, backend, seed, num_samples):
-    """Stopped samples ``[S] + shape`` and the stopped values of ``f`` on them, checked to
-    have shape ``[S] + batch_shape``: the start of every score-function estimator."""
+    """Stopped samples ``[S] + shape`` and the values of ``f`` on them, checked to have shape
+    ``[S] + batch_shape``: the start of every score-function estimator. The values are left
+    differentiable w.r.t. what ``f`` closes over (stop them before using them as weights)."""
     samples = draw(distribution, backend, seed, num_samples)
-    values = backend.stop_gradient(evaluate(function, samples, distribution, backend, num_samples))
+    values = evaluate(function, samples, distribution, backend, num_samples)
     return samples, values
 
 
@@ -88,7 +102,8 @@ class Reinforce(Estimator):
         log_prob = distribution.log_prob(samples)
         if not self.higher_order:
             weights = backend.stop_gradient((values - baseline) / num_samples)
-            return custom_gradient(backend.reduce_mean(values, axis=0), weights, log_prob, axis=0)
+            return custom_gradient(backend.reduce_mean(values, axis=0), weights, log_prob,
+                                   axis=0, fx_gx_manually_stopped=True)
         return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
 
 

@@ -45,7 +45,6 @@ class Relax(VarianceObjectiveMixin, Estimator):
     scale: object = 1.0
     control_variate_parameters: object = None
     name = "relax"
-    passes_function_gradients = True
     supports = ("bernoulli", "categorical")
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1,

@@ -96,7 +96,6 @@ class StraightThrough(Estimator):
     """``mean_s f(h_s)`` with ``h_s`` the straight-through sample. See ``straight_through``."""
 
     name = "straight_through"
-    passes_function_gradients = True
     supports = ("bernoulli", "categorical")
     unbiased = False
 

@@ -58,7 +58,6 @@ class Vimco(Estimator):
     """VIMCO for the multi-sample objective ``E[log mean_k exp f(z_k)]``. See ``vimco``."""
 
     name = "vimco"
-    passes_function_gradients = True
     target = "log_mean_exp"
     minimum_samples = 2
 

@@ -1,11 +1,11 @@
 """A problem: a distribution family, a function ``f``, and the exact value and gradient of
 ``E_{z ~ q_theta}[f(z)]`` at one parameter value ``theta``.
 
-Problems are backend-agnostic: ``parameters(backend, dtype)`` makes the parameter arrays on a
-backend, ``distribution(*parameters)`` builds ``q_theta`` (with any leading batch dimensions
-the caller adds to the parameters), and ``function(z)`` is written with backend-neutral
-operations. ``exact_gradient()`` is a flat float64 NumPy vector, one entry per parameter
-element, in the order of ``parameters``.
+Problems are backend-agnostic: ``parameters(backend, dtype)`` makes the parameter arrays on
+a backend, ``bind(*parameters)`` gives ``q_theta`` and ``f`` at those parameters (with any
+leading batch dimensions the caller adds to them; ``f`` may close over parameters of its
+own), and ``f`` is written with backend-neutral operations. ``exact_gradient()`` is a flat
+float64 NumPy vector, one entry per parameter element, in the order of ``parameters``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ class Problem:
 
     def distribution(self, *parameters):
         raise NotImplementedError
+
+    def bind(self, *parameters):
+        """``(distribution, function)`` at ``parameters`` (each with any leading batch
+        dimensions): ``q_theta`` and ``f``. Problems whose ``f`` has parameters of its own (a
+        decoder) close ``f`` over them here; by default every parameter is ``q``'s."""
+        return self.distribution(*parameters), self.function
 
     def function(self, samples):
         raise NotImplementedError

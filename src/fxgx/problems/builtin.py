@@ -9,6 +9,12 @@
 - ``categorical``: ``(sum_d v_d . z_d - 0.7)^2 + z_{0,0} z_{1,1}`` over ``D = 3`` four-class
   variables; exact by enumerating 64 states.
 - ``gaussian``: ``E_{N(mu, sigma^2)}[(z - 0.5)^2] = (mu - 0.5)^2 + sigma^2`` (closed form).
+- ``decoder_bernoulli`` and ``decoder_categorical``: ``nonadditive_bernoulli`` and
+  ``categorical`` with the weights ``w`` (``v``) as parameters of ``f``, the way a decoder's
+  weights are: the parameters are ``[logits, w]``, and the exact gradient holds
+  ``E[df/dw]`` too (enumeration differentiated by autodiff). They test that an estimator
+  passes an unbiased gradient to what ``f`` closes over, and that the logits' gradient is
+  unchanged by it.
 """
 
 from __future__ import annotations
@@ -29,21 +35,35 @@ CATEGORICAL_VALUES = np.array(
 CATEGORICAL_LOGITS = np.array([[0.5, -0.3, 0.0, 1.0], [-1.0, 0.2, 0.4, 0.0], [0.0, 0.0, 0.7, -0.5]])
 
 
-def nonadditive_function(samples):
-    """``(w . b - 1.3)^2 + 0.8 b_0 b_1 b_2`` for samples of shape ``[..., 8]``."""
-    backend = get_backend(samples)
-    weights = backend.convert(NONADDITIVE_WEIGHTS, backend.dtype_of(samples))
+def nonadditive_decoder(samples, weights):
+    """``(w . b - 1.3)^2 + 0.8 b_0 b_1 b_2`` for samples of shape ``[S] + batch + [8]`` and
+    weights of shape ``batch + [8]`` (or ``[8]``)."""
+    backend = get_backend(samples, weights)
     linear = backend.reduce_sum(samples * weights, axis=-1)
     interaction = samples[..., 0] * samples[..., 1] * samples[..., 2]
     return backend.square(linear - 1.3) + 0.8 * interaction
 
 
-def categorical_function(samples):
-    """``(sum_d v_d . z_d - 0.7)^2 + z_{0,0} z_{1,1}`` for one-hot samples ``[..., 3, 4]``."""
+def nonadditive_function(samples):
+    """``nonadditive_decoder`` with the fixed weights ``NONADDITIVE_WEIGHTS``."""
     backend = get_backend(samples)
-    values = backend.convert(CATEGORICAL_VALUES, backend.dtype_of(samples))
+    return nonadditive_decoder(
+        samples, backend.convert(NONADDITIVE_WEIGHTS, backend.dtype_of(samples)))
+
+
+def categorical_decoder(samples, values):
+    """``(sum_d v_d . z_d - 0.7)^2 + z_{0,0} z_{1,1}`` for one-hot samples
+    ``[S] + batch + [3, 4]`` and values of shape ``batch + [3, 4]`` (or ``[3, 4]``)."""
+    backend = get_backend(samples, values)
     linear = backend.reduce_sum(samples * values, axis=(-2, -1))
     return backend.square(linear - 0.7) + samples[..., 0, 0] * samples[..., 1, 1]
+
+
+def categorical_function(samples):
+    """``categorical_decoder`` with the fixed values ``CATEGORICAL_VALUES``."""
+    backend = get_backend(samples)
+    return categorical_decoder(
+        samples, backend.convert(CATEGORICAL_VALUES, backend.dtype_of(samples)))
 
 
 class GaussianQuadratic(Problem):
@@ -90,6 +110,20 @@ def _factories(backend):
             backend=backend,
         ),
         "gaussian": GaussianQuadratic,
+        "decoder_bernoulli": lambda: EnumeratedBernoulli(
+            nonadditive_decoder,
+            NONADDITIVE_LOGITS,
+            name="decoder_bernoulli(D=8, f with weights w)",
+            backend=backend,
+            function_parameters=[NONADDITIVE_WEIGHTS],
+        ),
+        "decoder_categorical": lambda: EnumeratedCategorical(
+            categorical_decoder,
+            CATEGORICAL_LOGITS,
+            name="decoder_categorical(D=3, K=4, f with values v)",
+            backend=backend,
+            function_parameters=[CATEGORICAL_VALUES],
+        ),
     }
 
 

@@ -20,7 +20,7 @@ import itertools
 
 import numpy as np
 
-from fxgx.backends import backend_by_name, default_backend_name
+from fxgx.backends import backend_by_name, default_backend_name, get_backend
 from fxgx.distributions import Bernoulli, OneHotCategorical
 from fxgx.problems.base import Problem
 
@@ -64,9 +64,8 @@ def enumerate_bernoulli(function, logits, *, backend: str | None = None):
     states = bernoulli_states(logits.shape[0])
     # log sigmoid(l) = -log(1 + e^-l) by logaddexp: finite for every finite logit (log(p)
     # and log1p(-p) would give 0 * -inf = NaN once p rounds to 0 or 1, |l| > ~37).
-    log_probabilities = -np.logaddexp(0.0, -logits)
-    probabilities = np.exp(log_probabilities)
-    log_q = states @ log_probabilities + (1 - states) @ -np.logaddexp(0.0, logits)
+    probabilities = np.exp(-np.logaddexp(0.0, -logits))
+    log_q = bernoulli_log_probabilities(states, logits)
     weights = np.exp(log_q) * _evaluate(function, states, backend)
     value = float(np.sum(weights))
     gradient = weights @ (states - probabilities)
@@ -80,73 +79,149 @@ def enumerate_categorical(function, logits, *, backend: str | None = None):
         raise ValueError(f"logits must have shape [D, K], got {logits.shape}.")
     dimension, num_classes = logits.shape
     states = categorical_states(dimension, num_classes)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_softmax = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-    log_q = np.einsum("sdk,dk->s", states, log_softmax)
+    log_q = categorical_log_probabilities(states, logits)
     weights = np.exp(log_q) * _evaluate(function, states, backend)
     value = float(np.sum(weights))
-    gradient = np.einsum("s,sdk->dk", weights, states - np.exp(log_softmax))
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    probabilities = np.exp(shifted) / np.sum(np.exp(shifted), axis=-1, keepdims=True)
+    gradient = np.einsum("s,sdk->dk", weights, states - probabilities)
     return value, gradient
 
 
-class _Enumerated(Problem):
-    """Shared body: ``f``, the logits, and the exact solution computed once on demand."""
+def expected_function_gradients(function, states, log_probabilities, parameter_values,
+                                backend_name: str | None):
+    """``[sum_s q(s) df(s; phi)/dphi for each phi]``: the enumerated expectation of ``f``
+    differentiated w.r.t. ``f``'s own parameters, in the backend's widest float."""
+    backend = backend_by_name(backend_name or default_backend_name())
+    dtype = backend.widest_float()
+    states_array = backend.convert(states, dtype)
+    probabilities = backend.convert(np.exp(log_probabilities), dtype)
 
-    def __init__(self, function, logits, *, name: str, backend: str | None = None):
+    def expected(*parameters):
+        return backend.reduce_sum(probabilities * function(states_array, *parameters))
+
+    _, gradients = backend.value_and_gradient(
+        expected, [backend.convert(np.asarray(value, np.float64), dtype)
+                   for value in parameter_values])
+    return [np.asarray(backend.to_numpy(gradient), np.float64) for gradient in gradients]
+
+
+def bernoulli_log_probabilities(states: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """``log q(s)`` of every Bernoulli state, float64 (finite for every finite logit)."""
+    return states @ -np.logaddexp(0.0, -logits) + (1 - states) @ -np.logaddexp(0.0, logits)
+
+
+def categorical_log_probabilities(states: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """``log q(s)`` of every one-hot categorical state, float64."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_softmax = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    return np.einsum("sdk,dk->s", states, log_softmax)
+
+
+class _Enumerated(Problem):
+    """Shared body: ``f``, the logits, ``f``'s own parameters, and the exact solution
+    computed once on demand."""
+
+    def __init__(self, function, logits, *, name: str, backend: str | None = None,
+                 function_parameters=()):
         self._function = function
         self.logits = np.asarray(logits, dtype=np.float64)
+        self.function_parameters = [np.asarray(value, np.float64)
+                                    for value in function_parameters]
         self.name = name
         self._backend = backend
         self._exact = None
 
     def parameter_values(self):
-        return [self.logits]
+        return [self.logits, *self.function_parameters]
+
+    def bind(self, logits, *function_parameters):
+        def function(samples):
+            return self._function(samples, *function_parameters)
+
+        return self.distribution(logits), function
 
     def function(self, samples):
-        return self._function(samples)
+        """``f`` with the problem's own values of its parameters (if any)."""
+        if not self.function_parameters:
+            return self._function(samples)
+        backend = get_backend(samples)
+        dtype = backend.dtype_of(samples)
+        return self._function(samples, *(backend.convert(value, dtype)
+                                         for value in self.function_parameters))
+
+    def _states(self):
+        raise NotImplementedError
+
+    def _log_probabilities(self, states):
+        raise NotImplementedError
 
     def _enumerate(self):
         raise NotImplementedError
 
     def _solve(self):
         if self._exact is None:
-            self._exact = self._enumerate()
+            value, logits_gradient = self._enumerate()
+            gradients = [logits_gradient]
+            if self.function_parameters:
+                states = self._states()
+                gradients += expected_function_gradients(
+                    self._function, states, self._log_probabilities(states),
+                    self.function_parameters, self._backend)
+            self._exact = (value, np.concatenate([np.ravel(g) for g in gradients]))
         return self._exact
 
     def exact_value(self):
         return self._solve()[0]
 
     def exact_gradient(self):
-        return np.ravel(self._solve()[1])
+        return self._solve()[1]
 
 
 class EnumeratedBernoulli(_Enumerated):
-    """``E[f(b)]`` for ``D`` independent Bernoulli variables, exact by enumeration."""
+    """``E[f(b)]`` (or ``E[f(b; phi)]``) for ``D`` independent Bernoulli variables, exact by
+    enumeration. With ``function_parameters``, ``f`` is called as ``f(b, *phi)`` and the
+    parameters are ``[logits, *phi]``."""
 
     kind = "bernoulli"
 
     def __init__(self, function, logits, *, name: str = "enumerated_bernoulli",
-                 backend: str | None = None):
-        super().__init__(function, logits, name=name, backend=backend)
+                 backend: str | None = None, function_parameters=()):
+        super().__init__(function, logits, name=name, backend=backend,
+                         function_parameters=function_parameters)
 
     def distribution(self, logits):
         return Bernoulli(logits, event_ndims=1)
 
+    def _states(self):
+        return bernoulli_states(self.logits.shape[0])
+
+    def _log_probabilities(self, states):
+        return bernoulli_log_probabilities(states, self.logits)
+
     def _enumerate(self):
-        return enumerate_bernoulli(self._function, self.logits, backend=self._backend)
+        return enumerate_bernoulli(self.function, self.logits, backend=self._backend)
 
 
 class EnumeratedCategorical(_Enumerated):
-    """``E[f(z)]`` for ``D`` independent ``K``-class one-hot variables, exact by enumeration."""
+    """``E[f(z)]`` (or ``E[f(z; phi)]``) for ``D`` independent ``K``-class one-hot variables,
+    exact by enumeration. ``function_parameters`` as for ``EnumeratedBernoulli``."""
 
     kind = "categorical"
 
     def __init__(self, function, logits, *, name: str = "enumerated_categorical",
-                 backend: str | None = None):
-        super().__init__(function, logits, name=name, backend=backend)
+                 backend: str | None = None, function_parameters=()):
+        super().__init__(function, logits, name=name, backend=backend,
+                         function_parameters=function_parameters)
 
     def distribution(self, logits):
         return OneHotCategorical(logits, event_ndims=1)
 
+    def _states(self):
+        return categorical_states(*self.logits.shape)
+
+    def _log_probabilities(self, states):
+        return categorical_log_probabilities(states, self.logits)
+
     def _enumerate(self):
-        return enumerate_categorical(self._function, self.logits, backend=self._backend)
+        return enumerate_categorical(self.function, self.logits, backend=self._backend)

@@ -8,16 +8,19 @@ For ``D`` independent Bernoulli variables with logits ``theta`` and ``K`` indepe
                                * sum_k (s_k - sigmoid(theta)),
 
 both exact by enumerating all ``(2^D)^K`` joint states (the score identity over the product
-distribution). ``function`` and ``distribution`` are those of one sample, so
-``fxgx.testing.gradient_moments(estimator, problem, num_samples=K)`` draws one ``K``-sample
-estimate per replicate and its mean can be tested against ``exact_gradient()``.
+distribution). With ``function_parameters``, ``f(z; phi)`` has parameters of its own and the
+exact gradient also holds ``dL/dphi``: the enumerated ``L`` differentiated by the backend's
+autodiff (``E[sum_k w~_k df(z_k)/dphi]`` with ``w~`` the normalised weights). ``function``
+and ``distribution`` are those of one sample, so ``fxgx.testing.gradient_moments(estimator,
+problem, num_samples=K)`` draws one ``K``-sample estimate per replicate and its mean can be
+tested against ``exact_gradient()``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fxgx.backends import backend_by_name, default_backend_name
+from fxgx.backends import backend_by_name, default_backend_name, get_backend
 from fxgx.distributions import Bernoulli
 from fxgx.problems.base import Problem
 from fxgx.problems.enumeration import MAXIMUM_STATES, bernoulli_states
@@ -35,6 +38,19 @@ def log_weight_function(samples):
     return linear + interaction - 0.5
 
 
+#: Coefficients ``c`` of ``log_weight_function`` as a function with parameters,
+#: ``c_0 b_0 + c_1 b_1 + c_2 b_2 + c_3 b_0 b_1 + c_4 b_1 b_2 + c_5``.
+LOG_WEIGHT_COEFFICIENTS = np.array([3.0, -1.6, 2.2, -2.4, 1.2, -0.5])
+
+
+def parameterized_log_weight(samples, coefficients):
+    """``log_weight_function`` with its coefficients as a parameter (shape ``[6]``, or
+    ``batch_shape + [6]`` for samples ``[S] + batch_shape + [3]``)."""
+    b0, b1, b2 = samples[..., 0], samples[..., 1], samples[..., 2]
+    c = [coefficients[..., index] for index in range(6)]
+    return c[0] * b0 + c[1] * b1 + c[2] * b2 + c[3] * b0 * b1 + c[4] * b1 * b2 + c[5]
+
+
 def _log_mean_exp(values: np.ndarray) -> np.ndarray:
     """``log mean exp`` over the last axis, in float64."""
     largest = np.max(values, axis=-1, keepdims=True)
@@ -49,7 +65,8 @@ class MultiSampleObjective(Problem):
     objective = "log_mean_exp"
 
     def __init__(self, function, logits, num_samples: int, *,
-                 name: str = "multi_sample_bernoulli", backend: str | None = None):
+                 name: str = "multi_sample_bernoulli", backend: str | None = None,
+                 function_parameters=()):
         if not callable(function):
             raise TypeError(f"function must be callable, got {function!r}.")
         self.logits = np.asarray(logits, dtype=np.float64)
@@ -66,23 +83,40 @@ class MultiSampleObjective(Problem):
                 f"the enumeration limit {MAXIMUM_STATES}; use fewer variables or samples."
             )
         self._function = function
+        self.function_parameters = [np.asarray(value, np.float64)
+                                    for value in function_parameters]
         self.num_samples = int(num_samples)
         self.name = f"{name}(D={self.logits.shape[0]}, K={self.num_samples})"
         self._backend = backend
         self._exact = None
 
     def parameter_values(self):
-        return [self.logits]
+        return [self.logits, *self.function_parameters]
 
     def distribution(self, logits):
         return Bernoulli(logits, event_ndims=1)
 
+    def bind(self, logits, *function_parameters):
+        def function(samples):
+            return self._function(samples, *function_parameters)
+
+        return self.distribution(logits), function
+
     def function(self, samples):
-        return self._function(samples)
+        """``f`` with the problem's own values of its parameters (if any)."""
+        if not self.function_parameters:
+            return self._function(samples)
+        backend = get_backend(samples)
+        dtype = backend.dtype_of(samples)
+        return self._function(samples, *(backend.convert(value, dtype)
+                                         for value in self.function_parameters))
+
+    def _backend_module(self):
+        return backend_by_name(self._backend or default_backend_name())
 
     def _single_sample_values(self, states):
-        backend = backend_by_name(self._backend or default_backend_name())
-        values = backend.to_numpy(self._function(backend.convert(states, backend.widest_float())))
+        backend = self._backend_module()
+        values = backend.to_numpy(self.function(backend.convert(states, backend.widest_float())))
         values = np.asarray(values, dtype=np.float64)
         if values.shape != (len(states),):
             raise ValueError(
@@ -90,6 +124,28 @@ class MultiSampleObjective(Problem):
                 f"it must return one value per state, shape ({len(states)},)."
             )
         return values
+
+    def _function_parameter_gradients(self, states, tuples, joint_probability):
+        """``dL/dphi`` for each of ``f``'s parameters: ``L`` enumerated on the backend (its
+        widest float) and differentiated by autodiff."""
+        backend = self._backend_module()
+        dtype = backend.widest_float()
+        states_array = backend.convert(states, dtype)
+        # Row (t, k) of `selection` picks state tuples[t, k]: values of every tuple by matmul.
+        selection = backend.convert(np.eye(len(states))[tuples.reshape(-1)], dtype)
+        weights = backend.convert(joint_probability, dtype)
+        count = self.num_samples
+
+        def objective(*parameters):
+            values = self._function(states_array, *parameters)
+            per_tuple = backend.reshape(backend.matmul(selection, values[:, None]), (-1, count))
+            log_mean = backend.logsumexp(per_tuple, axis=1) - float(np.log(count))
+            return backend.reduce_sum(weights * log_mean)
+
+        _, gradients = backend.value_and_gradient(
+            objective, [backend.convert(value, dtype) for value in self.function_parameters])
+        return [np.ravel(np.asarray(backend.to_numpy(gradient), np.float64))
+                for gradient in gradients]
 
     def _solve(self):
         if self._exact is None:
@@ -104,7 +160,11 @@ class MultiSampleObjective(Problem):
             objective = _log_mean_exp(values[tuples])
             weighted = joint_probability * objective
             score = np.sum(states[tuples] - probabilities, axis=1)  # [count^K, D]
-            self._exact = (float(np.sum(weighted)), weighted @ score)
+            gradients = [weighted @ score]
+            if self.function_parameters:
+                gradients += self._function_parameter_gradients(states, tuples,
+                                                                joint_probability)
+            self._exact = (float(np.sum(weighted)), np.concatenate(gradients))
         return self._exact
 
     def exact_value(self) -> float:
@@ -112,11 +172,19 @@ class MultiSampleObjective(Problem):
         return self._solve()[0]
 
     def exact_gradient(self) -> np.ndarray:
-        """``dL/dtheta``, shape ``[D]``."""
-        return np.ravel(self._solve()[1])
+        """``dL/dtheta`` (shape ``[D]``), then ``dL/dphi`` for each of ``f``'s parameters."""
+        return self._solve()[1]
 
 
 def multi_sample_bernoulli(num_samples: int = DEFAULT_NUM_SAMPLES) -> MultiSampleObjective:
     """The default problem: ``log_weight_function`` over ``D = 3`` bits with ``K`` samples
     (``K = 3``: 512 joint states)."""
     return MultiSampleObjective(log_weight_function, DEFAULT_LOGITS, num_samples)
+
+
+def multi_sample_decoder(num_samples: int = DEFAULT_NUM_SAMPLES) -> MultiSampleObjective:
+    """The default problem with the log-weight's coefficients as a parameter of ``f`` (a
+    stand-in for a decoder): parameters ``[logits, coefficients]``."""
+    return MultiSampleObjective(parameterized_log_weight, DEFAULT_LOGITS, num_samples,
+                                name="multi_sample_decoder",
+                                function_parameters=[LOG_WEIGHT_COEFFICIENTS])

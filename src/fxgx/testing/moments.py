@@ -121,8 +121,8 @@ def gradient_estimates_function(estimator, problem, backend, num_samples: int):
         batch = backend.shape_of(tiled_parameters[0])[0]
 
         def total(*parameters):
-            distribution = problem.distribution(*parameters)
-            return estimator(problem.function, distribution, seed=seed, num_samples=num_samples)
+            distribution, function = problem.bind(*parameters)
+            return estimator(function, distribution, seed=seed, num_samples=num_samples)
 
         _, gradients = backend.value_and_gradient(total, list(tiled_parameters))
         flat = [backend.reshape(gradient, (batch, -1)) for gradient in gradients]

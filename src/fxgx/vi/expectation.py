@@ -1,39 +1,34 @@
 """``E_q[f]`` with an estimator, with gradients for *everything* ``f`` depends on.
 
-An fxgx estimator returns a surrogate whose gradient w.r.t. the parameters of ``q`` is the
-estimate of ``grad E_q[f]``. What the surrogate does with gradients that flow through the
-*values* of ``f`` (a decoder's weights, the parameters of a reparameterised part of the
-surrogate, an explicit ``log q_theta(z)`` term) depends on the estimator:
+Every fxgx estimator returns a surrogate whose gradient w.r.t. the parameters of ``q`` is
+the estimate of ``grad E_q[f]`` and whose gradient w.r.t. what ``f`` closes over (a
+decoder's weights, the parameters of a reparameterised part of the surrogate, an explicit
+``log q_theta(z)`` term) is an unbiased estimate of ``E_q[grad f]``: each declares so with
+``Estimator.passes_function_gradients = True``, and
+``tests/estimators/test_function_gradients.py`` checks the declaration against the
+behaviour.
 
-- pathwise estimators (straight-through, Gumbel-softmax, REBAR/RELAX, VIMCO) return
-  ``mean_s f(z_s)`` differentiably, so those gradients arrive as ``mean_s grad f(z_s)``;
-- score-function and antithetic estimators (REINFORCE and its baselines, ARM, DisARM) stop
-  ``f``: those gradients are lost.
-
-``expectation`` makes both kinds give ``mean_s grad f(z_s)`` for what ``f`` depends on.
-Each estimator declares which kind it is (``Estimator.passes_function_gradients``;
-``tests/estimators/test_function_gradients.py`` checks every declaration against the
-estimator's behaviour). For the second kind it records the values of ``f`` on the first
-batch of samples the estimator evaluates and adds
+An estimator written outside fxgx that evaluates ``f`` under ``stop_gradient`` declares
+``passes_function_gradients = False``; ``expectation`` then records the values of ``f`` on
+the first batch of samples the estimator evaluates and adds
 
     mean_s f(z_s) - stop(mean_s f(z_s))
 
-(value exactly 0, built with ``custom_gradient``). Because ``E[mean_s grad f(z_s)] =
-E_q[grad f]`` when the ``z_s`` are draws from ``q``, this is unbiased for the gradient of
-``E_q[f]`` w.r.t. the parameters ``f`` closes over. It assumes, as every fxgx estimator
-does, that an estimator which stops ``f`` evaluates it first on samples from ``q`` (ARM and
-DisARM: both members of each antithetic pair, each distributed as ``q``).
+(value exactly 0, built with ``custom_gradient``), which is unbiased for the missing term
+when those samples are draws from ``q``.
 """
 
 from __future__ import annotations
 
 from fxgx.core.custom_gradient import custom_gradient
-from fxgx.distributions import Distribution
+from fxgx.distributions import backend_of_distribution
 
 
 def expectation(estimator, function, distribution, *, seed, num_samples: int):
-    """The estimator's surrogate of ``E_q[f]``, completed so that its gradient w.r.t. what
-    ``f`` closes over is ``mean_s grad f(z_s)`` for every estimator (see the module notes)."""
+    """The estimator's surrogate of ``E_q[f]``, completed where the estimator declares that
+    it stops ``f`` (see the module notes)."""
+    if estimator.passes_function_gradients:
+        return estimator(function, distribution, seed=seed, num_samples=num_samples)
     recorded = []
 
     def recording(samples):
@@ -43,13 +38,9 @@ def expectation(estimator, function, distribution, *, seed, num_samples: int):
         return values
 
     surrogate = estimator(recording, distribution, seed=seed, num_samples=num_samples)
-    backend = distribution.backend if isinstance(distribution, Distribution) else None
-    if backend is None:
-        from fxgx.backends import backend_by_name  # noqa: PLC0415
-
-        backend = backend_by_name("tensorflow")
-    if estimator.passes_function_gradients or not recorded:
+    if not recorded:
         return surrogate
+    backend = backend_of_distribution(distribution, seed=seed)
     mean = backend.reduce_mean(recorded[0], axis=0)
     completion = custom_gradient(backend.zeros_like(mean), backend.ones_like(mean), mean)
     return surrogate + backend.cast(completion, backend.dtype_of(surrogate))
