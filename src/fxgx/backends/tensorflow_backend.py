@@ -153,23 +153,53 @@ def is_native_seed(seed) -> bool:
     return is_array(seed) and seed.dtype.is_integer and seed.shape.as_list() == [2]
 
 
+_RUNTIME_ZERO = []
+
+
+def _runtime(seed):
+    """``seed`` as a value known only when the graph runs, inside ``tf.function``.
+
+    A constant seed makes every draw a constant, and then (i) TF's graph machinery tries to
+    evaluate ``stateless_uniform`` with its plain CPU kernel, which has no threefry
+    (tensorflow/tensorflow#100252), and logs ``OP_REQUIRES failed ... counter must be a vector
+    with length at least 2``; (ii) XLA's constant folding evaluates the threefry draws in its
+    interpreter, seconds of compile time for categorical samples. Adding a zero read from a
+    (non-trainable, int64) variable keeps the value and hides it from both. Eagerly the seed
+    is an ordinary runtime tensor already.
+    """
+    if tf.executing_eagerly():
+        return seed
+    if not _RUNTIME_ZERO:
+        with tf.init_scope():
+            _RUNTIME_ZERO.append(tf.Variable(0, dtype=tf.int64, trainable=False,
+                                             name="fxgx_runtime_zero"))
+    return seed + _RUNTIME_ZERO[0]
+
+
 def seed_from_int(value: int):
     # threefry reads each seed word as uint32, so [0, value] would make seed=2**32 equal
     # seed=0. Two 32-bit words keep all 64 bits (and equal the JAX backend's key data).
     value %= 2**64
-    return tf.constant([value >> 32, value & 0xFFFFFFFF], dtype=tf.int64)
+    return _runtime(tf.constant([value >> 32, value & 0xFFFFFFFF], dtype=tf.int64))
 
 
 def seed_from_pair(pair):
-    return tf.cast(convert(pair), tf.int64)
+    if is_array(pair):
+        return tf.cast(pair, tf.int64)
+    return _runtime(tf.cast(convert(pair), tf.int64))
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
 def _split_kernel(seed, count):
-    return tf.random.stateless_uniform(
-        tf.stack([count, 2]), seed, minval=None, maxval=None, dtype=tf.int64,
+    # Each word is the (wrapping) sum of two random words: still uniform, and a reduction,
+    # which XLA does not fuse into the kernels that use the seeds. Without it XLA inlines
+    # this threefry into every element of the draws made from the seeds (into argmax's
+    # reduction for categorical samples), and compiling that fusion took 3 s on CPU.
+    words = tf.random.stateless_uniform(
+        tf.stack([count, 2, 2]), seed, minval=None, maxval=None, dtype=tf.int64,
         alg=_RANDOM_ALGORITHM,
     )
+    return tf.reduce_sum(words, axis=-1)
 
 
 def split_seed(seed, count: int):

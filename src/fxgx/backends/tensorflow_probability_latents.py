@@ -1,12 +1,14 @@
-"""TensorFlow Probability surrogates for ``fxgx.vi``: reparameterisation checks, copies
-with stopped parameters, and joint distributions split into parts.
+"""TensorFlow Probability surrogates for ``fxgx.vi``: reparameterisation checks and joint
+distributions split into parts.
 
 ``fxgx.vi`` never imports TensorFlow Probability itself; it asks this module about any
 distribution whose class comes from ``tensorflow_probability``.
 
-Joint distributions: ``JointDistributionSequential`` and ``JointDistributionNamed`` (not the
-auto-batched or coroutine variants). A part given as a distribution instance is a *root*;
-a part given as a callable depends on earlier parts. Discrete (not reparameterised) parts
+Joint distributions: ``JointDistributionSequential``, ``JointDistributionNamed`` and
+``JointDistributionCoroutine`` (not the auto-batched variants). In the first two a part given
+as a distribution instance is a *root* and a part given as a callable depends on earlier
+parts; in a coroutine the roots are the parts it yields wrapped in
+``JointDistributionCoroutine.Root``. Discrete (not reparameterised) parts
 must be roots: they are drawn by the gradient estimator, and the remaining parts are drawn
 by the joint distribution itself, given those values (``sample_distributions(value=...)``),
 with TFP's reparameterised samplers.
@@ -19,7 +21,11 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-SUPPORTED_JOINTS = (tfd.JointDistributionSequential, tfd.JointDistributionNamed)
+SUPPORTED_JOINTS = (
+    tfd.JointDistributionSequential,
+    tfd.JointDistributionNamed,
+    tfd.JointDistributionCoroutine,
+)
 
 
 def is_joint_distribution(value) -> bool:
@@ -44,17 +50,27 @@ def sample(distribution, count: int, seed):
     return distribution.sample(count, seed=tf.cast(seed, tf.int32))
 
 
-def stopped_copy(distribution):
-    """A copy of ``distribution`` whose tensor parameters are gradient-stopped."""
-    parameters = {}
-    for key, value in distribution.parameters.items():
-        if isinstance(value, tfd.Distribution):
-            parameters[key] = stopped_copy(value)
-        elif isinstance(value, (tf.Tensor, tf.Variable)):
-            parameters[key] = tf.stop_gradient(value)
-        else:
-            parameters[key] = value
-    return distribution.copy(**parameters)
+def coroutine_roots(joint) -> tuple[dict, int]:
+    """``({index: distribution}, number of parts)`` of a ``JointDistributionCoroutine``: the
+    parts its model yields wrapped in ``Root``. The model is run once through TFP's own
+    coroutine protocol, each part drawn with a fixed stateless seed only to move on (inside
+    ``tf.function`` these draws are unused and pruned)."""
+    roots = {}
+    generator = joint._model_coroutine()  # the protocol TFP's joint distributions run on
+    index = 0
+    try:
+        yielded = next(generator)
+        while True:
+            is_root = isinstance(yielded, tfd.JointDistributionCoroutine.Root)
+            distribution = yielded.distribution if is_root else yielded
+            if is_root:
+                roots[index] = distribution
+            value = distribution.sample(seed=tf.constant([0, index], tf.int32))
+            index += 1
+            yielded = generator.send(value)
+    except StopIteration:
+        pass
+    return roots, index
 
 
 class JointLatents:
@@ -69,9 +85,22 @@ class JointLatents:
         if not isinstance(joint, SUPPORTED_JOINTS) or "AutoBatched" in type(joint).__name__:
             raise TypeError(
                 f"surrogate_posterior is a {type(joint).__name__}; fxgx.vi supports "
-                "tfd.JointDistributionSequential and tfd.JointDistributionNamed."
+                "tfd.JointDistributionSequential, tfd.JointDistributionNamed and "
+                "tfd.JointDistributionCoroutine (not the auto-batched variants)."
             )
         self.joint = joint
+        if isinstance(joint, tfd.JointDistributionCoroutine):
+            self.roots, count = coroutine_roots(joint)
+            if not self.roots:
+                raise TypeError(
+                    "The JointDistributionCoroutine surrogate marks no part as a root: wrap "
+                    "the parts that depend on no other part (every discrete part among them) "
+                    "in tfd.JointDistributionCoroutine.Root(...), as TFP needs for drawing "
+                    "several samples at once."
+                )
+            self.keys = list(range(count))
+            self.container = list
+            return
         model = joint.model
         if isinstance(joint, tfd.JointDistributionNamed):
             self.keys = list(model.keys())

@@ -54,7 +54,7 @@ def prepare_bound(target_log_prob_fn, surrogate_posterior, seed, num_samples):
             f"target_log_prob_fn must be callable, got {type(target_log_prob_fn).__name__}."
         )
     num_samples = check_num_samples(num_samples)
-    latents = Latents(surrogate_posterior)
+    latents = Latents(surrogate_posterior, seed=seed)
     backend = latents.backend
     seeds = split_seed(canonical_seed(seed, backend), ("estimator", "reparameterized"), backend)
     return num_samples, latents, backend, seeds

@@ -29,9 +29,14 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from fxgx.backends import get_backend
 from fxgx.core.seeds import split_seed
-from fxgx.distributions import Bernoulli, Distribution, Normal, OneHotCategorical
+from fxgx.distributions import (
+    Bernoulli,
+    Distribution,
+    Normal,
+    OneHotCategorical,
+    backend_of_distribution,
+)
 
 ESTIMATED_KINDS = ("bernoulli", "categorical")
 
@@ -43,7 +48,17 @@ def _tensorflow_probability():
 
 
 def _is_tensorflow_probability(value) -> bool:
-    return (type(value).__module__ or "").startswith("tensorflow_probability")
+    """A TensorFlow Probability object on TensorFlow (its JAX substrate is a generic one)."""
+    module = type(value).__module__ or ""
+    return module.startswith("tensorflow_probability") and not module.startswith(
+        "tensorflow_probability.substrates")
+
+
+def _declares_reparameterized(distribution) -> bool:
+    """Whether a generic distribution object says its samples are reparameterised (TFP's
+    JAX substrate: ``reparameterization_type`` named ``FULLY_REPARAMETERIZED``)."""
+    kind = getattr(distribution, "reparameterization_type", None)
+    return kind is not None and "FULLY_REPARAMETERIZED" in str(kind)
 
 
 def _as_tuple(shape) -> tuple:
@@ -85,11 +100,17 @@ def _make_part(key, distribution, argument):
         if isinstance(converted, Distribution):
             return Part(key, converted, converted.kind == "normal")
         return Part(key, distribution, adapter.is_reparameterized(distribution))
+    if callable(getattr(distribution, "sample", None)) and callable(
+            getattr(distribution, "log_prob", None)):
+        # Any other distribution object (distrax, TFP's JAX substrate, a user's class):
+        # drawn by a score-function estimator unless it declares reparameterised samples.
+        return Part(key, distribution, _declares_reparameterized(distribution))
     raise TypeError(
         f"{argument} is a {type(distribution).__name__}; the surrogate posterior must be an "
         "fxgx distribution (fxgx.distributions.Bernoulli, OneHotCategorical, Normal), a "
-        "TensorFlow Probability distribution, a list/tuple/dict of them, or a "
-        "tfd.JointDistributionSequential/Named."
+        "TensorFlow Probability distribution, any object with sample(sample_shape=, seed=) "
+        "and log_prob, a list/tuple/dict of them, or a tfd.JointDistributionSequential/"
+        "Named/Coroutine."
     )
 
 
@@ -103,7 +124,8 @@ class Latents:
       batch_shape: the surrogate's batch shape (that of every value it returns).
     """
 
-    def __init__(self, surrogate_posterior, argument: str = "surrogate_posterior"):
+    def __init__(self, surrogate_posterior, argument: str = "surrogate_posterior", *,
+                 seed=None):
         self.joint = None
         if _is_tensorflow_probability(surrogate_posterior) and (
             _tensorflow_probability().is_joint_distribution(surrogate_posterior)
@@ -137,21 +159,26 @@ class Latents:
             self.estimated_parts = [part for part in parts if not part.reparameterized]
             self.reparameterized_parts = [part for part in parts if part.reparameterized]
             shape_source = parts
-        self.backend = self._find_backend(shape_source)
+        self.backend = self._find_backend(shape_source, seed)
         self.estimated = self._merge(self.estimated_parts)
         self.batch_shape = self._batch_shape(shape_source)
 
     # ----------------------------------------------------------------- construction
 
     @staticmethod
-    def _find_backend(parts):
-        fxgx_parts = [part.distribution for part in parts
-                      if isinstance(part.distribution, Distribution)]
-        if fxgx_parts:
-            return get_backend(*fxgx_parts)
-        from fxgx.backends import backend_by_name  # noqa: PLC0415
-
-        return backend_by_name("tensorflow")  # TFP distributions only
+    def _find_backend(parts, seed):
+        """One backend for every part, told from each part's arrays (``seed`` decides for
+        parts that hold none); ``TypeError`` when parts of two frameworks are mixed."""
+        backends = {}
+        for part in parts:
+            backend = backend_of_distribution(part.distribution, seed=seed,
+                                              argument=part.describe())
+            backends.setdefault(backend.name, (backend, part))
+        if len(backends) > 1:
+            listing = ", ".join(f"{part.describe()}: {name}"
+                                for name, (_, part) in backends.items())
+            raise TypeError(f"The surrogate mixes frameworks ({listing}); use one framework.")
+        return next(iter(backends.values()))[0]
 
     def _batch_shape(self, parts):
         shapes = {part.batch_shape for part in parts}
@@ -264,9 +291,9 @@ class Latents:
                 event_ndims=distribution.event_ndims,
             )
             return stopped.log_prob(samples)
-        if isinstance(distribution, Distribution):  # pragma: no cover - no other fxgx kinds
-            return distribution.log_prob(samples)
-        return _tensorflow_probability().stopped_copy(distribution).log_prob(samples)
+        # Other distributions are drawn by score-function estimators, whose samples are
+        # stopped: log q with no gradient at all has the stopped-parameter gradient there.
+        return self.backend.stop_gradient(distribution.log_prob(samples))
 
     @property
     def has_closed_form_entropy(self) -> bool:
@@ -308,8 +335,10 @@ class Latents:
             distribution = part.distribution
             if isinstance(distribution, Normal):
                 draw = distribution.sample((count,), seeds[name])
-            else:
+            elif _is_tensorflow_probability(distribution):
                 draw = _tensorflow_probability().sample(distribution, count, seeds[name])
+            else:
+                draw = distribution.sample(sample_shape=(count,), seed=seeds[name])
             values[part.key] = draw
             term = distribution.log_prob(draw)
             log_prob = term if log_prob is None else log_prob + term
