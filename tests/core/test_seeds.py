@@ -145,13 +145,16 @@ def test_error_names_the_argument(framework):
         pytest.param(
             np.zeros((2, 2), np.int32), ValueError, r"seed has shape \(2, 2\)", id="shape-2x2"
         ),
-        pytest.param(1.5, ValueError, r"seed has shape \(\) and dtype float64", id="float"),
+        pytest.param(1.5, TypeError, r"seed=1.5 is a float; seeds are integers", id="float"),
+        pytest.param(2.0, TypeError, r"is a float; seeds are integers: pass seed=2 ",
+                     id="integral-float"),
         pytest.param(
-            [1.0, 2.0], ValueError, r"dtype float64; a seed pair must be integers", id="float-pair"
+            [1.0, 2.0], ValueError, r"dtype float64; a seed must be an integer, or a pair",
+            id="float-pair",
         ),
         pytest.param(True, TypeError, r"seed=True is a bool, not a seed", id="bool"),
-        pytest.param(np.bool_(False), ValueError, r"dtype bool", id="numpy-bool"),
-        pytest.param("0", ValueError, r"a seed pair must be integers", id="string"),
+        pytest.param(np.bool_(False), TypeError, r"is a bool, not a seed", id="numpy-bool"),
+        pytest.param("0", ValueError, r"a seed must be an integer, or a pair", id="string"),
         pytest.param(2**64, ValueError, r"does not fit in int64", id="too-large"),
     ],
 )
@@ -162,8 +165,35 @@ def test_malformed_seed_is_a_clear_error(framework, seed, error, pattern):
 
 
 def test_float_tensor_seed_is_rejected(framework):
-    with pytest.raises(ValueError, match="a seed pair must be integers"):
+    with pytest.raises(TypeError, match="float32 tensor of shape \\(2,\\); seeds are integers"):
         canonical_seed(framework.constant([1.0, 2.0]), framework.backend)
+    with pytest.raises(TypeError, match="float32 tensor of shape \\(\\); seeds are integers"):
+        canonical_seed(framework.constant(3.0), framework.backend)
+
+
+@pytest.mark.parametrize("value", [0, 7, -1, -5, 2**31 - 1, -(2**31)])
+def test_integer_tensor_seed_inside_compilation_equals_the_int(framework, value):
+    """A traced int under ``jax.jit`` (int32, and int64 with x64) or a symbolic int inside
+    ``tf.function`` is the seed that int is: the same words, so the same numbers."""
+    backend = framework.backend
+    expected = _seed_words(framework, canonical_seed(value, backend)) % 2**32
+    if framework.name == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        traced = jax.jit(lambda seed: canonical_seed(seed, backend))
+        seeds = [traced(jnp.int32(value))]
+        with jax.enable_x64(True):
+            seeds.append(traced(jnp.int64(value)))
+    else:
+        import tensorflow as tf
+
+        symbolic = tf.function(lambda seed: canonical_seed(seed, backend))
+        seeds = [symbolic(tf.constant(value, dtype)) for dtype in (tf.int32, tf.int64)]
+    for seed in seeds:
+        np.testing.assert_array_equal(_seed_words(framework, seed) % 2**32, expected)
+        np.testing.assert_array_equal(_draws(framework, seed), _draws(framework, canonical_seed(
+            value, backend)))
 
 
 # ------------------------------------------------------------------------- splitting

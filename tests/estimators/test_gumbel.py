@@ -358,3 +358,46 @@ def test_bad_arguments(backend):
         binary_concrete_sample(backend.convert(np.zeros(3, np.int32)), temperature=1.0, seed=0)
     with pytest.raises(ValueError, match="class axis"):
         gumbel_softmax_sample(backend.convert(np.float32(1.0)), temperature=1.0, seed=0)
+
+
+@pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_softmax_hard", "gumbel_rao",
+                                  "straight_through_slope"])
+def test_a_traced_temperature_gives_the_numbers_of_the_same_number(framework, name):
+    """A temperature (slope) that is a traced value under ``jax.jit``, or a ``tf.Variable``
+    inside ``tf.function(jit_compile=True)``, is accepted, and gives what the same Python
+    number gives: annealing schedules inside compiled training steps work."""
+    import fxgx.estimators as estimators
+
+    factory = getattr(estimators, name)
+    logits = framework.constant([[0.3, -0.2, 0.5], [1.0, 0.0, -1.0]])
+
+    def surrogate(value, temperature):
+        estimator = factory(temperature)
+        distribution = OneHotCategorical(value, event_ndims=0)
+        return estimator(lambda z: framework.backend.reduce_sum(z * z * value, -1),
+                         distribution, seed=3, num_samples=2)
+
+    expected_value, (expected_gradient,) = framework.value_and_vjp(
+        lambda value: surrogate(value, 0.7), logits)
+    if framework.name == "jax":
+        import jax
+
+        temperature = framework.constant(0.7)
+        compiled = jax.jit(lambda value, t: (
+            surrogate(value, t), jax.grad(lambda v: surrogate(v, t).sum())(value)))
+        value, gradient = compiled(logits, temperature)
+    else:
+        import tensorflow as tf
+
+        temperature = tf.Variable(0.7)
+
+        @tf.function(jit_compile=True)
+        def compiled(value):
+            with tf.GradientTape() as tape:
+                tape.watch(value)
+                result = surrogate(value, temperature)
+            return result, tape.gradient(result, value)
+
+        value, gradient = compiled(logits)
+    np.testing.assert_allclose(np.asarray(value), expected_value, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(gradient), expected_gradient, rtol=1e-5, atol=1e-6)

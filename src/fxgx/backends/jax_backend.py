@@ -155,6 +155,20 @@ def seed_from_int(value: int):
     return jax.random.wrap_key_data(jnp.asarray(words), impl="threefry2x32")
 
 
+def seed_from_integer_scalar(value):
+    """``seed_from_int`` for an integer array (traced under ``jax.jit``): the same two words,
+    ``value mod 2^64`` split into high and low halves (sign-extended from 32 bits)."""
+    value = jnp.asarray(value)
+    if value.dtype.itemsize == 8:
+        high = (value >> 32).astype(jnp.uint32)
+    elif jnp.issubdtype(value.dtype, jnp.signedinteger):
+        high = jnp.where(value < 0, jnp.uint32(0xFFFFFFFF), jnp.uint32(0))
+    else:
+        high = jnp.zeros((), jnp.uint32)
+    low = value.astype(jnp.uint32)
+    return jax.random.wrap_key_data(jnp.stack([high, low]), impl="threefry2x32")
+
+
 def seed_from_pair(pair):
     return jax.random.wrap_key_data(jnp.asarray(pair).astype(jnp.uint32), impl="threefry2x32")
 

@@ -159,7 +159,8 @@ _RUNTIME_ZERO = []
 def _runtime(seed):
     """``seed`` as a value known only when the graph runs, inside ``tf.function``.
 
-    A constant seed makes every draw a constant, and then (i) TF's graph machinery tries to
+    Every draw goes through it. A constant seed (an int seed, or ``tf.constant`` seed, inside
+    ``tf.function``) makes every draw a constant, and then (i) TF's graph machinery tries to
     evaluate ``stateless_uniform`` with its plain CPU kernel, which has no threefry
     (tensorflow/tensorflow#100252), and logs ``OP_REQUIRES failed ... counter must be a vector
     with length at least 2``; (ii) XLA's constant folding evaluates the threefry draws in its
@@ -180,13 +181,20 @@ def seed_from_int(value: int):
     # threefry reads each seed word as uint32, so [0, value] would make seed=2**32 equal
     # seed=0. Two 32-bit words keep all 64 bits (and equal the JAX backend's key data).
     value %= 2**64
-    return _runtime(tf.constant([value >> 32, value & 0xFFFFFFFF], dtype=tf.int64))
+    return tf.constant([value >> 32, value & 0xFFFFFFFF], dtype=tf.int64)
+
+
+def seed_from_integer_scalar(value):
+    """``seed_from_int`` for an integer tensor (symbolic inside ``tf.function``): the same
+    two words, ``value mod 2^64`` split into high and low 32-bit halves."""
+    value = tf.cast(value, tf.int64)  # sign-extends narrower signed ints
+    mask = tf.constant(0xFFFFFFFF, tf.int64)
+    high = tf.bitwise.bitwise_and(tf.bitwise.right_shift(value, tf.constant(32, tf.int64)), mask)
+    return tf.stack([high, tf.bitwise.bitwise_and(value, mask)])
 
 
 def seed_from_pair(pair):
-    if is_array(pair):
-        return tf.cast(pair, tf.int64)
-    return _runtime(tf.cast(convert(pair), tf.int64))
+    return tf.cast(convert(pair), tf.int64)
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
@@ -204,7 +212,7 @@ def _split_kernel(seed, count):
 
 def split_seed(seed, count: int):
     """``count`` independent stateless seeds (shape [count, 2]) derived from ``seed``."""
-    return _split_kernel(tf.cast(seed, tf.int64), tf.constant(count, tf.int32))
+    return _split_kernel(_runtime(tf.cast(seed, tf.int64)), tf.constant(count, tf.int32))
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
@@ -225,7 +233,7 @@ def uniform(shape, seed, dtype, low=0.0, high=1.0):
     if dtype in (tf.float16, tf.bfloat16):
         return tf.cast(uniform(shape, seed, tf.float32, low, high), dtype)
     return _uniform_kernel(
-        tf.cast(shape, tf.int32), tf.cast(seed, tf.int64),
+        tf.cast(shape, tf.int32), _runtime(tf.cast(seed, tf.int64)),
         tf.constant(low, dtype), tf.constant(high, dtype),
     )
 
@@ -235,7 +243,8 @@ def normal(shape, seed, dtype):
     dtype = as_dtype(dtype)
     if dtype in (tf.float16, tf.bfloat16):
         return tf.cast(normal(shape, seed, tf.float32), dtype)
-    return _normal_kernel(tf.cast(shape, tf.int32), tf.cast(seed, tf.int64), tf.zeros([], dtype))
+    return _normal_kernel(tf.cast(shape, tf.int32), _runtime(tf.cast(seed, tf.int64)),
+                          tf.zeros([], dtype))
 
 
 # ---------------------------------------------------------------- transformations

@@ -2,10 +2,13 @@
 
 Accepted forms:
 
-- a Python/NumPy int (``seed=0``);
+- a Python/NumPy int (``seed=0``), or an integer scalar tensor: a traced one under
+  ``jax.jit`` or a ``tf.Tensor`` inside ``tf.function`` gives the same numbers as that int;
 - a TensorFlow stateless seed: an integer tensor or array of shape ``[2]``;
 - a JAX key: a new-style typed key (``jax.random.key(0)``) or an old-style ``uint32[2]``
   key (``jax.random.PRNGKey(0)``).
+
+Anything else (a float, a bool, a string, another shape) is an error that says what to pass.
 
 ``canonical_seed`` turns any of these into the backend's native seed (TF: ``int64[2]``;
 JAX: a typed key). ``split_seed`` derives named, independent sub-seeds, so each random
@@ -28,19 +31,35 @@ def canonical_seed(seed, backend, argument: str = "seed"):
     """Return ``seed`` as ``backend``'s native stateless seed; raise a clear error if it is bad."""
     if seed is None:
         raise ValueError(f"{argument} is required for reproducible randomness: {_SEED_HELP}.")
-    if isinstance(seed, bool):
+    if isinstance(seed, (bool, np.bool_)):
         raise TypeError(f"{argument}={seed!r} is a bool, not a seed: {_SEED_HELP}.")
     if isinstance(seed, numbers.Integral):
         value = int(seed)
         if not -(2**63) <= value < 2**63:
             raise ValueError(f"{argument}={value} does not fit in int64: {_SEED_HELP}.")
         return backend.seed_from_int(value)
+    if isinstance(seed, numbers.Real):
+        raise TypeError(
+            f"{argument}={seed!r} is a float; seeds are integers: pass seed={int(seed)} "
+            f"if that is the seed you mean ({_SEED_HELP})."
+            if float(seed).is_integer() else
+            f"{argument}={seed!r} is a float; seeds are integers: {_SEED_HELP}."
+        )
     if backend.is_native_seed(seed):
         return backend.cast(seed, "int64") if backend.name == "tensorflow" else seed
     if backend.is_array(seed):
         shape = backend.shape_of(seed)
-        if shape == (2,) and "int" in backend.dtype_name(backend.dtype_of(seed)):
+        dtype_name = backend.dtype_name(backend.dtype_of(seed))
+        if "int" in dtype_name and shape == (2,):
             return backend.seed_from_pair(seed)
+        if "int" in dtype_name and shape == ():
+            # A traced or symbolic integer (jax.jit, tf.function): the words of that int.
+            return backend.seed_from_integer_scalar(seed)
+        if "float" in dtype_name:
+            raise TypeError(
+                f"{argument} is a {dtype_name} tensor of shape {shape}; seeds are integers: "
+                f"cast it (an int scalar or an int pair of shape [2]): {_SEED_HELP}."
+            )
     # Typed JAX keys handed to the TF backend, or TF seeds handed to JAX, end up here.
     dtype = getattr(seed, "dtype", None)
     if dtype is not None and "key" in str(dtype):
@@ -55,8 +74,8 @@ def canonical_seed(seed, backend, argument: str = "seed"):
         return backend.seed_from_int(int(array))
     if array.shape != (2,) or not np.issubdtype(array.dtype, np.integer):
         raise ValueError(
-            f"{argument} has shape {array.shape} and dtype {array.dtype}; a seed pair must be "
-            f"integers of shape (2,): {_SEED_HELP}."
+            f"{argument} has shape {array.shape} and dtype {array.dtype}; a seed must be an "
+            f"integer, or a pair of integers of shape (2,): {_SEED_HELP}."
         )
     return backend.seed_from_pair(array)
 

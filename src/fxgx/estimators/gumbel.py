@@ -25,7 +25,6 @@ with ``softmax``/``sigmoid``, which never overflow, so temperatures of 0.01 with
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 from typing import ClassVar
 
@@ -36,45 +35,9 @@ from fxgx.core.custom_gradient import custom_gradient
 from fxgx.core.random import gumbel_noise, logistic_noise
 from fxgx.core.seeds import canonical_seed
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.estimators.hyperparameters import as_hyperparameter, positive
 
 # ------------------------------------------------------------------------- validation
-
-
-def _concrete_values(value):
-    """``value`` as a NumPy array when it is known now, else None (traced/symbolic)."""
-    if isinstance(value, numbers.Number):
-        return np.asarray(value)
-    try:
-        return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
-    except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
-        return None
-
-
-def check_positive(value, argument: str):
-    """Raise unless ``value`` is a positive finite number (or an array of them).
-
-    Tensors that are only known when the computation runs (inside ``tf.function`` or
-    ``jax.jit``) cannot be checked here and are accepted as given.
-    """
-    if isinstance(value, bool) or isinstance(value, str) or value is None:
-        raise TypeError(f"{argument} must be a positive number, got {value!r}.")
-    values = _concrete_values(value)
-    if values is None:
-        return value
-    if not (np.issubdtype(values.dtype, np.number) and not np.iscomplexobj(values)):
-        raise TypeError(f"{argument} must be a positive number, got {value!r}.")
-    if values.size == 0 or not np.all(np.isfinite(values)) or not np.all(values > 0):
-        raise ValueError(f"{argument}={value!r} must be positive and finite (> 0).")
-    return value
-
-
-def check_positive_number(value, argument: str) -> float:
-    """A hyper-parameter given to a factory: a Python number > 0, returned as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a positive number, got {value!r}.")
-    if not math.isfinite(float(value)) or float(value) <= 0:
-        raise ValueError(f"{argument}={value!r} must be positive and finite (> 0).")
-    return float(value)
 
 
 def as_dtype_of(backend, value, dtype):
@@ -83,7 +46,7 @@ def as_dtype_of(backend, value, dtype):
         return value if backend.dtype_of(value) == dtype else backend.cast(value, dtype)
     if isinstance(value, numbers.Real):
         return backend.convert(float(value), dtype)
-    return backend.cast(backend.convert(value), dtype)
+    return backend.cast(backend.convert(np.asarray(value)), dtype)
 
 
 def floating_logits(backend, logits, argument: str = "logits"):
@@ -135,7 +98,7 @@ def relaxed_sample(backend, kind, logits, temperature, seed, hard, sample_shape=
 def _sample(kind, logits, temperature, seed, hard):
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be True or False, got {hard!r}.")
-    check_positive(temperature, "temperature")
+    positive(temperature, "temperature")
     backend = get_backend(logits, temperature)
     logits = floating_logits(backend, logits)
     if kind == "categorical" and len(backend.shape_of(logits)) == 0:
@@ -173,7 +136,9 @@ def binary_concrete_sample(logits, *, temperature, seed, hard: bool = False):
 class GumbelSoftmax(Estimator):
     """``mean_s f(y_s)`` with ``y_s`` the relaxed sample. See ``gumbel_softmax``."""
 
-    temperature: float = 0.5
+    #: A positive number, or a floating array (a trained or annealed temperature, traced
+    #: under ``jax.jit`` or ``tf.function``) that broadcasts to the logits' shape.
+    temperature: object = 0.5
     name = "gumbel_softmax"
     supports = ("bernoulli", "categorical")
     unbiased = False
@@ -182,9 +147,12 @@ class GumbelSoftmax(Estimator):
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         noise_seed = sub_seeds(seed, backend, "noise")["noise"]
+        logits = distribution.logits
+        temperature = as_hyperparameter(backend, self.temperature, backend.dtype_of(logits),
+                                        backend.shape_of(logits), "temperature")
         samples = relaxed_sample(
-            backend, distribution.kind, distribution.logits, self.temperature, noise_seed,
-            self.hard, (num_samples,),
+            backend, distribution.kind, logits, temperature, noise_seed, self.hard,
+            (num_samples,),
         )
         values = evaluate(function, samples, distribution, backend, num_samples)
         return backend.reduce_mean(values, axis=0)
@@ -198,7 +166,7 @@ class GumbelSoftmaxHard(GumbelSoftmax):
     hard = True
 
 
-def gumbel_softmax(temperature: float = 0.5, hard: bool = False) -> GumbelSoftmax:
+def gumbel_softmax(temperature=0.5, hard: bool = False) -> GumbelSoftmax:
     """The Gumbel-softmax / binary Concrete pathwise estimator (biased).
 
     ``f`` is differentiated at a relaxed sample ``y`` (``hard=False``: the surrogate's value
@@ -206,16 +174,17 @@ def gumbel_softmax(temperature: float = 0.5, hard: bool = False) -> GumbelSoftma
     straight-through Gumbel estimator: the value estimates ``E[f(z)]`` without bias). Bernoulli
     distributions use the binary Concrete, one-hot categoricals the Gumbel-softmax. One
     evaluation of ``f`` (and of its gradient) per sample. Lower temperatures lower the bias
-    and raise the variance.
+    and raise the variance. ``temperature`` may be a floating array (annealed or traced
+    under ``jax.jit``/``tf.function``) that broadcasts to the logits' shape.
     References: Jang, Gu & Poole (2017), "Categorical reparameterization with
     Gumbel-softmax"; Maddison, Mnih & Teh (2017), "The Concrete distribution", ICLR.
     """
-    temperature = check_positive_number(temperature, "temperature")
+    temperature = positive(temperature, "temperature")
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be True or False, got {hard!r}.")
     return GumbelSoftmaxHard(temperature) if hard else GumbelSoftmax(temperature)
 
 
-def gumbel_softmax_hard(temperature: float = 0.5) -> GumbelSoftmaxHard:
+def gumbel_softmax_hard(temperature=0.5) -> GumbelSoftmaxHard:
     """``gumbel_softmax(temperature, hard=True)``: the straight-through Gumbel estimator."""
     return gumbel_softmax(temperature, hard=True)

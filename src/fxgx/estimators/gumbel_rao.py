@@ -27,11 +27,10 @@ Gumbel-softmax gradient estimator", ICLR.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 
 from fxgx.core.custom_gradient import custom_gradient
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.estimators.hyperparameters import as_hyperparameter, positive, positive_int
 from fxgx.estimators.rebar import (
     conditional_gumbel_from_uniform,
     conditional_logistic_from_uniform,
@@ -44,7 +43,7 @@ from fxgx.estimators.rebar import (
 class GumbelRao(Estimator):
     """Gumbel-Rao (Rao-Blackwellised straight-through Gumbel-softmax). See ``gumbel_rao``."""
 
-    temperature: float = 0.5
+    temperature: object = 0.5
     num_conditional_samples: int = 10
     name = "gumbel_rao"
     supports = ("bernoulli", "categorical")
@@ -76,34 +75,24 @@ class GumbelRao(Estimator):
         samples = backend.stop_gradient(samples)
         # z~ = theta + G~ with the noise G~ = z~ - theta held fixed: only theta is differentiated.
         noisy_logits = backend.stop_gradient(conditional) + (logits - stopped_logits)
-        relaxed = relax_sample(backend, distribution.kind, noisy_logits, self.temperature)
+        temperature = as_hyperparameter(backend, self.temperature, dtype,
+                                        backend.shape_of(logits), "temperature")
+        relaxed = relax_sample(backend, distribution.kind, noisy_logits, temperature)
         average = backend.reduce_mean(relaxed, axis=0)
         straight_through = custom_gradient(samples, backend.ones_like(average), average)
         values = evaluate(function, straight_through, distribution, backend, num_samples)
         return backend.reduce_mean(values, axis=0)
 
 
-def gumbel_rao(temperature: float = 0.5, num_conditional_samples: int = 10) -> GumbelRao:
+def gumbel_rao(temperature=0.5, num_conditional_samples: int = 10) -> GumbelRao:
     """Gumbel-Rao: ST-GS with the softmax Jacobian averaged over ``num_conditional_samples``
     Gumbel draws conditioned on the hard sample.
 
     Value ``f(b)`` at the hard sample; biased like ST-GS (same expectation), lower variance.
-    Bernoulli and categorical latents; ``f`` must be differentiable. Reference: Paulus,
-    Maddison & Krause (2021), ICLR.
+    Bernoulli and categorical latents; ``f`` must be differentiable. ``temperature`` may be a
+    floating array (annealed, or traced under ``jax.jit``/``tf.function``). Reference:
+    Paulus, Maddison & Krause (2021), ICLR.
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise TypeError(f"temperature must be a number, got {temperature!r}.")
-    if not math.isfinite(float(temperature)) or float(temperature) <= 0.0:
-        raise ValueError(f"temperature={temperature!r} must be a finite number > 0.")
-    if isinstance(num_conditional_samples, bool) or not isinstance(
-        num_conditional_samples, numbers.Integral
-    ):
-        raise TypeError(
-            f"num_conditional_samples must be an int, got {num_conditional_samples!r}."
-        )
-    if num_conditional_samples < 1:
-        raise ValueError(
-            f"num_conditional_samples={num_conditional_samples} must be at least 1."
-        )
-    return GumbelRao(temperature=float(temperature),
-                     num_conditional_samples=int(num_conditional_samples))
+    return GumbelRao(temperature=positive(temperature, "temperature"),
+                     num_conditional_samples=positive_int(num_conditional_samples,
+                                                          "num_conditional_samples"))

@@ -32,8 +32,6 @@ unbiased gradient estimates for discrete latent variable models", NeurIPS.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import NamedTuple
 
 from fxgx.backends import get_backend
@@ -42,6 +40,7 @@ from fxgx.core.random import open_uniform
 from fxgx.core.seeds import canonical_seed
 from fxgx.distributions import Bernoulli, Distribution, OneHotCategorical
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.estimators.hyperparameters import as_hyperparameter, finite, positive
 
 # ------------------------------------------------------------------- noise and samplers
 
@@ -193,62 +192,6 @@ def control_variate_surrogate(backend, distribution, values, latents, control_va
 # --------------------------------------------------------------------- hyper-parameters
 
 
-def check_positive(value, argument):
-    """A Python number must be finite and > 0; a tensor is accepted as is (trainable)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{argument}={value!r} must be a positive number or a float tensor.")
-    if isinstance(value, numbers.Real):
-        if not math.isfinite(float(value)) or float(value) <= 0.0:
-            raise ValueError(f"{argument}={value!r} must be a finite number > 0.")
-        return float(value)
-    return _check_tensor(value, argument)
-
-
-def check_finite(value, argument):
-    if isinstance(value, bool):
-        raise TypeError(f"{argument}={value!r} must be a number or a float tensor.")
-    if isinstance(value, numbers.Real):
-        if not math.isfinite(float(value)):
-            raise ValueError(f"{argument}={value!r} must be finite.")
-        return float(value)
-    return _check_tensor(value, argument)
-
-
-def _check_tensor(value, argument):
-    dtype = getattr(value, "dtype", None)
-    if dtype is None or not hasattr(value, "shape"):
-        raise TypeError(
-            f"{argument}={value!r} must be a number or a float tensor (tf.Variable, jax.Array)."
-        )
-    backend = get_backend(value)
-    if not backend.is_floating(dtype):
-        raise TypeError(f"{argument} has dtype {backend.dtype_name(dtype)}; pass a float tensor.")
-    return value
-
-
-def as_hyperparameter(backend, value, dtype, target_shape, argument, target="the logits'"):
-    """``value`` as a tensor of ``dtype`` that broadcasts to ``target_shape``."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return backend.convert(float(value), dtype)
-    if not backend.is_array(value):
-        raise TypeError(
-            f"{argument} is a {type(value).__name__} but the logits are {backend.name} arrays; "
-            "pass a number or an array of the same framework."
-        )
-    shape = tuple(backend.shape_of(value))
-    trailing = tuple(target_shape[len(target_shape) - len(shape):]) if shape else ()
-    if len(shape) > len(target_shape) or any(
-        size not in (1, other) for size, other in zip(shape, trailing, strict=True)
-    ):
-        raise ValueError(
-            f"{argument} has shape {shape}; it must be a scalar or broadcast to {target} "
-            f"shape {tuple(target_shape)}."
-        )
-    if backend.dtype_of(value) != dtype:
-        value = backend.cast(value, dtype)
-    return value
-
-
 def check_control_values(backend, values, num_samples, batch_shape, argument):
     """Control-variate values must have shape ``[S] + batch_shape``."""
     expected = (num_samples,) + tuple(batch_shape)
@@ -271,9 +214,9 @@ class VarianceObjectiveMixin:
         estimator = self
         if temperature is not None:
             estimator = dataclasses.replace(
-                estimator, temperature=check_positive(temperature, "temperature"))
+                estimator, temperature=positive(temperature, "temperature"))
         if scale is not None:
-            estimator = dataclasses.replace(estimator, scale=check_finite(scale, "scale"))
+            estimator = dataclasses.replace(estimator, scale=finite(scale, "scale"))
         return estimator
 
     def gradient_estimate(self, function, distribution, *, seed, num_samples: int = 1,
@@ -352,5 +295,5 @@ def rebar(temperature=0.5, scale=1.0) -> Rebar:
     time as tensors, or as ``tf.Variable`` here). ``f`` must be differentiable. Reference:
     Tucker et al. (2017), NeurIPS.
     """
-    return Rebar(temperature=check_positive(temperature, "temperature"),
-                 scale=check_finite(scale, "scale"))
+    return Rebar(temperature=positive(temperature, "temperature"),
+                 scale=finite(scale, "scale"))

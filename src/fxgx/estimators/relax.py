@@ -24,12 +24,10 @@ import dataclasses
 from collections.abc import Callable
 
 from fxgx.estimators.base import Estimator, evaluate
+from fxgx.estimators.hyperparameters import as_hyperparameter, finite, positive
 from fxgx.estimators.rebar import (
     VarianceObjectiveMixin,
-    as_hyperparameter,
     check_control_values,
-    check_finite,
-    check_positive,
     control_variate_surrogate,
     relax_sample,
     relaxed_latents,
@@ -118,5 +116,5 @@ def relax(control_variate: Callable | None = None, *, temperature=0.5, scale=1.0
             f"{control_variate!r}."
         )
     return Relax(control_variate=control_variate,
-                 temperature=check_positive(temperature, "temperature"),
-                 scale=check_finite(scale, "scale"))
+                 temperature=positive(temperature, "temperature"),
+                 scale=finite(scale, "scale"))

@@ -27,13 +27,8 @@ from fxgx.core.custom_gradient import custom_gradient
 from fxgx.core.random import gumbel_noise, logistic_noise
 from fxgx.core.seeds import canonical_seed
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
-from fxgx.estimators.gumbel import (
-    as_dtype_of,
-    check_positive,
-    check_positive_number,
-    floating_logits,
-    sigmoid_from_log,
-)
+from fxgx.estimators.gumbel import as_dtype_of, floating_logits, sigmoid_from_log
+from fxgx.estimators.hyperparameters import positive
 
 
 def straight_through_samples(backend, kind, logits, seed, slope=1.0, sample_shape=()):
@@ -64,7 +59,7 @@ def straight_through_samples(backend, kind, logits, seed, slope=1.0, sample_shap
 
 
 def _block(kind, logits, seed, slope):
-    check_positive(slope, "slope")
+    positive(slope, "slope")
     backend = get_backend(logits, slope)
     logits = floating_logits(backend, logits)
     if kind == "categorical" and len(backend.shape_of(logits)) == 0:
@@ -99,7 +94,7 @@ class StraightThrough(Estimator):
     supports = ("bernoulli", "categorical")
     unbiased = False
 
-    def _surrogate_slope(self) -> float:
+    def _surrogate_slope(self):
         return 1.0
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
@@ -116,10 +111,11 @@ class StraightThrough(Estimator):
 class StraightThroughSlope(StraightThrough):
     """Straight-through with the surrogate ``sigmoid(slope * l)`` / ``softmax(slope * l)``."""
 
-    slope: float = 1.0
+    #: A positive number, or a floating array (annealed, traced under ``jax.jit``).
+    slope: object = 1.0
     name = "straight_through_slope"
 
-    def _surrogate_slope(self) -> float:
+    def _surrogate_slope(self):
         return self.slope
 
 
@@ -134,7 +130,7 @@ def straight_through() -> StraightThrough:
     return StraightThrough()
 
 
-def straight_through_slope(slope: float = 1.0) -> StraightThroughSlope:
+def straight_through_slope(slope=1.0) -> StraightThroughSlope:
     """Straight-through with a slope: the gradient of ``sigmoid(slope * l)`` (Bernoulli) or
     ``softmax(slope * l)`` (categorical) replaces that of the probabilities.
 
@@ -143,4 +139,4 @@ def straight_through_slope(slope: float = 1.0) -> StraightThroughSlope:
     Reference: Chung, Ahn & Bengio (2017), "Hierarchical multiscale recurrent neural
     networks", ICLR (the slope-annealing trick).
     """
-    return StraightThroughSlope(check_positive_number(slope, "slope"))
+    return StraightThroughSlope(positive(slope, "slope"))

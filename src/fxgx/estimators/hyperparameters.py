@@ -1,0 +1,93 @@
+"""Checks for estimators' hyper-parameters (temperatures, slopes, scales).
+
+A hyper-parameter is a Python number or a floating array of the model's framework: a
+``tf.Variable`` being trained, a temperature annealed inside ``tf.function``, a value traced
+by ``jax.jit``. Numbers are checked at once; arrays whose values are known (eager tensors,
+concrete JAX arrays) are checked too, and traced or symbolic ones, whose values exist only
+when the computation runs, are accepted as they are.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from fxgx.backends import find_backend
+
+
+def _known_values(value):
+    """``value`` as a NumPy array when its values are known now, else None."""
+    try:
+        return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
+        return None
+
+
+def _checked(value, argument, condition, requirement):
+    if isinstance(value, (bool, np.bool_, str)) or value is None:
+        raise TypeError(f"{argument} must be {requirement}, got {value!r}.")
+    if isinstance(value, numbers.Real):
+        if not condition(np.asarray(float(value))):
+            raise ValueError(f"{argument}={value!r} must be {requirement}.")
+        return float(value)
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not hasattr(value, "shape"):
+        raise TypeError(
+            f"{argument} must be {requirement}: a number or a floating tensor (tf.Variable, "
+            f"jax.Array), got {type(value).__name__}."
+        )
+    if not np.issubdtype(np.dtype(getattr(dtype, "as_numpy_dtype", dtype)), np.floating):
+        raise TypeError(f"{argument} has dtype {dtype}; pass a floating tensor.")
+    known = _known_values(value)
+    if known is not None and (known.size == 0 or not condition(known)):
+        raise ValueError(f"{argument}={known!r} must be {requirement}.")
+    return value
+
+
+def positive(value, argument: str):
+    """A finite value > 0 (every element, for an array); returns a float or the array."""
+    return _checked(value, argument, lambda known: bool(np.all(np.isfinite(known) & (known > 0))),
+                    "positive and finite (> 0)")
+
+
+def finite(value, argument: str):
+    """A finite value (every element, for an array); returns a float or the array."""
+    return _checked(value, argument, lambda known: bool(np.all(np.isfinite(known))), "finite")
+
+
+def positive_int(value, argument: str) -> int:
+    """A Python int >= 1 (it sets array shapes, so it cannot be a tensor)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{argument} must be a Python int (it fixes array shapes), got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{argument}={value} must be at least 1.")
+    return int(value)
+
+
+def as_hyperparameter(backend, value, dtype, target_shape, argument, target="the logits'"):
+    """``value`` as a ``dtype`` array of ``backend`` that broadcasts to ``target_shape``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return backend.convert(float(value), dtype)
+    other = find_backend(value)
+    if other is not None and other.name != backend.name:
+        raise TypeError(
+            f"{argument} is a {other.name} array but the logits are {backend.name} arrays; "
+            "pass a number or an array of the same framework."
+        )
+    if not backend.is_array(value):
+        value = backend.convert(np.asarray(value))
+    shape = tuple(backend.shape_of(value))
+    trailing = tuple(target_shape[len(target_shape) - len(shape):]) if shape else ()
+    if len(shape) > len(target_shape) or any(
+        size not in (1, other_size) for size, other_size in zip(shape, trailing, strict=True)
+    ):
+        raise ValueError(
+            f"{argument} has shape {shape}; it must be a scalar or broadcast to {target} "
+            f"shape {tuple(target_shape)}."
+        )
+    if backend.dtype_of(value) != dtype:
+        value = backend.cast(value, dtype)
+    return value
+
