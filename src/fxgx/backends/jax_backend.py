@@ -111,6 +111,17 @@ def logsumexp(value, axis=None, keepdims=False):
     return jax.nn.logsumexp(value, axis=axis, keepdims=keepdims)
 
 
+def exclusive_cumsum(value, axis=0, reverse=False):
+    """``sum_{j < i} value_j`` along ``axis`` (``j > i`` with ``reverse``); 0 at the start."""
+    if reverse:
+        return jnp.flip(exclusive_cumsum(jnp.flip(value, axis), axis), axis)
+    inclusive = jnp.cumsum(value, axis=axis)
+    size = value.shape[axis]
+    zero = jnp.zeros_like(jax.lax.slice_in_dim(value, 0, 1, axis=axis))
+    return jnp.concatenate([zero, jax.lax.slice_in_dim(inclusive, 0, size - 1, axis=axis)],
+                           axis=axis)
+
+
 def clip(value, low, high):
     return jnp.clip(value, low, high)
 

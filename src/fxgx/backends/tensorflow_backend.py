@@ -118,6 +118,11 @@ def logsumexp(value, axis=None, keepdims=False):
     return tf.reduce_logsumexp(value, axis=axis, keepdims=keepdims)
 
 
+def exclusive_cumsum(value, axis=0, reverse=False):
+    """``sum_{j < i} value_j`` along ``axis`` (``j > i`` with ``reverse``); 0 at the start."""
+    return tf.math.cumsum(value, axis=axis, exclusive=True, reverse=reverse)
+
+
 def clip(value, low, high):
     return tf.clip_by_value(value, low, high)
 
