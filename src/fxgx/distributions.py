@@ -15,8 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from fxgx.backends import backend_by_name, find_backend, get_backend
 from fxgx.core.random import gumbel_noise, open_uniform
+
+
+def _check_flag(value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"validate_args must be True or False, got {value!r}.")
+    return value
 
 
 def _check_event_ndims(event_ndims, rank, argument_shape, name):
@@ -29,9 +37,18 @@ def _check_event_ndims(event_ndims, rank, argument_shape, name):
 
 
 class Distribution:
-    """Base: a backend, a batch shape, an event shape; subclasses sample and score."""
+    """Base: a backend, a batch shape, an event shape; subclasses sample and score.
+
+    ``validate_args=True`` (TensorFlow Probability's name) checks that every parameter is
+    finite: at once when its values are known (eagerly), else when the computation runs
+    (inside ``tf.function`` or ``jax.jit``), raising an error that names the parameter.
+    Under ``tf.function(jit_compile=True)`` TensorFlow cannot raise from compiled code and
+    the check is skipped; non-finite parameters still give NaN results there (see
+    ``fxgx.estimators.base.propagate_non_finite``).
+    """
 
     kind = "generic"
+    validate_args = False
 
     @property
     def batch_shape(self) -> tuple:
@@ -51,15 +68,44 @@ class Distribution:
         rank = len(self.backend.shape_of(values))
         return self.backend.reduce_sum(values, axis=tuple(range(rank - self.event_ndims, rank)))
 
+    def parameter_arrays(self) -> list:
+        """``[(name, array, event_rank)]``: each parameter and how many of its trailing axes
+        belong to one latent configuration (the event, plus the class axis)."""
+        raise NotImplementedError
+
+    def _validated(self, value, name: str):
+        if not self.validate_args:
+            return value
+        return check_finite(self.backend, value, f"{type(self).__name__} {name}")
+
+
+def check_finite(backend, value, argument: str):
+    """``value``, after checking that it is finite: at once when its values are known, else
+    when the computation runs (``backend.assert_finite``). Raises ``ValueError`` naming
+    ``argument``."""
+    message = (f"{argument} has non-finite values (NaN or infinity); a distribution with "
+               "non-finite parameters has no samples and no gradient. Check what produced "
+               "them (a learning rate that is too high, log(0), a division by 0).")
+    try:
+        known = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
+        return backend.assert_finite(value, message)
+    if not np.all(np.isfinite(known)):
+        where = np.argwhere(~np.isfinite(known))[:3].tolist()
+        raise ValueError(f"{message} First non-finite entries at {where}.")
+    return value
+
 
 class _LogitDistribution(Distribution):
     """A distribution parameterised by floating ``logits`` on one backend."""
 
-    def _set_logits(self, logits) -> tuple:
+    def _set_logits(self, logits, validate_args) -> tuple:
         self.backend = get_backend(logits)
-        self.logits = logits if self.backend.is_array(logits) else self.backend.convert(logits)
-        if not self.backend.is_floating(self.backend.dtype_of(self.logits)):
+        self.validate_args = _check_flag(validate_args)
+        logits = logits if self.backend.is_array(logits) else self.backend.convert(logits)
+        if not self.backend.is_floating(self.backend.dtype_of(logits)):
             raise TypeError("logits must be a floating tensor.")
+        self.logits = self._validated(logits, "logits")
         self.fxgx_backend_name = self.backend.name
         return self.backend.shape_of(self.logits)
 
@@ -73,10 +119,13 @@ class Bernoulli(_LogitDistribution):
 
     kind = "bernoulli"
 
-    def __init__(self, logits, event_ndims: int = 0):
-        shape = self._set_logits(logits)
+    def __init__(self, logits, event_ndims: int = 0, *, validate_args: bool = False):
+        shape = self._set_logits(logits, validate_args)
         _check_event_ndims(event_ndims, len(shape), shape, "logits")
         self.event_ndims = event_ndims
+
+    def parameter_arrays(self) -> list:
+        return [("logits", self.logits, self.event_ndims)]
 
     @property
     def batch_shape(self) -> tuple:
@@ -111,12 +160,15 @@ class OneHotCategorical(_LogitDistribution):
 
     kind = "categorical"
 
-    def __init__(self, logits, event_ndims: int = 0):
-        shape = self._set_logits(logits)
+    def __init__(self, logits, event_ndims: int = 0, *, validate_args: bool = False):
+        shape = self._set_logits(logits, validate_args)
         if len(shape) == 0:
             raise ValueError("OneHotCategorical logits need a class axis (shape [..., K]).")
         _check_event_ndims(event_ndims, len(shape) - 1, shape, "logits without the class axis")
         self.event_ndims = event_ndims
+
+    def parameter_arrays(self) -> list:
+        return [("logits", self.logits, self.event_ndims + 1)]
 
     @property
     def num_classes(self) -> int:
@@ -154,8 +206,9 @@ class Normal(Distribution):
 
     kind = "normal"
 
-    def __init__(self, loc, scale, event_ndims: int = 0):
+    def __init__(self, loc, scale, event_ndims: int = 0, *, validate_args: bool = False):
         self.backend = get_backend(loc, scale)
+        self.validate_args = _check_flag(validate_args)
         backend = self.backend
         if backend.is_array(loc):
             self.loc = loc
@@ -175,10 +228,15 @@ class Normal(Distribution):
                 f"loc has dtype {backend.dtype_name(backend.dtype_of(self.loc))} but scale has "
                 f"{backend.dtype_name(backend.dtype_of(self.scale))}; they must match."
             )
+        self.loc = self._validated(self.loc, "loc")
+        self.scale = self._validated(self.scale, "scale")
         shape = self.backend.shape_of(self.loc + self.scale)
         _check_event_ndims(event_ndims, len(shape), shape, "loc")
         self.event_ndims = event_ndims
         self.fxgx_backend_name = self.backend.name
+
+    def parameter_arrays(self) -> list:
+        return [("loc", self.loc, self.event_ndims), ("scale", self.scale, self.event_ndims)]
 
     @property
     def dtype(self):

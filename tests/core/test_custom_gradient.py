@@ -527,11 +527,28 @@ def test_batch_fx_with_wrong_axis_names_expected_shape(framework):
         )
 
 
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+def test_a_scalar_gx_broadcasts_over_x(framework, mode):
+    """The one-liner of docs/custom_gradient.md: ``custom_gradient(fx=hard, gx=1, x=probs)``
+    (straight-through). A Python number or a 0-d tensor reaches every element of ``x``, for
+    any upstream cotangent."""
+    probabilities = framework.constant([0.2, 0.7, 0.5])
+    hard = framework.constant([0.0, 1.0, 1.0])
+    weights = framework.constant([1.0, -2.0, 3.0])
+    for gx in (1, 2.5, framework.constant(2.5)):
+        scale = float(framework.numpy(gx)) if not isinstance(gx, (int, float)) else gx
+        value, (gradient,) = framework.value_and_vjp(
+            lambda x, gx=gx: custom_gradient(fx=hard, gx=gx, x=x), probabilities,
+            cotangent=weights, mode="eager" if mode == "eager" else framework.modes[-1])
+        np.testing.assert_array_equal(value, [0.0, 1.0, 1.0])
+        np.testing.assert_allclose(gradient, scale * np.array([1.0, -2.0, 3.0]), rtol=1e-6)
+
+
 def test_gx_of_neither_allowed_shape_is_a_value_error(framework):
     with pytest.raises(
         ValueError,
-        match=r"gx has shape \(5,\); it must have x's shape \(4, 3\) "
-        r"or fx's shape \(4,\)",
+        match=r"gx has shape \(5,\); it must have x's shape \(4, 3\), "
+        r"fx's shape \(4,\) \(axis=1\), or be a scalar",
     ):
         custom_gradient(
             framework.constant(_random(4)),

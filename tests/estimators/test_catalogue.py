@@ -32,13 +32,20 @@ MAXIMUM_ESTIMATES = 2**28
 LARGE_CHUNK_SIZE = 2**20
 
 
+#: In the slow set, which CI runs too (``.ci/run``): the hardest toy, whose power runs take
+#: tens of seconds (up to 2.4e8 estimates), and the categorical decoder problem (the
+#: Bernoulli decoder problem checks the gradient to what f closes over in the default set).
+SLOW_PROBLEMS = ("bernoulli_toy_0499", "decoder_categorical")
+
+
 def _unbiased_cases():
     for card in CARDS:
         if not card.unbiased:
             continue
         for problem_name in card.test.get("problems", []):
+            marks = [pytest.mark.slow] if problem_name in SLOW_PROBLEMS else []
             for backend in ("tensorflow", "jax"):
-                yield pytest.param(card, problem_name, backend,
+                yield pytest.param(card, problem_name, backend, marks=marks,
                                    id=f"{card.name}-{problem_name}-{backend}")
 
 
@@ -122,6 +129,7 @@ class SignFlippedReinforce(Estimator):
         return 2 * backend.stop_gradient(surrogate) - surrogate
 
 
+@pytest.mark.slow
 def test_the_catalogue_procedure_catches_a_flipped_sign_on_the_hardest_toy():
     """On t = 0.499 the gradient is 500x below REINFORCE's noise; the procedure above must
     still reject an estimator whose mean is the negated gradient (power >= 0.99)."""

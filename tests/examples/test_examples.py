@@ -36,7 +36,8 @@ def load_example(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["bernoulli_toy", "sigmoid_belief_network", "gaussian_mixture", "variable_selection"]
+    "name", ["bernoulli_toy", "sigmoid_belief_network", "gaussian_mixture", "variable_selection",
+             "own_training_loop"]
 )
 def test_help_exits_cleanly(name, capsys):
     module = load_example(name)
@@ -44,7 +45,23 @@ def test_help_exits_cleanly(name, capsys):
         module.main(["--help"])
     assert raised.value.code == 0
     out = capsys.readouterr().out
-    assert "--backend" in out and "--seed" in out and "--output-dir" in out
+    assert "--seed" in out and "--output-dir" in out
+    assert "--backend" in out or name == "own_training_loop"  # a TensorFlow/Keras 3 example
+
+
+def test_own_training_loop_trains_the_decoder_through_the_estimator(tmp_path):
+    """The estimator used directly in a GradientTape loop passes gradients to the Keras 3
+    decoder that f closes over: it moves, and the test ELBO ends well above the same loop's
+    with the decoder frozen (300 steps: about -23.9 against -24.8 nats, from -25.3)."""
+    pytest.importorskip("keras")
+    module = load_example("own_training_loop")
+    summary = module.main(["--quick", "--output-dir", str(tmp_path)])
+    trained, frozen = summary["runs"]
+    assert trained["decoder"] == "trained" and frozen["decoder"] == "frozen"
+    assert trained["decoder_change"] > 0.1 and frozen["decoder_change"] == 0.0
+    assert trained["test_elbo_after"] > trained["test_elbo_before"] + 1.0
+    assert trained["test_elbo_after"] > frozen["test_elbo_after"] + 0.5
+    assert (tmp_path / "results.json").exists() and (tmp_path / "own_training_loop.png").exists()
 
 
 BACKENDS = ["tensorflow", "jax"]

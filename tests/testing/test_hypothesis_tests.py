@@ -24,10 +24,12 @@ from fxgx.testing import (
     assert_biased,
     assert_unbiased,
     check_unbiased,
+    check_variance,
     gradient_moments,
     minimum_detectable_bias,
 )
 from fxgx.testing.hypothesis_tests import holm_rejections, two_sided_p_values
+from fxgx.testing.moments import moments_of
 
 NORMAL = NormalDist()
 
@@ -250,3 +252,13 @@ def test_assert_biased_checks_detection_and_sign():
         assert_biased(moments, exact, expected_sign=1, coordinates=[0, 2])
     with pytest.raises(AssertionError, match="No bias detected"):
         assert_biased(hand_made_moments([0.1], 0.1, 100), [0.1])
+
+
+def test_variance_test_refuses_two_equally_likely_values():
+    """For a symmetric two-point sample the variance of ``s^2`` is O(1/n^2) and ``s^2`` is
+    far from normal: ``check_variance`` must refuse instead of returning a meaningless z."""
+    data = np.where(np.random.default_rng(0).random((10_000, 1)) < 0.5, 0.15125, -0.10125)
+    with pytest.raises(ValueError, match="two equally likely values"):
+        check_variance(moments_of(data), [0.0159390625])
+    uneven = np.where(np.random.default_rng(0).random((10_000, 1)) < 0.2, 1.0, 0.0)
+    assert check_variance(moments_of(uneven), [0.16]).count == 10_000

@@ -9,6 +9,7 @@ is seen (``import fxgx`` imports neither).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from types import ModuleType
 from typing import Any
@@ -55,6 +56,8 @@ def backend_by_name(name: str) -> ModuleType:
 def _framework_of(value: Any) -> str | None:
     module = type(value).__module__ or ""
     root = module.split(".", 1)[0]
+    if root == "keras" and ".backend.jax." in module + ".":
+        return "jax"  # a Keras 3 variable of Keras' JAX backend
     for name, (prefixes, _) in _REGISTRY.items():
         if root in prefixes:
             # Only claim the array if its framework is already imported: an array of a
@@ -65,12 +68,16 @@ def _framework_of(value: Any) -> str | None:
 
 
 def _leaves(value: Any):
+    """Leaves of nested lists, tuples, dicts and dataclasses (Equinox modules are those)."""
     if isinstance(value, (list, tuple)):
         for item in value:
             yield from _leaves(item)
     elif isinstance(value, dict):
         for item in value.values():
             yield from _leaves(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            yield from _leaves(getattr(value, field.name, None))
     else:
         yield value
 

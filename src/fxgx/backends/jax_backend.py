@@ -111,6 +111,18 @@ def logsumexp(value, axis=None, keepdims=False):
     return jax.nn.logsumexp(value, axis=axis, keepdims=keepdims)
 
 
+def assert_finite(value, message: str):
+    """``value``, checked to be finite when the computation runs: a host callback raises
+    ``ValueError(message)``, which JAX reports as a runtime error that quotes it."""
+
+    def check(known):
+        if not np.all(np.isfinite(known)):
+            raise ValueError(message)
+
+    jax.debug.callback(check, value)
+    return value
+
+
 def exclusive_cumsum(value, axis=0, reverse=False):
     """``sum_{j < i} value_j`` along ``axis`` (``j > i`` with ``reverse``); 0 at the start."""
     if reverse:

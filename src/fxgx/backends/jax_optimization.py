@@ -4,7 +4,12 @@
 optax is optional: without it (or with ``optimizer=None`` and optax missing) fit uses
 ``Adam`` below, the update of Kingma & Ba (2015), "Adam: a method for stochastic
 optimization" (bias-corrected moments, ``eps`` outside the square root, as optax.adam).
-``parameters`` is any pytree of arrays.
+
+``parameters`` is any pytree: a dict of arrays, Flax's ``params``, an Equinox module. Its
+floating-point array leaves are trained; every other leaf (an activation function, an int,
+an integer array) is kept as it is, as ``equinox.partition(model, equinox.is_inexact_array)``
+would do. ``loss_fn`` receives the whole pytree. A step whose loss or gradients are not
+finite is not applied.
 """
 
 from __future__ import annotations
@@ -65,34 +70,61 @@ def default_optimizer(learning_rate: float):
         return Adam(learning_rate)
 
 
-def check_parameters(parameters):
-    leaves = jax.tree_util.tree_leaves(parameters)
-    if not leaves:
-        raise TypeError("parameters must be a non-empty pytree of JAX arrays.")
-    for leaf in leaves:
-        if not isinstance(leaf, jax.Array) or not jnp.issubdtype(leaf.dtype, jnp.floating):
-            raise TypeError(
-                f"Every parameter leaf must be a floating jax.Array, got {type(leaf).__name__}"
-                f" {getattr(leaf, 'dtype', '')}."
-            )
-    return parameters
+def _is_trainable(leaf) -> bool:
+    return isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jnp.floating)
+
+
+class Partition(NamedTuple):
+    """A pytree split into its trainable leaves (a list) and everything else."""
+
+    trainable: list
+    static: list  # every leaf, None where it is trainable
+    definition: object  # the tree structure
+
+    def combine(self, trainable):
+        leaves = iter(trainable)
+        return self.definition.unflatten(
+            [next(leaves) if static is None else static for static in self.static])
+
+
+def partition(parameters) -> Partition:
+    leaves, definition = jax.tree_util.tree_flatten(parameters)
+    trainable = [leaf for leaf in leaves if _is_trainable(leaf)]
+    if not trainable:
+        raise TypeError(
+            "parameters has no floating jax.Array leaves to train: pass a pytree of "
+            "parameters (a dict of arrays, Flax params, an Equinox module), got "
+            f"{type(parameters).__name__}."
+        )
+    static = [None if _is_trainable(leaf) else leaf for leaf in leaves]
+    return Partition(trainable, static, definition)
+
+
+def _all_finite(loss, gradients):
+    finite = jnp.all(jnp.isfinite(loss))
+    for gradient in gradients:
+        finite = finite & jnp.all(jnp.isfinite(gradient))
+    return finite
 
 
 class Trainer:
-    """``step(seed) -> loss`` (one optimizer update) and ``gradient_variance(seeds)``."""
+    """``step(seed) -> (loss, applied)`` (one optimizer update, applied only when the loss
+    and the gradients are finite) and ``gradient_variance(seeds)``."""
 
     def __init__(self, loss_fn, parameters, optimizer, learning_rate: float):
-        self.parameters = check_parameters(parameters)
+        self.partition = partition(parameters)
+        self.trainable = self.partition.trainable
         self.optimizer = default_optimizer(learning_rate) if optimizer is None else optimizer
         if not (hasattr(self.optimizer, "init") and hasattr(self.optimizer, "update")):
             raise TypeError(
                 "optimizer must be an optax GradientTransformation (init/update) on JAX, "
                 f"got {type(self.optimizer).__name__}."
             )
-        self.state = self.optimizer.init(self.parameters)
+        self.state = self.optimizer.init(self.trainable)
+        combine = self.partition.combine
 
-        def loss(parameters, seed):
-            value = loss_fn(parameters, seed)
+        def loss(trainable, seed):
+            value = loss_fn(combine(trainable), seed)
             if jnp.shape(value) != ():
                 raise ValueError(f"loss_fn must return a scalar, got shape {jnp.shape(value)}.")
             return value
@@ -100,33 +132,35 @@ class Trainer:
         gradient = jax.value_and_grad(loss)
         optimizer_update = self.optimizer.update
 
-        def step(parameters, state, seed):
-            value, gradients = gradient(parameters, seed)
-            updates, state = optimizer_update(gradients, state, parameters)
-            parameters = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype),
-                                                parameters, updates)
-            return parameters, state, value
+        def step(trainable, state, seed):
+            value, gradients = gradient(trainable, seed)
+            updates, new_state = optimizer_update(gradients, state, trainable)
+            new_trainable = [p + u.astype(p.dtype) for p, u in zip(trainable, updates,
+                                                                     strict=True)]
+            return new_trainable, new_state, value, _all_finite(value, gradients)
 
-        def draws(parameters, seeds):
+        def draws(trainable, seeds):
             def one(seed):
-                gradients = jax.grad(loss)(parameters, seed)
-                leaves = jax.tree_util.tree_leaves(gradients)
-                return jnp.concatenate([jnp.ravel(leaf) for leaf in leaves])
+                gradients = jax.grad(loss)(trainable, seed)
+                return jnp.concatenate([jnp.ravel(leaf) for leaf in gradients])
 
             return jax.lax.map(one, seeds)
 
         self._step = jax.jit(step)
         self._draws = jax.jit(draws)
 
-    def step(self, seed) -> float:
-        self.parameters, self.state, value = self._step(self.parameters, self.state, seed)
-        return float(value)
+    def step(self, seed) -> tuple[float, bool]:
+        trainable, state, value, finite = self._step(self.trainable, self.state, seed)
+        finite = bool(finite)
+        if finite:
+            self.trainable, self.state = trainable, state
+        return float(value), finite
 
     def gradient_variance(self, seeds) -> float:
         """Sum over coordinates of the sample variance (ddof 1) of independent gradient
         estimates, one per seed, at the current parameters."""
-        draws = np.asarray(self._draws(self.parameters, seeds), dtype=np.float64)
+        draws = np.asarray(self._draws(self.trainable, seeds), dtype=np.float64)
         return float(np.sum(np.var(draws, axis=0, ddof=1)))
 
     def final_parameters(self):
-        return self.parameters
+        return self.partition.combine(self.trainable)

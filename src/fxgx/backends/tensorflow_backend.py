@@ -118,6 +118,12 @@ def logsumexp(value, axis=None, keepdims=False):
     return tf.reduce_logsumexp(value, axis=axis, keepdims=keepdims)
 
 
+def assert_finite(value, message: str):
+    """``value``, checked to be finite when the graph runs (``InvalidArgumentError`` with
+    ``message``). XLA drops the check: TensorFlow cannot raise from compiled code."""
+    return tf.debugging.assert_all_finite(value, message)
+
+
 def exclusive_cumsum(value, axis=0, reverse=False):
     """``sum_{j < i} value_j`` along ``axis`` (``j > i`` with ``reverse``); 0 at the start."""
     return tf.math.cumsum(value, axis=axis, exclusive=True, reverse=reverse)

@@ -23,13 +23,17 @@ def convert(distribution):
     while isinstance(inner, tfd.Independent):
         inner = inner.distribution
     event_ndims = _static_rank(distribution.event_shape) - _static_rank(inner.event_shape)
+    # TFP's own validate_args, on the wrapper or the wrapped distribution, carries over.
+    validate_args = bool(distribution.validate_args or inner.validate_args)
     if isinstance(inner, tfd.Bernoulli):
-        return distributions.Bernoulli(inner.logits_parameter(), event_ndims=event_ndims)
+        return distributions.Bernoulli(inner.logits_parameter(), event_ndims=event_ndims,
+                                       validate_args=validate_args)
     if isinstance(inner, tfd.OneHotCategorical):
-        return distributions.OneHotCategorical(inner.logits_parameter(), event_ndims=event_ndims)
+        return distributions.OneHotCategorical(inner.logits_parameter(), event_ndims=event_ndims,
+                                               validate_args=validate_args)
     if isinstance(inner, tfd.Normal):
-        loc, scale = inner.loc, inner.scale
-        return distributions.Normal(loc, scale, event_ndims=event_ndims)
+        return distributions.Normal(inner.loc, inner.scale, event_ndims=event_ndims,
+                                    validate_args=validate_args)
     return None
 
 

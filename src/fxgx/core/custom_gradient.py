@@ -78,8 +78,9 @@ def custom_gradient(fx, gx, x, axis=(), fx_gx_manually_stopped: bool = False, na
       fx: value of the function, a floating tensor.
       gx: its gradient w.r.t. ``x``; the same (nested list/tuple) structure as ``x``. Each
         leaf has the shape of its ``x`` leaf (the gradient of each ``f`` value w.r.t. each
-        element of its domain) or of ``fx`` (the derivative w.r.t. ``reduce_sum(x, axis)``,
-        broadcast back over ``axis``).
+        element of its domain), of ``fx`` (the derivative w.r.t. ``reduce_sum(x, axis)``,
+        broadcast back over ``axis``), or is a scalar (a number or a 0-d tensor) that every
+        element of ``x`` receives (``gx=1`` for straight-through).
       x: a floating tensor or a nested list/tuple of them: the argument of ``f``.
       axis: the dimensions of each ``x`` leaf that form the domain of ``f``. ``()``: the
         function is elementwise (``fx.shape == x.shape``); ``None``: all of ``x``, ``fx`` is a
@@ -163,8 +164,8 @@ def _leaf_correction(backend, fx_shape, gx, x, axis, suffix):
             f"fx has shape {tuple(fx_shape)}, but x{suffix} of shape {tuple(x_shape)} with "
             f"axis={axis!r} needs fx of shape {expected_fx_shape}."
         )
-    if tuple(gx_shape) == tuple(x_shape):
-        full_gx = gx
+    if tuple(gx_shape) == tuple(x_shape) or tuple(gx_shape) == ():
+        full_gx = gx  # a scalar gx (gx=1 for straight-through) broadcasts over all of x
     elif tuple(gx_shape) == expected_fx_shape:
         full_gx = gx
         for dim in axes:
@@ -172,7 +173,7 @@ def _leaf_correction(backend, fx_shape, gx, x, axis, suffix):
     else:
         raise ValueError(
             f"gx{suffix} has shape {tuple(gx_shape)}; it must have x{suffix}'s shape "
-            f"{tuple(x_shape)} or fx's shape {expected_fx_shape} (axis={axis!r})."
+            f"{tuple(x_shape)}, fx's shape {expected_fx_shape} (axis={axis!r}), or be a scalar."
         )
     finite = backend.isfinite(x)
     zeros = backend.zeros_like(x)

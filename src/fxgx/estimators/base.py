@@ -17,7 +17,7 @@ import dataclasses
 from typing import ClassVar
 
 from fxgx.core.seeds import canonical_seed, split_seed
-from fxgx.distributions import as_fxgx_distribution, backend_of_distribution
+from fxgx.distributions import Distribution, as_fxgx_distribution, backend_of_distribution
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,8 @@ class Estimator:
     def __call__(self, function, distribution, *, seed, num_samples: int = 1):
         distribution, backend, seed, num_samples = self.prepare_call(
             function, distribution, seed, num_samples)
-        return self._estimate(function, distribution, backend, seed, num_samples)
+        surrogate = self._estimate(function, distribution, backend, seed, num_samples)
+        return propagate_non_finite(backend, surrogate, distribution)
 
     def prepare_call(self, function, distribution, seed, num_samples):
         """The boundary checks of a call: returns ``(distribution, backend, seed,
@@ -87,6 +88,41 @@ class Estimator:
                 f"{self.name} needs num_samples >= {self.minimum_samples}, got {num_samples}."
             )
         return num_samples
+
+
+def propagate_non_finite(backend, surrogate, distribution):
+    """``surrogate`` with NaN value and NaN gradient wherever a parameter is not finite.
+
+    fxgx's rule: a non-finite parameter (NaN or infinite logits, loc or scale) never becomes a
+    finite answer. Left alone, some estimators would hide it: ``custom_gradient`` gives
+    non-finite ``x`` a zero gradient, so DisARM with a NaN logit returned 0 there while
+    REINFORCE returned NaN. Every estimator's surrogate goes through here:
+
+        g = sum_event (p - stop(p)) * stop(0 if p is finite else NaN),
+        result = surrogate - (stop(g) - g)
+
+    has the value of ``surrogate`` (bitwise) when every ``p`` is finite, NaN for the batch
+    members where one is not, and adds the gradient 0 where ``p`` is finite and NaN where it
+    is not. Distributions fxgx does not convert are left alone: their ``log_prob`` carries
+    NaN on its own. To raise an error instead, make the distribution with
+    ``validate_args=True``.
+    """
+    if not isinstance(distribution, Distribution):
+        return surrogate
+    guard = None
+    for _, parameter, event_rank in distribution.parameter_arrays():
+        rank = len(backend.shape_of(parameter))
+        finite = backend.isfinite(parameter)
+        poison = backend.where(finite, backend.zeros_like(parameter),
+                               backend.zeros_like(parameter) + float("nan"))
+        term = (parameter - backend.stop_gradient(parameter)) * backend.stop_gradient(poison)
+        axes = tuple(range(max(0, rank - event_rank), rank))
+        term = backend.reduce_sum(term, axis=axes) if axes else term
+        term = backend.cast(term, backend.dtype_of(surrogate))
+        guard = term if guard is None else guard + term
+    if guard is None:
+        return surrogate
+    return surrogate - (backend.stop_gradient(guard) - guard)
 
 
 def sub_seeds(seed, backend, *names):

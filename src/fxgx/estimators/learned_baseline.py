@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from fxgx.estimators.base import Estimator, sub_seeds
+from fxgx.estimators.base import Estimator, propagate_non_finite, sub_seeds
 from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
 
 
@@ -42,7 +42,9 @@ class LearnedBaseline(Estimator):
         parameters."""
         distribution, backend, seed, num_samples = self.prepare_call(
             function, distribution, seed, num_samples)
-        return self._surrogate_and_loss(function, distribution, backend, seed, num_samples)
+        surrogate, loss = self._surrogate_and_loss(function, distribution, backend, seed,
+                                                   num_samples)
+        return propagate_non_finite(backend, surrogate, distribution), loss
 
     def regression_loss(self, function, distribution, *, seed, num_samples: int = 1):
         """The baseline's regression loss ``mean_s (f(z_s) - b)^2`` (batch shape).

@@ -21,7 +21,7 @@ import dataclasses
 from typing import NamedTuple
 
 from fxgx.backends import backend_by_name
-from fxgx.estimators.base import Estimator, sub_seeds
+from fxgx.estimators.base import Estimator, propagate_non_finite, sub_seeds
 from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
 
 
@@ -81,8 +81,9 @@ class MovingAverageBaseline(Estimator):
             raise TypeError(
                 f"state must be a MovingAverageState (from initial_state()), got {state!r}."
             )
-        return self._estimate_with_state(function, distribution, backend, seed, num_samples,
-                                         MovingAverageState(*state))
+        surrogate, new_state = self._estimate_with_state(
+            function, distribution, backend, seed, num_samples, MovingAverageState(*state))
+        return propagate_non_finite(backend, surrogate, distribution), new_state
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         surrogate, _ = self._estimate_with_state(

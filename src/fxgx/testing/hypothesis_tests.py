@@ -232,9 +232,23 @@ def check_variance(moments, expected_variance, *, false_failure_rate: float = 1e
                    absolute_tolerance: float = 0.0) -> VarianceReport:
     """z-test of the per-estimate variance against an exact value (SE from the 4th moment).
 
-    ``absolute_tolerance`` covers rounding when the exact variance is 0.
+    ``absolute_tolerance`` covers rounding when the exact variance is 0. Raises
+    ``ValueError`` for estimates that take two equally likely values (kurtosis 1), where the
+    z-test is not valid (see docs/testing.md).
     """
     expected = np.broadcast_to(np.asarray(expected_variance, np.float64), moments.mean.shape)
+    variance = moments.variance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kurtosis = moments.fourth_central_moment / (variance * (moments.count - 1)
+                                                   / moments.count) ** 2
+    degenerate = (variance > 0) & (kurtosis < 1.0 + 1e-3)
+    if np.any(degenerate):
+        raise ValueError(
+            f"The estimates of coordinates {np.flatnonzero(degenerate).tolist()} take two "
+            "equally likely values (kurtosis 1): the variance of their sample variance is "
+            "O(1/n^2), far below its plug-in estimate's resolution, so no z-test of the "
+            "variance is valid. Test the variance where the values are not equally likely."
+        )
     standard_error = np.sqrt(moments.variance_standard_error**2 + absolute_tolerance**2)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(standard_error > 0, (moments.variance - expected) / standard_error,

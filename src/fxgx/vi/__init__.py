@@ -10,11 +10,12 @@
 """
 
 from fxgx.vi.elbo import elbo, estimator_target
-from fxgx.vi.fit import FitResult, fit
+from fxgx.vi.fit import FitResult, NonFiniteLossError, fit
 from fxgx.vi.importance_weighted import importance_weighted_bound
 
 __all__ = [
     "FitResult",
+    "NonFiniteLossError",
     "elbo",
     "estimator_target",
     "fit",

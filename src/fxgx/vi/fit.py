@@ -4,12 +4,18 @@
 with a fresh, independent seed at every step ``t`` (split from ``seed``), differentiates it
 and applies the optimizer. The same seed gives the same losses, eagerly on either framework.
 
-- TensorFlow: ``parameters`` is a list of ``tf.Variable`` (updated in place); the optimizer
-  is a Keras optimizer (default ``tf_keras.optimizers.Adam(learning_rate)``); the step runs
-  in a ``tf.function``.
-- JAX: ``parameters`` is a pytree of arrays; the optimizer is an optax
-  ``GradientTransformation`` (default ``optax.adam(learning_rate)`` when optax is
-  installed, else fxgx's own Adam with the same update); the step is ``jax.jit``-ed.
+- TensorFlow: ``parameters`` is a list of variables, updated in place: ``tf.Variable`` or a
+  Keras 3 model's ``model.trainable_variables``. The optimizer is a Keras optimizer of the
+  same Keras (default Adam: ``keras.optimizers.Adam`` for Keras 3 variables,
+  ``tf_keras.optimizers.Adam`` otherwise); the step runs in a ``tf.function``.
+- JAX: ``parameters`` is a pytree (a dict of arrays, Flax ``params``, an Equinox module)
+  whose floating arrays are trained; the optimizer is an optax ``GradientTransformation``
+  (default ``optax.adam(learning_rate)`` when optax is installed, else fxgx's own Adam with
+  the same update); the step is ``jax.jit``-ed.
+
+A step whose loss or gradients are not finite is not applied: ``fit`` stops there and raises
+``NonFiniteLossError``, whose ``result`` holds the losses so far and the parameters after the
+last finite step.
 
 With ``trace_variance_every = m > 0``, at steps ``0, m, 2m, ...`` fit also draws
 ``VARIANCE_DRAWS`` extra independent gradient estimates at the current parameters (own
@@ -44,6 +50,16 @@ class FitResult(NamedTuple):
     seconds: float  #: wall-clock time of the optimisation loop
 
 
+class NonFiniteLossError(FloatingPointError):
+    """``fit`` met a non-finite loss or gradient. ``result`` is the ``FitResult`` up to and
+    including that step, with the parameters of the step before it (the last finite ones;
+    on TensorFlow the variables themselves were left at those values)."""
+
+    def __init__(self, message: str, result: FitResult):
+        super().__init__(message)
+        self.result = result
+
+
 class _Progress:
     """A one-line progress bar on stderr, redrawn at most every 0.1 s."""
 
@@ -71,8 +87,8 @@ def _trainer_module(parameters):
     backend = find_backend(parameters)
     if backend is None:
         raise TypeError(
-            "Could not tell the framework from parameters: pass a list of tf.Variable "
-            "(TensorFlow) or a pytree of jax.Array (JAX)."
+            "Could not tell the framework from parameters: pass a list of tf.Variable or "
+            "Keras 3 variables (TensorFlow) or a pytree of jax.Array (JAX)."
         )
     return backend, importlib.import_module(f"fxgx.backends.{backend.name}_optimization")
 
@@ -85,7 +101,8 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
     Args:
       loss_fn: ``(parameters, seed) -> scalar``; ``seed`` is a backend-native seed, pass it
         on to ``elbo(..., seed=seed)``.
-      parameters: TF: a list of ``tf.Variable``; JAX: a pytree of floating arrays.
+      parameters: TF: a list of ``tf.Variable`` or Keras 3 variables; JAX: a pytree whose
+        floating arrays are trained (dict of arrays, Flax params, Equinox module).
       num_steps: number of optimizer updates.
       seed: int, TF seed pair or JAX key.
       optimizer: a Keras optimizer (TF) or an optax ``GradientTransformation`` (JAX); when
@@ -97,6 +114,10 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
 
     Returns:
       ``FitResult(parameters, losses, gradient_variance, seconds)``.
+
+    Raises:
+      NonFiniteLossError: at the first step whose loss or gradient is not finite; that
+        step is not applied and ``error.result`` holds what was done so far.
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
@@ -126,7 +147,20 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
         if trace_variance_every and step % trace_variance_every == 0:
             draws = backend.split_seed(variance_seeds[step], VARIANCE_DRAWS)
             variances[step] = trainer.gradient_variance(draws)
-        losses[step] = trainer.step(step_seeds[step])
+        losses[step], applied = trainer.step(step_seeds[step])
         bar.update(step + 1, losses[step])
+        if not applied:
+            bar.update(num_steps, losses[step])
+            result = FitResult(trainer.final_parameters(), losses[:step + 1],
+                               variances[:step + 1], time.perf_counter() - start)
+            what = ("the loss is " + f"{losses[step]:g}" if not math.isfinite(losses[step])
+                    else "a gradient is not finite")
+            raise NonFiniteLossError(
+                f"fit stopped at step {step}: {what}. The parameters are those after step "
+                f"{step - 1}, the last finite one (error.result holds them and the losses). "
+                "Lower the learning rate, or look in loss_fn for log(0) or a division by 0; "
+                "distributions made with validate_args=True name a non-finite parameter.",
+                result,
+            )
     seconds = time.perf_counter() - start
     return FitResult(trainer.final_parameters(), losses, variances, seconds)

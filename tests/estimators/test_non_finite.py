@@ -1,0 +1,99 @@
+"""Non-finite input never becomes a finite answer, on every card, backend and mode.
+
+The rule (``fxgx.estimators.base.propagate_non_finite``): a batch member whose parameters
+hold a NaN or an infinity gets a NaN surrogate value and a non-finite gradient for those
+parameters; the other batch members are untouched. ``validate_args=True`` on the
+distribution (fxgx's or TensorFlow Probability's) raises an error naming the parameter
+instead. Deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fxgx import catalogue
+from fxgx.distributions import Bernoulli, Normal
+
+CARDS = catalogue.load_cards()
+#: Cards that hand the primitive ``x = logits`` (or probabilities): without the rule, the
+#: primitive's mask gave a NaN logit the gradient 0 there.
+PRIMITIVE_MASKED = ("arm", "disarm", "straight_through", "gumbel_softmax_hard")
+# Batch member 0 holds a NaN, member 1 an infinity, member 2 only finite logits.
+LOGITS = np.array([[math.nan, 0.2, -0.3], [0.1, math.inf, -0.2], [0.5, -0.5, 0.0]],
+                  np.float32)
+
+
+@pytest.mark.parametrize("card", CARDS, ids=[card.name for card in CARDS])
+def test_a_non_finite_logit_gives_nan_value_and_non_finite_gradient(framework, card):
+    estimator = card.make()
+    num_samples = max(card.num_samples, estimator.minimum_samples)
+
+    def surrogate(logits):
+        return estimator(lambda z: framework.backend.reduce_sum(z * z, -1),
+                         Bernoulli(logits, event_ndims=1), seed=2, num_samples=num_samples)
+
+    # The rule is one backend-generic function: eagerly on both backends, compiled on TF's
+    # XLA for every card; JAX's jit for the cards whose gradient the primitive would zero.
+    modes = ["eager"]
+    if framework.name == "tensorflow" or card.name in PRIMITIVE_MASKED:
+        modes.append(framework.modes[-1])
+    for mode in modes:
+        value, (gradient,) = framework.value_and_vjp(surrogate, framework.constant(LOGITS),
+                                                     mode=mode)
+        assert np.isnan(value[0]) and np.isnan(value[1]), (mode, value)
+        assert np.isfinite(value[2]), (mode, value)
+        assert not np.isfinite(gradient[0, 0]) and not np.isfinite(gradient[1, 1]), mode
+        assert np.all(np.isfinite(gradient[2])), (mode, gradient)
+
+
+def test_a_nan_scale_gives_nan_for_a_normal(framework):
+    from fxgx.estimators import reinforce
+
+    def surrogate(scale):
+        return reinforce()(lambda z: z * z, Normal(framework.constant([0.0, 1.0]), scale),
+                           seed=0, num_samples=3)
+
+    value, (gradient,) = framework.value_and_vjp(surrogate, framework.constant([math.nan, 1.0]))
+    assert np.isnan(value[0]) and np.isfinite(value[1])
+    assert np.isnan(gradient[0]) and np.isfinite(gradient[1])
+
+
+MESSAGE = "Bernoulli logits has non-finite values"
+
+
+def test_validate_args_raises_eagerly_naming_the_parameter(framework):
+    with pytest.raises(ValueError, match=MESSAGE):
+        Bernoulli(framework.constant(LOGITS), event_ndims=1, validate_args=True)
+    with pytest.raises(ValueError, match="Normal scale has non-finite"):
+        Normal(framework.constant(0.0), framework.constant(math.inf), validate_args=True)
+    with pytest.raises(TypeError, match="validate_args"):
+        Bernoulli(framework.constant(LOGITS), validate_args="yes")
+    finite = Bernoulli(framework.constant(LOGITS[2]), validate_args=True)
+    assert finite.validate_args
+
+
+def test_validate_args_raises_when_compiled_code_runs(framework):
+    from fxgx.estimators import disarm
+
+    def surrogate(logits):
+        return disarm()(lambda z: framework.backend.reduce_sum(z, -1),
+                        Bernoulli(logits, event_ndims=1, validate_args=True), seed=0)
+
+    compiled = framework.compile(surrogate, "function" if framework.name == "tensorflow" else "jit")
+    assert np.all(np.isfinite(framework.numpy(compiled(framework.constant(LOGITS[2:])))))
+    with pytest.raises(Exception, match=MESSAGE):
+        framework.numpy(compiled(framework.constant(LOGITS)))
+
+
+def test_tensorflow_probability_validate_args_carries_over():
+    tfd = pytest.importorskip("tensorflow_probability").distributions
+    from fxgx.estimators import reinforce
+
+    with pytest.raises(ValueError, match=MESSAGE):
+        reinforce()(lambda z: z, tfd.Bernoulli(logits=LOGITS[0], validate_args=True), seed=0)
+    with pytest.raises(ValueError, match=MESSAGE):
+        reinforce()(lambda z: z, tfd.Independent(tfd.Bernoulli(logits=LOGITS), 1,
+                                                 validate_args=True), seed=0)
