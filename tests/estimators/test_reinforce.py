@@ -144,3 +144,37 @@ def test_bad_arguments_name_themselves():
         reinforce()(problem.function, distribution, seed=0, num_samples=0)
     with pytest.raises(ValueError, match="function returned shape"):
         reinforce()(lambda z: z, distribution, seed=0, num_samples=2)
+
+
+def test_a_jax_distribution_of_another_library_gives_the_numbers_of_fxgx_normal():
+    """An object with ``sample(sample_shape=, seed=)``/``log_prob`` on JAX arrays is drawn
+    with the native JAX key: the same draws as fxgx's Normal, so the same surrogate and
+    gradient, eagerly and under ``jax.jit`` (it once made REINFORCE import TensorFlow and fail
+    with TracerArrayConversionError)."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from fxgx.distributions import Normal
+
+    class PlainNormal:
+        def __init__(self, loc, scale):
+            self.loc, self.scale = loc, scale
+
+        def sample(self, sample_shape=(), seed=None):
+            shape = tuple(sample_shape) + jnp.shape(self.loc)
+            return self.loc + self.scale * jax.random.normal(seed, shape)
+
+        def log_prob(self, value):
+            return (-0.5 * ((value - self.loc) / self.scale) ** 2 - jnp.log(self.scale)
+                    - 0.5 * jnp.log(2 * jnp.pi))
+
+    def value_and_gradient(make):
+        return jax.value_and_grad(lambda loc: reinforce()(
+            lambda z: (z - 1.0) ** 2, make(loc, jnp.float32(0.7)), seed=3, num_samples=5))
+
+    loc = jnp.float32(0.2)
+    expected = value_and_gradient(Normal)(loc)
+    for compiled in (False, True):
+        function = value_and_gradient(PlainNormal)
+        actual = (jax.jit(function) if compiled else function)(loc)
+        np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=1e-6)

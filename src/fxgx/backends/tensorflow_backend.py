@@ -170,14 +170,13 @@ _RUNTIME_ZERO = []
 def _runtime(seed):
     """``seed`` as a value known only when the graph runs, inside ``tf.function``.
 
-    Every draw goes through it. A constant seed (an int seed, or ``tf.constant`` seed, inside
-    ``tf.function``) makes every draw a constant, and then (i) TF's graph machinery tries to
-    evaluate ``stateless_uniform`` with its plain CPU kernel, which has no threefry
-    (tensorflow/tensorflow#100252), and logs ``OP_REQUIRES failed ... counter must be a vector
-    with length at least 2``; (ii) XLA's constant folding evaluates the threefry draws in its
-    interpreter, seconds of compile time for categorical samples. Adding a zero read from a
-    (non-trainable, int64) variable keeps the value and hides it from both. Eagerly the seed
-    is an ordinary runtime tensor already.
+    Every draw goes through it. A constant seed (an int seed, or a ``tf.constant`` seed,
+    inside ``tf.function``, with or without XLA) makes every draw a constant, and TF then tries
+    to evaluate ``stateless_uniform`` ahead of time with its plain CPU kernel, which has no
+    threefry (tensorflow/tensorflow#100252), and logs ``OP_REQUIRES failed ... counter must be
+    a vector with length at least 2``. Adding a zero read from a (non-trainable, int64)
+    variable keeps the value and makes it unknown until the graph runs. Eagerly the seed is an
+    ordinary runtime tensor already.
     """
     if tf.executing_eagerly():
         return seed

@@ -131,15 +131,21 @@ def sub_seeds(seed, backend, *names):
 
 
 def evaluate(function, samples, distribution, backend, num_samples):
-    """``function(samples)`` checked to have shape ``[num_samples] + batch_shape``."""
+    """``function(samples)`` checked to have shape ``[num_samples] + batch_shape`` (only the
+    leading ``num_samples`` when the distribution does not say its batch shape)."""
     values = function(samples)
     if not backend.is_array(values):
         values = backend.convert(values)
-    expected = (num_samples,) + tuple(distribution_batch_shape(distribution, backend, samples))
-    actual = backend.shape_of(values)
-    if tuple(actual) != expected:
+    actual = tuple(backend.shape_of(values))
+    batch_shape = distribution_batch_shape(distribution)
+    if batch_shape is None:
+        expected, matches = f"[{num_samples}] + batch_shape", actual[:1] == (num_samples,)
+    else:
+        expected = (num_samples,) + batch_shape
+        matches = actual == expected
+    if not matches:
         raise ValueError(
-            f"function returned shape {tuple(actual)} for samples of shape "
+            f"function returned shape {actual} for samples of shape "
             f"{tuple(backend.shape_of(samples))}; it must return one value per sample and batch "
             f"member, shape {expected} (sum over the event dimensions)."
         )
@@ -150,12 +156,15 @@ def evaluate(function, samples, distribution, backend, num_samples):
     return values
 
 
-def distribution_batch_shape(distribution, backend, samples):
+def distribution_batch_shape(distribution):
+    """The batch shape as a tuple: fxgx's (a tuple), TFP's (a ``TensorShape``), another
+    library's (a tuple or a list); None when the distribution does not have one."""
     shape = getattr(distribution, "batch_shape", None)
-    if isinstance(shape, tuple):
-        return shape
-    # TFP distributions: TensorShape.
-    return tuple(shape.as_list())
+    if shape is None:
+        return None
+    if hasattr(shape, "as_list"):
+        return tuple(shape.as_list())
+    return tuple(shape)
 
 
 def leave_one_out_mean(backend, values, num_samples):

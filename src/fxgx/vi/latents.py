@@ -62,7 +62,7 @@ def _declares_reparameterized(distribution) -> bool:
 
 
 def _as_tuple(shape) -> tuple:
-    return tuple(shape) if isinstance(shape, tuple) else tuple(shape.as_list())
+    return tuple(shape.as_list()) if hasattr(shape, "as_list") else tuple(shape)
 
 
 @dataclasses.dataclass
@@ -79,7 +79,13 @@ class Part:
 
     @property
     def batch_shape(self) -> tuple:
-        return _as_tuple(self.distribution.batch_shape)
+        shape = getattr(self.distribution, "batch_shape", None)
+        if shape is None:
+            raise TypeError(
+                f"{self.describe()} has no batch_shape; fxgx.vi needs it to check the target's "
+                "output shape: give the distribution a batch_shape attribute (a tuple)."
+            )
+        return _as_tuple(shape)
 
     def describe(self) -> str:
         where = "" if self.key is None else f"part {self.key!r} ("
