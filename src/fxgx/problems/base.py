@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fxgx.backends import get_backend
+
 
 class Problem:
     """Base class. Subclasses set ``name`` and implement the methods below."""
@@ -61,3 +63,30 @@ class Problem:
 
     def describe(self) -> str:
         return self.name
+
+
+class FunctionParameters:
+    """Mixin for problems whose ``f(z, *phi)`` has parameters of its own (a decoder's
+    weights): the parameters are ``[logits, *phi]`` and ``bind`` closes ``f`` over ``phi``.
+
+    Expects ``self.logits``, ``self.function_parameters`` (NumPy arrays), ``self._function``
+    and ``self.distribution(logits)``.
+    """
+
+    def parameter_values(self):
+        return [self.logits, *self.function_parameters]
+
+    def bind(self, logits, *function_parameters):
+        def function(samples):
+            return self._function(samples, *function_parameters)
+
+        return self.distribution(logits), function
+
+    def function(self, samples):
+        """``f`` with the problem's own values of its parameters (if any)."""
+        if not self.function_parameters:
+            return self._function(samples)
+        backend = get_backend(samples)
+        dtype = backend.dtype_of(samples)
+        return self._function(samples, *(backend.convert(value, dtype)
+                                         for value in self.function_parameters))

@@ -20,9 +20,9 @@ import itertools
 
 import numpy as np
 
-from fxgx.backends import backend_by_name, default_backend_name, get_backend
+from fxgx.backends import backend_by_name, default_backend_name
 from fxgx.distributions import Bernoulli, OneHotCategorical
-from fxgx.problems.base import Problem
+from fxgx.problems.base import FunctionParameters, Problem
 
 MAXIMUM_STATES = 2**20
 
@@ -118,7 +118,7 @@ def categorical_log_probabilities(states: np.ndarray, logits: np.ndarray) -> np.
     return np.einsum("sdk,dk->s", states, log_softmax)
 
 
-class _Enumerated(Problem):
+class _Enumerated(FunctionParameters, Problem):
     """Shared body: ``f``, the logits, ``f``'s own parameters, and the exact solution
     computed once on demand."""
 
@@ -131,24 +131,6 @@ class _Enumerated(Problem):
         self.name = name
         self._backend = backend
         self._exact = None
-
-    def parameter_values(self):
-        return [self.logits, *self.function_parameters]
-
-    def bind(self, logits, *function_parameters):
-        def function(samples):
-            return self._function(samples, *function_parameters)
-
-        return self.distribution(logits), function
-
-    def function(self, samples):
-        """``f`` with the problem's own values of its parameters (if any)."""
-        if not self.function_parameters:
-            return self._function(samples)
-        backend = get_backend(samples)
-        dtype = backend.dtype_of(samples)
-        return self._function(samples, *(backend.convert(value, dtype)
-                                         for value in self.function_parameters))
 
     def _states(self):
         raise NotImplementedError

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxgx.backends import backend_by_name, default_backend_name, get_backend
+from fxgx.backends import backend_by_name, default_backend_name
 from fxgx.distributions import Bernoulli
-from fxgx.problems.base import Problem
+from fxgx.problems.base import FunctionParameters, Problem
 from fxgx.problems.enumeration import MAXIMUM_STATES, bernoulli_states
 
 #: Logits and log-weight coefficients of the default problem (``multi_sample_bernoulli``).
@@ -57,7 +57,7 @@ def _log_mean_exp(values: np.ndarray) -> np.ndarray:
     return np.squeeze(largest, -1) + np.log(np.mean(np.exp(values - largest), axis=-1))
 
 
-class MultiSampleObjective(Problem):
+class MultiSampleObjective(FunctionParameters, Problem):
     """``E[log (1/K sum_k exp f(z_k))]`` over ``K`` Bernoulli samples, exact by enumeration."""
 
     kind = "bernoulli"
@@ -90,26 +90,8 @@ class MultiSampleObjective(Problem):
         self._backend = backend
         self._exact = None
 
-    def parameter_values(self):
-        return [self.logits, *self.function_parameters]
-
     def distribution(self, logits):
         return Bernoulli(logits, event_ndims=1)
-
-    def bind(self, logits, *function_parameters):
-        def function(samples):
-            return self._function(samples, *function_parameters)
-
-        return self.distribution(logits), function
-
-    def function(self, samples):
-        """``f`` with the problem's own values of its parameters (if any)."""
-        if not self.function_parameters:
-            return self._function(samples)
-        backend = get_backend(samples)
-        dtype = backend.dtype_of(samples)
-        return self._function(samples, *(backend.convert(value, dtype)
-                                         for value in self.function_parameters))
 
     def _backend_module(self):
         return backend_by_name(self._backend or default_backend_name())
