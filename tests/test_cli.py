@@ -12,7 +12,8 @@ from fxgx import catalogue
 from fxgx.cli import main
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+# The JAX run (11 s) is in the slow set, which CI runs too.
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)])
 def test_compare_writes_parseable_json_with_one_row_per_applicable_estimator(
     backend, tmp_path, capsys
 ):

@@ -51,7 +51,9 @@ def _cases():
     for card in CARDS:
         yield pytest.param(card, "bernoulli", id=f"{card.name}-bernoulli")
         if card.supports("categorical") and "any" not in card.distributions:
-            yield pytest.param(card, "categorical", id=f"{card.name}-categorical")
+            # The same conversion path with a class axis: in the slow set (CI runs it).
+            yield pytest.param(card, "categorical", id=f"{card.name}-categorical",
+                               marks=pytest.mark.slow)
 
 
 def _run(card, kind, make, event_axes, mode):

@@ -178,6 +178,8 @@ def test_leave_one_out_objectives_are_stable_for_large_log_weights(framework):
     np.testing.assert_allclose(result, np.array(expected), rtol=1e-6)
 
 
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)],
+                         indirect=True)
 def test_same_numbers_in_every_mode_any_distribution_and_float64(framework):
     """Eager, tf.function, XLA and jax.jit agree; a Normal (any distribution) works; float64
     is kept."""

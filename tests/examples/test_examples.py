@@ -65,6 +65,8 @@ def test_own_training_loop_trains_the_decoder_through_the_estimator(tmp_path):
 
 
 BACKENDS = ["tensorflow", "jax"]
+#: The heavier examples' JAX quick runs are in the slow set (CI runs it).
+BACKENDS_JAX_SLOW = ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -88,7 +90,7 @@ def test_bernoulli_toy_skips_estimators_that_do_not_apply(capsys):
     assert "skipping vimco" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS_JAX_SLOW)
 def test_sigmoid_belief_network_quick_run_prints_the_table(backend, tmp_path, capsys):
     pytest.importorskip("sklearn")
     module = load_example("sigmoid_belief_network")
@@ -106,7 +108,7 @@ def test_sigmoid_belief_network_quick_run_prints_the_table(backend, tmp_path, ca
     assert (tmp_path / "sigmoid_belief_network.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS_JAX_SLOW)
 def test_gaussian_mixture_quick_run_stays_below_the_exact_evidence(backend, tmp_path):
     module = load_example("gaussian_mixture")
     summary = module.main(["--quick", "--estimators", "reinforce_leave_one_out",
