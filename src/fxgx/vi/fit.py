@@ -155,9 +155,10 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
                                variances[:step + 1], time.perf_counter() - start)
             what = ("the loss is " + f"{losses[step]:g}" if not math.isfinite(losses[step])
                     else "a gradient is not finite")
+            kept = "the initial ones" if step == 0 else f"those after step {step - 1}"
             raise NonFiniteLossError(
-                f"fit stopped at step {step}: {what}. The parameters are those after step "
-                f"{step - 1}, the last finite one (error.result holds them and the losses). "
+                f"fit stopped at step {step}: {what}. The parameters are {kept}, the last "
+                "finite ones (error.result holds them and the losses). "
                 "Lower the learning rate, or look in loss_fn for log(0) or a division by 0; "
                 "distributions made with validate_args=True name a non-finite parameter.",
                 result,
