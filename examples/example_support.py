@@ -5,6 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Images of scikit-learn's 1797 digits held out as the test set.
+DIGITS_TEST_SIZE = 297
+
+
+def binarised_digits(seed: int):
+    """``(train, test)``: scikit-learn's 8x8 digits (shipped with the package, nothing is
+    downloaded) as 64 binary pixels (grey level > 8), shuffled by ``seed``."""
+    from sklearn.datasets import load_digits
+
+    pixels = (load_digits().data > 8).astype(np.float32)
+    pixels = pixels[np.random.default_rng(seed).permutation(len(pixels))]
+    return pixels[DIGITS_TEST_SIZE:], pixels[:DIGITS_TEST_SIZE]
+
 
 def make_parameters(backend, arrays):
     """TensorFlow: a list of ``tf.Variable``; JAX: a list of arrays (a pytree)."""

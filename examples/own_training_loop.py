@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from example_support import binarised_digits
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-TEST_SIZE = 297
 
 
 def parse_arguments(argv=None):
@@ -62,15 +62,6 @@ def parse_arguments(argv=None):
     if min(arguments.steps, arguments.latents, arguments.batch_size, arguments.num_samples) < 1:
         parser.error("--steps, --latents, --batch-size and --num-samples must be positive.")
     return arguments
-
-
-def binarised_digits(seed: int):
-    """``(train, test)``: 8x8 digits as 64 binary pixels (grey level > 8), shuffled."""
-    from sklearn.datasets import load_digits
-
-    pixels = (load_digits().data > 8).astype(np.float32)
-    pixels = pixels[np.random.default_rng(seed).permutation(len(pixels))]
-    return pixels[TEST_SIZE:], pixels[:TEST_SIZE]
 
 
 class DiscreteAutoencoder:
@@ -106,7 +97,7 @@ class DiscreteAutoencoder:
 
         def log_joint(latents):  # [S, B, L] -> [S, B]; closes over decoder and prior
             decoded = self.decoder(tf.reshape(latents, (-1, latents.shape[-1])))
-            decoded = tf.reshape(decoded, (num_samples_of(latents), -1, images.shape[-1]))
+            decoded = tf.reshape(decoded, (latents.shape[0], -1, images.shape[-1]))
             likelihood = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
                 tf.broadcast_to(images, tf.shape(decoded)), decoded), -1)
             prior = Bernoulli(self.prior_logits, event_ndims=1).log_prob(latents)
@@ -117,10 +108,6 @@ class DiscreteAutoencoder:
         entropy = tf.reduce_sum(probabilities * tf.nn.softplus(-logits)
                                 + (1 - probabilities) * tf.nn.softplus(logits), -1)
         return expected + entropy
-
-
-def num_samples_of(latents):
-    return latents.shape[0]
 
 
 def train(model, estimator, train_images, test_images, arguments, train_decoder):

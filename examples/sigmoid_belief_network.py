@@ -36,7 +36,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from example_support import make_parameters, quiet_tensorflow, select_cards, smooth
+from example_support import (
+    binarised_digits,
+    make_parameters,
+    quiet_tensorflow,
+    select_cards,
+    smooth,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -46,7 +52,6 @@ DEFAULT_ESTIMATORS = (
 )
 #: Estimators whose training objective is the importance-weighted bound, not the ELBO.
 MULTI_SAMPLE_BOUND = ("vimco",)
-TEST_SIZE = 297
 #: Gradient scale of RELAX's control-variate objective. Adam is invariant to it (up to its
 #: epsilon); at 1e-3 the control variate's gradient still dominated the total variance that
 #: fit traces, at 1e-6 the trace measures the model's gradient and training is unchanged.
@@ -93,17 +98,6 @@ def parse_arguments(argv=None):
 
 
 # ---------------------------------------------------------------------------------- data
-
-
-def binarised_digits(seed: int):
-    """``(train, test)``: 8x8 digits as 64 binary pixels (grey level > 8), shuffled."""
-    from sklearn.datasets import load_digits
-
-    images = load_digits().data
-    pixels = (images > 8).astype(np.float32)
-    order = np.random.default_rng(seed).permutation(len(pixels))
-    pixels = pixels[order]
-    return pixels[TEST_SIZE:], pixels[:TEST_SIZE]
 
 
 # --------------------------------------------------------------------------------- model

@@ -79,6 +79,15 @@ class Distribution:
         return check_finite(self.backend, value, f"{type(self).__name__} {name}")
 
 
+def known_values(value):
+    """``value`` as a NumPy array when its values are known now (eager tensors, concrete
+    arrays, numbers), else None (symbolic TF tensors, JAX tracers)."""
+    try:
+        return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
+        return None
+
+
 def check_finite(backend, value, argument: str):
     """``value``, after checking that it is finite: at once when its values are known, else
     when the computation runs (``backend.assert_finite``). Raises ``ValueError`` naming
@@ -86,9 +95,8 @@ def check_finite(backend, value, argument: str):
     message = (f"{argument} has non-finite values (NaN or infinity); a distribution with "
                "non-finite parameters has no samples and no gradient. Check what produced "
                "them (a learning rate that is too high, log(0), a division by 0).")
-    try:
-        known = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
-    except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
+    known = known_values(value)
+    if known is None:
         return backend.assert_finite(value, message)
     if not np.all(np.isfinite(known)):
         where = np.argwhere(~np.isfinite(known))[:3].tolist()
@@ -332,3 +340,14 @@ def _array_attributes(distribution) -> list:
     if isinstance(attributes, dict):
         places.append(attributes)
     return places
+
+
+def distribution_batch_shape(distribution):
+    """The batch shape as a tuple: fxgx's (a tuple), TFP's (a ``TensorShape``), another
+    library's (a tuple or a list); None when the distribution does not have one."""
+    shape = getattr(distribution, "batch_shape", None)
+    if shape is None:
+        return None
+    if hasattr(shape, "as_list"):
+        return tuple(shape.as_list())
+    return tuple(shape)

@@ -17,7 +17,12 @@ import dataclasses
 from typing import ClassVar
 
 from fxgx.core.seeds import canonical_seed, split_seed
-from fxgx.distributions import Distribution, as_fxgx_distribution, backend_of_distribution
+from fxgx.distributions import (
+    Distribution,
+    as_fxgx_distribution,
+    backend_of_distribution,
+    distribution_batch_shape,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,17 +159,6 @@ def evaluate(function, samples, distribution, backend, num_samples):
     ):
         values = backend.cast(values, backend.dtype_of(samples))
     return values
-
-
-def distribution_batch_shape(distribution):
-    """The batch shape as a tuple: fxgx's (a tuple), TFP's (a ``TensorShape``), another
-    library's (a tuple or a list); None when the distribution does not have one."""
-    shape = getattr(distribution, "batch_shape", None)
-    if shape is None:
-        return None
-    if hasattr(shape, "as_list"):
-        return tuple(shape.as_list())
-    return tuple(shape)
 
 
 def leave_one_out_mean(backend, values, num_samples):

@@ -14,14 +14,7 @@ import numbers
 import numpy as np
 
 from fxgx.backends import find_backend
-
-
-def _known_values(value):
-    """``value`` as a NumPy array when its values are known now, else None."""
-    try:
-        return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
-    except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
-        return None
+from fxgx.distributions import known_values
 
 
 def _checked(value, argument, condition, requirement):
@@ -39,7 +32,7 @@ def _checked(value, argument, condition, requirement):
         )
     if not np.issubdtype(np.dtype(getattr(dtype, "as_numpy_dtype", dtype)), np.floating):
         raise TypeError(f"{argument} has dtype {dtype}; pass a floating tensor.")
-    known = _known_values(value)
+    known = known_values(value)
     if known is not None and (known.size == 0 or not condition(known)):
         raise ValueError(f"{argument}={known!r} must be {requirement}.")
     return value

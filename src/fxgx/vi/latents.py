@@ -36,6 +36,7 @@ from fxgx.distributions import (
     Normal,
     OneHotCategorical,
     backend_of_distribution,
+    distribution_batch_shape,
 )
 
 ESTIMATED_KINDS = ("bernoulli", "categorical")
@@ -61,10 +62,6 @@ def _declares_reparameterized(distribution) -> bool:
     return kind is not None and "FULLY_REPARAMETERIZED" in str(kind)
 
 
-def _as_tuple(shape) -> tuple:
-    return tuple(shape.as_list()) if hasattr(shape, "as_list") else tuple(shape)
-
-
 @dataclasses.dataclass
 class Part:
     """One independent part of the surrogate."""
@@ -79,13 +76,13 @@ class Part:
 
     @property
     def batch_shape(self) -> tuple:
-        shape = getattr(self.distribution, "batch_shape", None)
+        shape = distribution_batch_shape(self.distribution)
         if shape is None:
             raise TypeError(
                 f"{self.describe()} has no batch_shape; fxgx.vi needs it to check the target's "
                 "output shape: give the distribution a batch_shape attribute (a tuple)."
             )
-        return _as_tuple(shape)
+        return shape
 
     def describe(self) -> str:
         where = "" if self.key is None else f"part {self.key!r} ("
