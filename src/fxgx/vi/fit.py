@@ -90,7 +90,7 @@ def _trainer_module(parameters):
             "Could not tell the framework from parameters: pass a list of tf.Variable or "
             "Keras 3 variables (TensorFlow) or a pytree of jax.Array (JAX)."
         )
-    return backend, importlib.import_module(f"fxgx.backends.{backend.name}_optimization")
+    return backend, importlib.import_module(f"fxgx.vi.fit_{backend.name}")
 
 
 def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,

@@ -43,9 +43,9 @@ ESTIMATED_KINDS = ("bernoulli", "categorical")
 
 
 def _tensorflow_probability():
-    from fxgx.backends import tensorflow_probability_latents  # noqa: PLC0415 - lazy TFP
+    from fxgx.vi import latents_tensorflow_probability  # noqa: PLC0415 - lazy TFP
 
-    return tensorflow_probability_latents
+    return latents_tensorflow_probability
 
 
 def _is_tensorflow_probability(value) -> bool:

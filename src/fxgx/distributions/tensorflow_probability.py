@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import tensorflow_probability as tfp
 
+from fxgx import distributions
+
 tfd = tfp.distributions
 
 
 def convert(distribution):
-    from fxgx import distributions  # noqa: PLC0415 - avoid an import cycle
-
     inner = distribution
     while isinstance(inner, tfd.Independent):
         inner = inner.distribution

@@ -283,9 +283,9 @@ def as_fxgx_distribution(distribution, *, argument: str = "distribution"):
         return distribution
     module = type(distribution).__module__ or ""
     if module.startswith("tensorflow_probability"):
-        from fxgx.backends import tensorflow_probability_adapter  # noqa: PLC0415 - lazy TFP
+        from fxgx.distributions import tensorflow_probability  # noqa: PLC0415 - lazy TFP
 
-        converted = tensorflow_probability_adapter.convert(distribution)
+        converted = tensorflow_probability.convert(distribution)
         return distribution if converted is None else converted
     if hasattr(distribution, "sample") and hasattr(distribution, "log_prob"):
         return distribution
