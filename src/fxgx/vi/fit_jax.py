@@ -1,4 +1,4 @@
-"""The JAX side of ``fxgx.vi.fit``: a jitted optimisation step with an optax
+"""The JAX side of ``fxgx.vi.fit``: blocks of optimisation steps in one jitted loop with an optax
 ``GradientTransformation`` (``init``/``update``), and the gradient estimate's variance.
 
 optax is optional: without it (or with ``optimizer=None`` and optax missing) fit uses
@@ -14,6 +14,7 @@ finite is not applied.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -107,11 +108,25 @@ def _all_finite(loss, gradients):
     return finite
 
 
-class Trainer:
-    """``step(seed) -> (loss, applied)`` (one optimizer update, applied only when the loss
-    and the gradients are finite) and ``gradient_variance(seeds)``."""
+def _select(condition, new, old):
+    """``new`` where ``condition`` (a scalar bool) holds, else ``old``, leaf by leaf."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(condition, a, b), new, old)
 
-    def __init__(self, loss_fn, parameters, optimizer, learning_rate: float):
+
+class Trainer:
+    """Runs blocks of optimisation steps in one jitted ``fori_loop`` (see ``fxgx.vi.fit``).
+
+    ``run_block(first_step, count)`` performs steps ``first_step .. first_step + count - 1``
+    (global indices; the step seed is ``fold_in(steps_seed, step)``); a step is applied only
+    while the run has not stopped and its loss and gradients are finite.
+    """
+
+    def __init__(self, loss_fn, parameters, optimizer, learning_rate: float, *, steps_seed,
+                 trace_fn=None, convergence_criterion=None, optimizer_state=None,
+                 max_block_steps: int, max_block_elements: int):
+        from fxgx.vi.fit import Block, TraceableQuantities  # noqa: PLC0415 - no cycle
+
+        self._block_type = Block
         self.partition = partition(parameters)
         self.trainable = self.partition.trainable
         self.optimizer = default_optimizer(learning_rate) if optimizer is None else optimizer
@@ -120,8 +135,11 @@ class Trainer:
                 "optimizer must be an optax GradientTransformation (init/update) on JAX, "
                 f"got {type(self.optimizer).__name__}."
             )
-        self.state = self.optimizer.init(self.trainable)
+        self.state = (self.optimizer.init(self.trainable) if optimizer_state is None
+                      else optimizer_state)
         combine = self.partition.combine
+        criterion = convergence_criterion
+        self.steps_seed = steps_seed
 
         def loss(trainable, seed):
             value = loss_fn(combine(trainable), seed)
@@ -132,12 +150,56 @@ class Trainer:
         gradient = jax.value_and_grad(loss)
         optimizer_update = self.optimizer.update
 
-        def step(trainable, state, seed):
-            value, gradients = gradient(trainable, seed)
+        def one_step(trainable, state, step):
+            value, gradients = gradient(trainable, jax.random.fold_in(steps_seed, step))
             updates, new_state = optimizer_update(gradients, state, trainable)
             new_trainable = [p + u.astype(p.dtype) for p, u in zip(trainable, updates,
                                                                      strict=True)]
-            return new_trainable, new_state, value, _all_finite(value, gradients)
+            traced = None
+            if trace_fn is not None:
+                traced = trace_fn(TraceableQuantities(
+                    loss=value, gradients=combine(gradients), parameters=combine(trainable),
+                    step=step))
+            return value, new_trainable, new_state, _all_finite(value, gradients), traced
+
+        shapes = jax.eval_shape(one_step, self.trainable, self.state, jnp.zeros([], jnp.int32))
+        loss_shape, trace_shapes = shapes[0], shapes[4]
+        elements = 1 + sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(
+            trace_shapes))
+        self.max_block_steps = max(1, min(max_block_steps, max_block_elements // elements))
+        capacity = self.max_block_steps
+        self.criterion_state = (None if criterion is None
+                                else criterion.initial_state(jnp.zeros([], loss_shape.dtype)))
+
+        def run_block(trainable, state, criterion_state, first_step, count):
+            def body(index, carry):
+                trainable, state, criterion_state, reason, stop_index, losses, traced = carry
+                value, new_trainable, new_state, finite, outputs = one_step(
+                    trainable, state, first_step + index)
+                running = reason == 0
+                applied = running & finite
+                converged = jnp.zeros([], bool)
+                if criterion is not None:
+                    new_criterion, converged = criterion.update(criterion_state, value,
+                                                                jnp.where)
+                    criterion_state = _select(applied, new_criterion, criterion_state)
+                new_reason = jnp.where(running & ~finite, 1,
+                                       jnp.where(applied & converged, 2, reason))
+                stop_index = jnp.where(running & (new_reason != 0), index, stop_index)
+                losses = losses.at[index].set(value)
+                if outputs is not None:
+                    traced = jax.tree_util.tree_map(
+                        lambda buffer, output: buffer.at[index].set(output), traced, outputs)
+                return (_select(applied, new_trainable, trainable),
+                        _select(applied, new_state, state), criterion_state, new_reason,
+                        stop_index, losses, traced)
+
+            traced = (None if trace_shapes is None else jax.tree_util.tree_map(
+                lambda leaf: jnp.zeros((capacity, *leaf.shape), leaf.dtype), trace_shapes))
+            carry = (trainable, state, criterion_state, jnp.zeros([], jnp.int32),
+                     jnp.full([], -1, jnp.int32), jnp.zeros([capacity], loss_shape.dtype),
+                     traced)
+            return jax.lax.fori_loop(0, count, body, carry)
 
         def draws(trainable, seeds):
             def one(seed):
@@ -146,21 +208,40 @@ class Trainer:
 
             return jax.lax.map(one, seeds)
 
-        self._step = jax.jit(step)
+        self._run_block = jax.jit(run_block)
         self._draws = jax.jit(draws)
 
-    def step(self, seed) -> tuple[float, bool]:
-        trainable, state, value, finite = self._step(self.trainable, self.state, seed)
-        finite = bool(finite)
-        if finite:
-            self.trainable, self.state = trainable, state
-        return float(value), finite
+    def fold_in(self, seed, step: int):
+        return jax.random.fold_in(seed, step)
+
+    def run_block(self, first_step: int, count: int):
+        (trainable, state, criterion_state, reason, stop_index, losses,
+         traced) = self._run_block(self.trainable, self.state, self.criterion_state,
+                                   jnp.asarray(first_step, jnp.int32),
+                                   jnp.asarray(count, jnp.int32))
+        self.trainable, self.state, self.criterion_state = trainable, state, criterion_state
+        trace = None if traced is None else jax.tree_util.tree_map(
+            lambda buffer: np.asarray(buffer)[:count], traced)
+        return self._block_type(np.asarray(losses, np.float64)[:count], trace,
+                                int(stop_index), int(reason))
+
+    def stack_trace(self, blocks):
+        """Concatenate the blocks' traces along steps (the first ``ran`` of each)."""
+        if not blocks:
+            return None
+        return jax.tree_util.tree_map(
+            lambda *leaves: np.concatenate([leaf[:ran] for leaf, (_, ran) in
+                                            zip(leaves, blocks, strict=True)]),
+            *[trace for trace, _ in blocks])
 
     def gradient_variance(self, seeds) -> float:
         """Sum over coordinates of the sample variance (ddof 1) of independent gradient
         estimates, one per seed, at the current parameters."""
         draws = np.asarray(self._draws(self.trainable, seeds), dtype=np.float64)
         return float(np.sum(np.var(draws, axis=0, ddof=1)))
+
+    def optimizer_state(self):
+        return self.state
 
     def final_parameters(self):
         return self.partition.combine(self.trainable)

@@ -63,11 +63,29 @@ def check_parameters(parameters) -> list:
     return list(parameters)
 
 
-class Trainer:
-    """``step(seed) -> (loss, applied)`` (one optimizer update, applied only when the loss
-    and the gradients are finite) and ``gradient_variance(seeds)``."""
+def _all_finite(loss, gradients):
+    return tf.reduce_all(tf.stack(
+        [tf.reduce_all(tf.math.is_finite(loss))]
+        + [tf.reduce_all(tf.math.is_finite(gradient)) for gradient in gradients]))
 
-    def __init__(self, loss_fn, parameters, optimizer, learning_rate: float):
+
+class Trainer:
+    """Runs blocks of optimisation steps in one ``tf.function`` (see ``fxgx.vi.fit``).
+
+    ``run_block(first_step, count)`` performs steps ``first_step .. first_step + count - 1``
+    in a ``tf.while_loop`` (global indices; the step seed is
+    ``stateless_fold_in(steps_seed, step)``); a step is applied only while the run has not
+    stopped and its loss and gradients are finite. AutoGraph converts ``loss_fn``.
+    """
+
+    def __init__(self, loss_fn, parameters, optimizer, learning_rate: float, *, steps_seed,
+                 trace_fn=None, convergence_criterion=None, optimizer_state=None,
+                 max_block_steps: int, max_block_elements: int):
+        from fxgx.vi.fit import Block, TraceableQuantities  # noqa: PLC0415 - no cycle
+
+        del optimizer_state  # a Keras optimizer holds its own state; resume passes it on
+        self._block_type = Block
+        self._traceable = TraceableQuantities
         self.parameters = check_parameters(parameters)
         keras_variables = _is_keras_variable(self.parameters[0])
         if optimizer is None:
@@ -87,8 +105,31 @@ class Trainer:
         if hasattr(self.optimizer, "build"):
             self.optimizer.build(self.parameters)
         self._loss_fn = loss_fn
-        self._step = tf.function(self._step_function, autograph=False)
-        self._gradients = tf.function(self._gradients_function, autograph=False)
+        self._trace_fn = trace_fn
+        self._criterion = convergence_criterion
+        self._steps_seed = tf.convert_to_tensor(steps_seed)
+        self.max_block_steps = max_block_steps
+        self._trace_specs = None
+        if trace_fn is not None:
+            probe = tf.function(self._traced_outputs).get_concrete_function(
+                tf.TensorSpec([], tf.int64))
+            self._trace_specs = tf.nest.map_structure(
+                lambda output: tf.TensorSpec(output.shape, output.dtype),
+                probe.structured_outputs)
+            elements = 1 + sum(spec.shape.num_elements() or 1
+                               for spec in tf.nest.flatten(self._trace_specs))
+            self.max_block_steps = max(1, min(max_block_steps, max_block_elements // elements))
+        self._criterion_state = None
+        # Fresh functions per trainer: TensorFlow's retracing warning counts traces per Python
+        # function, and each fit traces its own loop once by design.
+        def run_block(first_step, count, criterion_state):
+            return self._run_block_function(first_step, count, criterion_state)
+
+        def gradients(seeds):
+            return self._gradients_function(seeds)
+
+        self._run_block = tf.function(run_block, autograph=True)
+        self._gradients = tf.function(gradients, autograph=True)
 
     def _loss_and_gradients(self, seed):
         with tf.GradientTape() as tape:
@@ -99,18 +140,62 @@ class Trainer:
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return loss, gradients
 
-    def _step_function(self, seed):
-        loss, gradients = self._loss_and_gradients(seed)
-        finite = tf.reduce_all(tf.stack(
-            [tf.reduce_all(tf.math.is_finite(loss))]
-            + [tf.reduce_all(tf.math.is_finite(gradient)) for gradient in gradients]))
+    def _step_seed(self, step):
+        return tf.random.experimental.stateless_fold_in(self._steps_seed, step)
 
-        def apply():
-            self.optimizer.apply_gradients(zip(gradients, self.parameters, strict=True))
-            return tf.constant(True)
+    def _traced_outputs(self, step):
+        loss, gradients = self._loss_and_gradients(self._step_seed(step))
+        return self._trace_fn(self._traceable(
+            loss=loss, gradients=list(gradients),
+            parameters=[tf.convert_to_tensor(p) for p in self.parameters], step=step))
 
-        applied = tf.cond(finite, apply, lambda: tf.constant(False))
-        return loss, applied
+    def _run_block_function(self, first_step, count, criterion_state):
+        capacity = self.max_block_steps
+        losses = tf.TensorArray(tf.float64, size=capacity, element_shape=[])
+        traces = ()
+        if self._trace_specs is not None:
+            traces = tf.nest.map_structure(
+                lambda spec: tf.TensorArray(spec.dtype, size=capacity, element_shape=spec.shape),
+                self._trace_specs)
+
+        def body(index, reason, stop_index, criterion_state, losses, traces):
+            step = first_step + tf.cast(index, tf.int64)
+            loss, gradients = self._loss_and_gradients(self._step_seed(step))
+            if self._trace_specs is not None:
+                outputs = self._trace_fn(self._traceable(
+                    loss=loss, gradients=list(gradients),
+                    parameters=[tf.convert_to_tensor(p) for p in self.parameters], step=step))
+                traces = tf.nest.map_structure(
+                    lambda array, output: array.write(index, output), traces, outputs)
+            running = tf.equal(reason, 0)
+            finite = _all_finite(loss, gradients)
+            applied = tf.logical_and(running, finite)
+            converged = tf.constant(False)
+            if self._criterion is not None:
+                new_criterion, converged = self._criterion.update(
+                    criterion_state, tf.cast(loss, tf.float64), tf.where)
+                criterion_state = tf.nest.map_structure(
+                    lambda new, old: tf.where(applied, new, old), new_criterion,
+                    criterion_state)
+
+            def apply():
+                self.optimizer.apply_gradients(zip(gradients, self.parameters, strict=True))
+                return tf.constant(True)
+
+            tf.cond(applied, apply, lambda: tf.constant(False))
+            new_reason = tf.where(tf.logical_and(running, tf.logical_not(finite)), 1,
+                                  tf.where(tf.logical_and(applied, converged), 2, reason))
+            stop_index = tf.where(tf.logical_and(running, tf.not_equal(new_reason, 0)),
+                                  index, stop_index)
+            losses = losses.write(index, tf.cast(loss, tf.float64))
+            return index + 1, new_reason, stop_index, criterion_state, losses, traces
+
+        _, reason, stop_index, criterion_state, losses, traces = tf.while_loop(
+            lambda index, *_: index < count, body,
+            (tf.constant(0), tf.constant(0), tf.constant(-1), criterion_state, losses, traces))
+        stacked = None if self._trace_specs is None else tf.nest.map_structure(
+            lambda array: array.stack(), traces)
+        return losses.stack(), stacked, stop_index, reason, criterion_state
 
     def _gradients_function(self, seeds):
         flat = []
@@ -120,15 +205,38 @@ class Trainer:
                                    for g in gradients], axis=0))
         return tf.stack(flat)
 
-    def step(self, seed) -> tuple[float, bool]:
-        loss, applied = self._step(seed)
-        return float(loss.numpy()), bool(applied.numpy())
+    def fold_in(self, seed, step: int):
+        return tf.random.experimental.stateless_fold_in(seed, tf.constant(step, tf.int64))
+
+    def run_block(self, first_step: int, count: int):
+        if self._criterion is not None and self._criterion_state is None:
+            self._criterion_state = self._criterion.initial_state(tf.constant(0.0, tf.float64))
+        criterion_state = () if self._criterion is None else self._criterion_state
+        losses, traced, stop_index, reason, criterion_state = self._run_block(
+            tf.constant(first_step, tf.int64), tf.constant(count, tf.int32), criterion_state)
+        if self._criterion is not None:
+            self._criterion_state = criterion_state
+        trace = None if traced is None else tf.nest.map_structure(
+            lambda array: array.numpy()[:count], traced)
+        return self._block_type(losses.numpy()[:count], trace, int(stop_index), int(reason))
+
+    def stack_trace(self, blocks):
+        """Concatenate the blocks' traces along steps (the first ``ran`` of each)."""
+        if not blocks:
+            return None
+        return tf.nest.map_structure(
+            lambda *leaves: np.concatenate([leaf[:ran] for leaf, (_, ran) in
+                                            zip(leaves, blocks, strict=True)]),
+            *[trace for trace, _ in blocks])
 
     def gradient_variance(self, seeds) -> float:
         """Sum over coordinates of the sample variance (ddof 1) of independent gradient
         estimates, one per seed, at the current parameters."""
         draws = self._gradients(seeds).numpy()
         return float(np.sum(np.var(draws, axis=0, ddof=1)))
+
+    def optimizer_state(self):
+        return list(getattr(self.optimizer, "variables", []))
 
     def final_parameters(self):
         return self.parameters
