@@ -159,6 +159,8 @@ def _check_writable(option: str, path: str) -> Path:
     if target.is_dir():
         raise CommandError(f"{option} {path} is a folder; give a file name")
     folder = target.parent
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{option} {path}: {str(folder)!r} is not a folder")
     if not folder.is_dir():
         raise CommandError(f"{option} {path}: the folder {str(folder)!r} does not exist")
     existed = target.exists()
@@ -405,6 +407,15 @@ def format_table(result: dict) -> str:
 
 
 def write_plot(result: dict, path) -> None:
+    """Draw ``plot_figure(result)`` into ``path`` (the format follows its suffix)."""
+    figure = plot_figure(result)
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_figure(result: dict):
     """Bars of the variance and the work-normalised variance as ratios to REINFORCE's, on a
     log axis centred on 1 (bars start at 1: left of it is better than REINFORCE), and the
     time per 10^6 estimates on a linear axis from 0."""
@@ -452,8 +463,7 @@ def write_plot(result: dict, path) -> None:
         "(blue: unbiased by design, orange: biased)"
     )
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 def format_list(cards) -> str:
