@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import textwrap
 
 import numpy as np
 
@@ -25,6 +26,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or isinstance(action.default, bool):
             return action.help
         return super()._get_help_string(action)
+
+    def _split_lines(self, text, width):
+        # Keep a long default (a list of names) whole rather than cut mid-name.
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False,
+                             break_on_hyphens=False)
 
 
 @functools.cache

@@ -70,6 +70,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             return action.help
         return super()._get_help_string(action)
 
+    def _split_lines(self, text, width):
+        # Keep a long default (a list of names) whole rather than cut mid-name.
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False,
+                             break_on_hyphens=False)
+
 
 @contextlib.contextmanager
 def _quiet_native_stderr():

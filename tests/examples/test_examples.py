@@ -225,12 +225,12 @@ def test_gaussian_mixture_with_a_normal_surrogate_for_the_means(tmp_path):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_variable_selection_quick_run(backend, tmp_path, saved_figures):
     module = load_example("variable_selection")
-    summary = module.main(["--quick", "--estimators", "disarm,gumbel_softmax", "--backend",
-                           backend, "--output-dir", str(tmp_path)])
-    record = summary["results"][0]
-    # The ELBO panel shows both curves although 4 steps end far below log p(y).
+    summary = module.main(["--quick", "--estimators", "disarm", "--backend", backend,
+                           "--output-dir", str(tmp_path)])
+    (record,) = summary["results"]
+    # The ELBO panel shows the curve although 4 steps end far below log p(y).
     (figure,) = saved_figures
-    assert_every_curve_shows(figure, ["disarm", "gumbel_softmax"])
+    assert_every_curve_shows(figure, ["disarm"])
     assert record["exact_elbo"] <= summary["log_evidence"] + 1e-9
     inclusion = np.asarray(summary["inclusion_probabilities"])
     assert np.all(inclusion >= 0.0) and np.all(inclusion <= 1.0 + 1e-12)
