@@ -276,11 +276,18 @@ def _verdict(card, report) -> str:
 def run_compare(plan: ComparePlan, arguments) -> dict:
     """Draw the estimates of every planned estimator and test them; the JSON-ready result."""
     problem = plan.problem
+    if plan.backend == "jax" and arguments.dtype == "float64":
+        os.environ.setdefault("JAX_ENABLE_X64", "1")  # read when JAX is imported
     try:
         with _quiet_native_stderr():
             backend_module = backend_by_name(plan.backend)
     except (ImportError, ValueError) as error:
         raise CommandError(str(error).splitlines()[0]) from error
+    if arguments.dtype == "float64" and backend_module.widest_float() != "float64":
+        raise CommandError(
+            "--dtype float64 on JAX needs 64-bit mode, which was off when JAX was imported: "
+            "set JAX_ENABLE_X64=1"
+        )
     with _quiet_native_stderr():
         exact = problem.exact_gradient()
     stream = sys.stderr
