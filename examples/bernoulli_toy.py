@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from example_support import quiet_tensorflow
+from example_support import HelpFormatter, estimator_style, quiet_tensorflow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -40,11 +40,13 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(
         description="Optimise the Bernoulli toy E[(b - 0.499)^2] with every Bernoulli "
         "estimator of the fxgx catalogue; plot p = sigmoid(theta) and the log-variance of "
-        "the gradient estimate over training."
+        "the gradient estimate over training.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                        help="framework that runs the training.")
     parser.add_argument("--steps", type=int, default=3000, help="Adam steps per estimator.")
-    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--learning-rate", type=float, default=0.01, help="Adam's step size.")
     parser.add_argument("--target", type=float, default=TARGET, help="t in (b - t)^2.")
     parser.add_argument("--variance-every", type=int, default=25,
                         help="measure the gradient variance every this many steps.")
@@ -52,8 +54,9 @@ def parse_arguments(argv=None):
                         help="independent gradient estimates per variance measurement.")
     parser.add_argument("--estimators", default=None,
                         help="comma-separated catalogue names (default: every Bernoulli one).")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="out/bernoulli_toy")
+    parser.add_argument("--seed", type=int, default=0, help="random seed.")
+    parser.add_argument("--output-dir", default="out/bernoulli_toy",
+                        help="folder for the figure and the JSON results.")
     parser.add_argument("--quick", action="store_true",
                         help="a few steps and draws only (smoke test).")
     arguments = parser.parse_args(argv)
@@ -322,16 +325,15 @@ def plot(results, arguments, path):
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(14, 4.8))
-    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(results), 2)))
     logs = []
-    for color, result in zip(colors, results, strict=False):
-        style = "-" if result["unbiased"] else "--"
+    for result in results:
+        style = estimator_style(result["name"])
         label = f"{result['name']} ({result['evaluations_per_step']} f/step)"
         left.plot(np.arange(1, len(result["probabilities"]) + 1), result["probabilities"],
-                  style, color=color, label=label, linewidth=1.2)
+                  label=label, linewidth=1.2, **style)
         log_variance = np.log10(np.maximum(result["variances"], 1e-30))
         logs.append(log_variance[np.asarray(result["variances"]) > 0])
-        right.plot(result["variance_steps"], log_variance, style, color=color, linewidth=1.2)
+        right.plot(result["variance_steps"], log_variance, marker=".", linewidth=1.2, **style)
     values = np.concatenate(logs) if logs else np.zeros(1)
     if values.size:
         right.set_ylim(np.percentile(values, 1) - 0.5, values.max() + 0.5)

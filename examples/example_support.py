@@ -1,9 +1,56 @@
 """Helpers the example scripts share: parameters, annealed fitting, catalogue selection,
-curve smoothing. Not part of the fxgx package: the examples are user code."""
+curve smoothing, the help formatter and one colour per estimator. Not part of the fxgx
+package: the examples are user code."""
 
 from __future__ import annotations
 
+import argparse
+import functools
+import textwrap
+
 import numpy as np
+
+#: One colour per catalogued estimator, in catalogue order (matplotlib's tab10 without its
+#: gray, then darker colours): black and gray stay free for the reference lines (exact
+#: answers, best mean-field fits). Biased estimators are also drawn dashed.
+ESTIMATOR_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                    "#e377c2", "#bcbd22", "#17becf", "#000080", "#b8860b", "#008080",
+                    "#c71585", "#556b2f", "#800000", "#7b68ee")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows ``(default: ...)`` after every option whose default is not None
+    or a flag's False."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+    def _split_lines(self, text, width):
+        # Keep a long default (a list of names) whole rather than cut mid-name.
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False,
+                             break_on_hyphens=False)
+
+
+@functools.cache
+def _catalogue_styles():
+    from fxgx.catalogue import load_cards
+
+    styles = {}
+    for index, card in enumerate(load_cards()):
+        # Past the palette's length the colours repeat with another dash pattern.
+        repeat = index >= len(ESTIMATOR_COLORS)
+        solid, dashed = ("-.", ":") if repeat else ("-", "--")
+        styles[card.name] = {"color": ESTIMATOR_COLORS[index % len(ESTIMATOR_COLORS)],
+                             "linestyle": solid if card.unbiased else dashed}
+    return styles
+
+
+def estimator_style(name: str) -> dict:
+    """``{"color", "linestyle"}`` of estimator ``name``: the same in every example figure,
+    distinct between estimators, dashed for the biased ones."""
+    return dict(_catalogue_styles().get(name, {"color": "#7f7f7f", "linestyle": "-."}))
 
 #: Images of scikit-learn's 1797 digits held out as the test set.
 DIGITS_TEST_SIZE = 297

@@ -35,7 +35,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from example_support import fit_with_annealing, make_parameters, select_cards, smooth
+from example_support import (
+    HelpFormatter,
+    estimator_style,
+    fit_with_annealing,
+    make_parameters,
+    select_cards,
+    smooth,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -46,15 +53,17 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(
         description="Mean-field VI over the assignments of a small Gaussian mixture with "
         "categorical gradient estimators; the ELBO is compared with the exact log evidence "
-        "from enumerating all K^N assignments."
+        "from enumerating all K^N assignments.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                        help="framework that runs the training.")
     parser.add_argument("--points", type=int, default=6, help="N data points.")
     parser.add_argument("--components", type=int, default=3, help="K mixture components.")
     parser.add_argument("--means", choices=("collapsed", "normal"), default="collapsed",
                         help="integrate the means out exactly, or fit a Normal q(mu).")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--steps", type=int, default=2000, help="Adam steps per estimator.")
+    parser.add_argument("--learning-rate", type=float, default=0.05, help="Adam's step size.")
     parser.add_argument("--anneal-fraction", type=float, default=0.25,
                         help="run this last fraction of the steps at a tenth of the rate.")
     parser.add_argument("--num-samples", type=int, default=4,
@@ -63,8 +72,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--prior-scale", type=float, default=2.0, help="s0.")
     parser.add_argument("--estimators", default=",".join(DEFAULT_ESTIMATORS),
                         help="comma-separated catalogue names (categorical estimators).")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="out/gaussian_mixture")
+    parser.add_argument("--seed", type=int, default=0, help="random seed.")
+    parser.add_argument("--output-dir", default="out/gaussian_mixture",
+                        help="folder for the figure and the JSON results.")
     parser.add_argument("--quick", action="store_true", help="a few steps (smoke test).")
     arguments = parser.parse_args(argv)
     if not 0 <= arguments.anneal_fraction < 1:
@@ -292,9 +302,8 @@ def plot(records, mixture, exact, best, arguments, path):
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     window = max(1, arguments.steps // 20)
     for record in records:
-        style = "-" if record["unbiased"] else "--"
         curve = smooth(record["elbo_estimates"], window)
-        left.plot(np.arange(1, len(curve) + 1), curve, style,
+        left.plot(np.arange(1, len(curve) + 1), curve, **estimator_style(record["name"]),
                   label=f"{record['name']} (exact ELBO of final q {record['exact_elbo']:.3f})")
     left.axhline(log_evidence, color="black", linewidth=1,
                  label=f"log p(x) = {log_evidence:.3f} (enumeration)")

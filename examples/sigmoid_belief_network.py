@@ -37,7 +37,9 @@ from pathlib import Path
 
 import numpy as np
 from example_support import (
+    HelpFormatter,
     binarised_digits,
+    estimator_style,
     make_parameters,
     quiet_tensorflow,
     select_cards,
@@ -66,21 +68,24 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(
         description="Train a one-layer sigmoid belief network (discrete VAE) on binarised "
         "8x8 digits with several gradient estimators at the same budget; plot ELBO curves "
-        "and gradient variance, print a table of final ELBOs."
+        "and gradient variance, print a table of final ELBOs.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                        help="framework that runs the training.")
     parser.add_argument("--latents", type=int, default=32, help="Bernoulli latents L.")
     parser.add_argument("--steps", type=int, default=5000, help="Adam steps per estimator.")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--learning-rate", type=float, default=1e-2)
+    parser.add_argument("--batch-size", type=int, default=100, help="images per step.")
+    parser.add_argument("--learning-rate", type=float, default=1e-2, help="Adam's step size.")
     parser.add_argument("--evaluations", type=int, default=4,
                         help="decoder evaluations per data point and step (the shared budget).")
     parser.add_argument("--checkpoints", type=int, default=30,
                         help="how many times fit traces the gradient variance (0: never).")
     parser.add_argument("--estimators", default=",".join(DEFAULT_ESTIMATORS),
                         help="comma-separated catalogue names.")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="out/sigmoid_belief_network")
+    parser.add_argument("--seed", type=int, default=0, help="random seed.")
+    parser.add_argument("--output-dir", default="out/sigmoid_belief_network",
+                        help="folder for the figure and the JSON results.")
     parser.add_argument("--quick", action="store_true",
                         help="tiny model and a few steps (smoke test).")
     arguments = parser.parse_args(argv)
@@ -88,7 +93,8 @@ def parse_arguments(argv=None):
         arguments.steps = min(arguments.steps, 4)
         arguments.latents = min(arguments.latents, 4)
         arguments.batch_size = min(arguments.batch_size, 8)
-        arguments.checkpoints = 0
+        # Trace the variance at steps 0 and 2, so the quick figure and table show it too.
+        arguments.checkpoints = min(arguments.checkpoints, 2)
     if min(arguments.steps, arguments.latents, arguments.batch_size, arguments.evaluations) < 1:
         parser.error("--steps, --latents, --batch-size and --evaluations must be positive.")
     if arguments.checkpoints < 0:
@@ -338,16 +344,16 @@ def plot(records, arguments, path):
     window = max(1, arguments.steps // 30)
     lows, highs = [], []
     for record in records:
-        style = "--" if record["name"] in ("straight_through", "gumbel_softmax_hard") else "-"
+        style = estimator_style(record["name"])
         label = f"{record['name']} ({record['evaluations_per_step']} f/step)"
         if record["objective"] != "ELBO":
             label += f", {record['objective']}"
         curve = smooth(record["training_bound"], window)
-        left.plot(np.arange(1, len(curve) + 1), curve, style, label=label)
+        left.plot(np.arange(1, len(curve) + 1), curve, label=label, **style)
         lows.append(np.percentile(curve, 5))
         highs.append(curve.max())
-        right.plot(record["variance_steps"], record["log10_gradient_variance"], style,
-                   label=label)
+        right.plot(record["variance_steps"], record["log10_gradient_variance"], marker=".",
+                   label=label, **style)
     spread = max(highs) - min(lows) + 1e-9
     left.set_ylim(min(lows) - 0.05 * spread, max(highs) + 0.05 * spread)
     left.set_xlabel("step")
@@ -355,7 +361,8 @@ def plot(records, arguments, path):
     left.set_title(f"sigmoid belief network, L = {arguments.latents} Bernoulli latents")
     right.set_xlabel("step")
     right.set_ylabel("log10 total variance of the gradient")
-    right.set_title("traced by fxgx.vi.fit (8 extra estimates)")
+    right.set_title("traced by fxgx.vi.fit (8 extra estimates)" if arguments.checkpoints
+                    else "not traced (--checkpoints 0)")
     left.legend(fontsize=8)
     figure.suptitle(f"binarised 8x8 digits, {arguments.backend} backend, "
                     f"budget {arguments.evaluations} decoder evaluations per image and step")
@@ -395,7 +402,7 @@ def main(argv=None):
               f"{record['evaluations_per_step']} | {record['objective']} | "
               f"{record['final_train_elbo']:.2f} | {record['test_elbo']:.2f} | "
               f"{record['test_importance_weighted_bound']:.2f} | "
-              f"{np.median(traced) if traced else float('nan'):.2f} | "
+              f"{f'{np.median(traced):.2f}' if traced else 'not traced'} | "
               f"{record['log10_final_encoder_gradient_variance']:.2f} | "
               f"{record['seconds']:.0f} |")
     figure_path = output / "sigmoid_belief_network.png"

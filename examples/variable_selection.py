@@ -38,7 +38,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from example_support import fit_with_annealing, make_parameters, select_cards, smooth
+from example_support import (
+    HelpFormatter,
+    estimator_style,
+    fit_with_annealing,
+    make_parameters,
+    select_cards,
+    smooth,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,9 +57,11 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(
         description="Spike-and-slab linear regression: posterior inclusion probabilities from "
         "mean-field VI over Bernoulli indicators, compared with exact enumeration of all "
-        "2^p models and with the true support of synthetic data."
+        "2^p models and with the true support of synthetic data.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                        help="framework that runs the training.")
     parser.add_argument("--observations", type=int, default=60, help="n.")
     parser.add_argument("--predictors", type=int, default=12, help="p (at most 16).")
     parser.add_argument("--support", type=int, default=4, help="true non-zero coefficients.")
@@ -60,16 +69,17 @@ def parse_arguments(argv=None):
                         help="rho: predictors have correlation rho^|i - j|.")
     parser.add_argument("--prior-inclusion", type=float, default=0.25, help="h.")
     parser.add_argument("--slab-scale", type=float, default=1.0, help="tau.")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--learning-rate", type=float, default=0.03)
+    parser.add_argument("--steps", type=int, default=3000, help="Adam steps per estimator.")
+    parser.add_argument("--learning-rate", type=float, default=0.03, help="Adam's step size.")
     parser.add_argument("--anneal-fraction", type=float, default=0.25,
                         help="run this last fraction of the steps at a tenth of the rate.")
     parser.add_argument("--evaluations", type=int, default=4,
                         help="target evaluations per step (the shared budget).")
     parser.add_argument("--estimators", default=",".join(DEFAULT_ESTIMATORS),
                         help="comma-separated catalogue names (Bernoulli estimators).")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default="out/variable_selection")
+    parser.add_argument("--seed", type=int, default=0, help="random seed.")
+    parser.add_argument("--output-dir", default="out/variable_selection",
+                        help="folder for the figure and the JSON results.")
     parser.add_argument("--quick", action="store_true",
                         help="a small problem and a few steps (smoke test).")
     arguments = parser.parse_args(argv)
@@ -304,16 +314,18 @@ def plot(records, model, exact, best, arguments, path):
     log_evidence, inclusion = exact[0], exact[1]
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5),
                                          gridspec_kw={"width_ratios": [1.4, 1]})
-    columns = [("exact", inclusion), ("best mean-field (CAVI)", best[1])] + [
-        (r["name"], np.asarray(r["inclusion_probabilities"])) for r in records]
+    columns = [("exact", inclusion, {"color": "black"}),
+               ("best mean-field (CAVI)", best[1], {"color": "gray"})] + [
+        (r["name"], np.asarray(r["inclusion_probabilities"]),
+         {"color": estimator_style(r["name"])["color"], "hatch": None if r["unbiased"] else "//"})
+        for r in records]
     width = 0.85 / len(columns)
     predictors = np.arange(model.predictors)
     for support in model.support:
         left.axvspan(support - 0.45, support + 0.45, color="gold", alpha=0.25, linewidth=0)
-    for column, (name, probabilities) in enumerate(columns):
+    for column, (name, probabilities, style) in enumerate(columns):
         positions = predictors + (column - (len(columns) - 1) / 2) * width
-        left.bar(positions, probabilities, width * 0.95, label=name,
-                 color={0: "black", 1: "gray"}.get(column))
+        left.bar(positions, probabilities, width * 0.95, label=name, **style)
     left.axhline(0.5, color="gray", linestyle=":", linewidth=1)
     left.set_xticks(predictors)
     left.set_xlabel("predictor j (shaded: true support)")
@@ -325,15 +337,21 @@ def plot(records, model, exact, best, arguments, path):
     window = max(1, arguments.steps // 20)
     for record in records:
         curve = smooth(record["elbo_estimates"], window)
-        right.plot(np.arange(1, len(curve) + 1), curve, "-" if record["unbiased"] else "--",
+        right.plot(np.arange(1, len(curve) + 1), curve, **estimator_style(record["name"]),
                    label=f"{record['name']} (exact ELBO of q {record['exact_elbo']:.2f})")
     right.axhline(log_evidence, color="black", linewidth=1,
                   label=f"log p(y) = {log_evidence:.2f} (2^{model.predictors} models)")
     right.axhline(best[0], color="gray", linestyle=":", linewidth=1,
                   label=f"best mean-field ELBO {best[0]:.2f} (CAVI)")
-    curves = np.concatenate([smooth(r["elbo_estimates"], window) for r in records])
-    right.set_ylim(max(np.percentile(curves, 2), log_evidence - 8.0) - 0.5,
-                   max(log_evidence, curves.max()) + 0.5)
+    smoothed = [smooth(r["elbo_estimates"], window) for r in records]
+    curves = np.concatenate(smoothed)
+    # Hide the start of training (up to 8 nats below log p(y)), but never the end of a curve:
+    # a short run (--quick) ends far below and must still show.
+    ends = np.concatenate([curve[len(curve) // 2:] for curve in smoothed])
+    low = min(max(np.percentile(curves, 2), log_evidence - 8.0), ends.min())
+    high = max(log_evidence, curves.max())
+    margin = max(0.5, 0.05 * (high - low))
+    right.set_ylim(low - margin, high + margin)
     right.set_xlabel("step")
     right.set_ylabel(f"ELBO estimate ({window}-step average)")
     right.legend(fontsize=7, loc="lower right")

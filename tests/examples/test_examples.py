@@ -9,6 +9,7 @@ floating-point rounding, so their tolerances are rounding tolerances.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import math
 import sys
@@ -64,17 +65,99 @@ def test_own_training_loop_trains_the_decoder_through_the_estimator(tmp_path):
     assert (tmp_path / "results.json").exists() and (tmp_path / "own_training_loop.png").exists()
 
 
+@pytest.mark.parametrize(
+    "name", ["bernoulli_toy", "sigmoid_belief_network", "gaussian_mixture", "variable_selection"]
+)
+def test_help_shows_every_option_with_its_default(name, capsys, monkeypatch):
+    parsers = []
+    original = argparse.ArgumentParser.parse_args
+
+    def recording(self, *arguments, **options):
+        parsers.append(self)
+        return original(self, *arguments, **options)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", recording)
+    with pytest.raises(SystemExit):
+        load_example(name).main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    (parser,) = parsers
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"{name} {action.option_strings} has no help"
+        if action.default is not None and not isinstance(action.default, bool):
+            assert f"(default: {action.default})" in text, f"{name} {action.option_strings}"
+
+
+def test_every_catalogued_estimator_has_its_own_colour_and_biased_ones_are_dashed():
+    load_example("bernoulli_toy")  # puts examples/ on sys.path
+    from example_support import estimator_style
+
+    from fxgx.catalogue import load_cards
+
+    cards = load_cards()
+    styles = {card.name: estimator_style(card.name) for card in cards}
+    colours = [style["color"] for style in styles.values()]
+    assert len(set(colours)) == len(cards)
+    assert not {"black", "#000000", "gray", "#7f7f7f"} & set(colours)  # kept for references
+    for card in cards:
+        assert (styles[card.name]["linestyle"] in ("--", ":")) == (not card.unbiased)
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures the examples save, for checking what they show."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figures = []
+    original = Figure.savefig
+
+    def recording(self, *arguments, **options):
+        figures.append(self)
+        return original(self, *arguments, **options)
+
+    monkeypatch.setattr(Figure, "savefig", recording)
+    return figures
+
+
+def assert_every_curve_shows(figure, names):
+    """Every estimator's curve has points, its last point lies inside the axes' limits, and
+    the curves of one panel have distinct colours."""
+    panels = 0
+    for axis in figure.axes:
+        curves = [line for line in axis.get_lines() if line.get_transform() == axis.transData]
+        if not curves:
+            continue
+        panels += 1
+        assert len(curves) == len(names), (axis.get_title(), len(curves))
+        low, high = sorted(axis.get_ylim())
+        left, right = sorted(axis.get_xlim())
+        for line in curves:
+            x, y = (np.asarray(values, float) for values in line.get_data())
+            finite = np.isfinite(y)
+            assert finite.any(), f"an empty curve in the panel {axis.get_title()!r}"
+            assert low <= y[finite][-1] <= high, (axis.get_title(), y[finite][-1], low, high)
+            assert left <= x[finite][-1] <= right
+        assert len({line.get_color() for line in curves}) == len(curves)
+    assert panels >= 1
+
+
 BACKENDS = ["tensorflow", "jax"]
 #: The heavier examples' JAX quick runs are in the slow set (CI runs it).
 BACKENDS_JAX_SLOW = ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_bernoulli_toy_quick_run_writes_the_figure(backend, tmp_path):
+def test_bernoulli_toy_quick_run_writes_the_figure(backend, tmp_path, saved_figures):
     module = load_example("bernoulli_toy")
-    results = module.main(["--quick", "--estimators", "disarm", "--backend", backend,
-                           "--output-dir", str(tmp_path)])
-    assert [result["name"] for result in results] == ["disarm"]
+    results = module.main(["--quick", "--estimators", "disarm,straight_through", "--backend",
+                           backend, "--output-dir", str(tmp_path)])
+    assert [result["name"] for result in results] == ["disarm", "straight_through"]
+    (figure,) = saved_figures
+    assert_every_curve_shows(figure, ["disarm", "straight_through"])
     for result in results:
         assert len(result["probabilities"]) == 4
         assert all(0.0 < p < 1.0 for p in result["probabilities"])
@@ -91,7 +174,8 @@ def test_bernoulli_toy_skips_estimators_that_do_not_apply(capsys):
 
 
 @pytest.mark.parametrize("backend", BACKENDS_JAX_SLOW)
-def test_sigmoid_belief_network_quick_run_prints_the_table(backend, tmp_path, capsys):
+def test_sigmoid_belief_network_quick_run_prints_the_table(backend, tmp_path, capsys,
+                                                           saved_figures):
     pytest.importorskip("sklearn")
     module = load_example("sigmoid_belief_network")
     records = module.main(["--quick", "--estimators", "vimco,no_such_estimator",
@@ -99,6 +183,12 @@ def test_sigmoid_belief_network_quick_run_prints_the_table(backend, tmp_path, ca
     out = capsys.readouterr().out
     assert "skipping no_such_estimator" in out
     assert [record["name"] for record in records] == ["vimco"]
+    # The quick run traces the gradient variance too (steps 0 and 2 of 4): no empty panel,
+    # no nan in the table.
+    assert records[0]["variance_steps"] == [0, 2]
+    assert "nan" not in out.lower()
+    (figure,) = saved_figures
+    assert_every_curve_shows(figure, ["vimco"])
     for record in records:
         # Nats per 64-pixel image: the decoder starts at the pixel marginals, whose
         # log-likelihood (about -25) is far above 64 log(1/2) = -44.4, and is below 0.
@@ -109,11 +199,14 @@ def test_sigmoid_belief_network_quick_run_prints_the_table(backend, tmp_path, ca
 
 
 @pytest.mark.parametrize("backend", BACKENDS_JAX_SLOW)
-def test_gaussian_mixture_quick_run_stays_below_the_exact_evidence(backend, tmp_path):
+def test_gaussian_mixture_quick_run_stays_below_the_exact_evidence(backend, tmp_path,
+                                                                   saved_figures):
     module = load_example("gaussian_mixture")
     summary = module.main(["--quick", "--estimators", "reinforce_leave_one_out",
                            "--backend", backend, "--output-dir", str(tmp_path)])
     (record,) = summary["results"]
+    (figure,) = saved_figures
+    assert_every_curve_shows(figure, ["reinforce_leave_one_out"])
     # An ELBO computed exactly can never exceed log p(x) (up to rounding).
     assert record["exact_elbo"] <= summary["log_evidence"] + 1e-9
     assert summary["best_mean_field_elbo"] <= summary["log_evidence"] + 1e-9
@@ -130,11 +223,14 @@ def test_gaussian_mixture_with_a_normal_surrogate_for_the_means(tmp_path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_variable_selection_quick_run(backend, tmp_path):
+def test_variable_selection_quick_run(backend, tmp_path, saved_figures):
     module = load_example("variable_selection")
     summary = module.main(["--quick", "--estimators", "disarm", "--backend", backend,
                            "--output-dir", str(tmp_path)])
     (record,) = summary["results"]
+    # The ELBO panel shows the curve although 4 steps end far below log p(y).
+    (figure,) = saved_figures
+    assert_every_curve_shows(figure, ["disarm"])
     assert record["exact_elbo"] <= summary["log_evidence"] + 1e-9
     inclusion = np.asarray(summary["inclusion_probabilities"])
     assert np.all(inclusion >= 0.0) and np.all(inclusion <= 1.0 + 1e-12)
