@@ -80,8 +80,15 @@ class Distribution:
 
 
 def known_values(value):
-    """``value`` as a NumPy array when its values are known now (eager tensors, concrete
-    arrays, numbers), else None (symbolic TF tensors, JAX tracers)."""
+    """``value`` as a NumPy array when its values are known now, else None.
+
+    Args:
+        value: an eager tensor, a concrete array or a number (known), or a symbolic TF
+            tensor or a JAX tracer (not known).
+
+    Returns:
+        A NumPy array, or None.
+    """
     try:
         return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
     except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
@@ -89,9 +96,20 @@ def known_values(value):
 
 
 def check_finite(backend, value, argument: str):
-    """``value``, after checking that it is finite: at once when its values are known, else
-    when the computation runs (``backend.assert_finite``). Raises ``ValueError`` naming
-    ``argument``."""
+    """Check that ``value`` is finite: at once when its values are known, else when the
+    computation runs (``backend.assert_finite``).
+
+    Args:
+        backend: the fxgx backend module of ``value``.
+        value: a tensor or array.
+        argument: the name the error message gives ``value``.
+
+    Returns:
+        ``value`` (on TensorFlow graphs and under ``jax.jit``, with the check attached).
+
+    Raises:
+        ValueError: ``value`` is known now and has a NaN or an infinity.
+    """
     message = (f"{argument} has non-finite values (NaN or infinity); a distribution with "
                "non-finite parameters has no samples and no gradient. Check what produced "
                "them (a learning rate that is too high, log(0), a division by 0).")
@@ -123,7 +141,19 @@ class _LogitDistribution(Distribution):
 
 
 class Bernoulli(_LogitDistribution):
-    """Independent Bernoulli variables ``b = 1[u < sigmoid(logits)]``; float samples."""
+    """Independent Bernoulli variables ``b = 1[u < sigmoid(logits)]``; float samples.
+
+    Args:
+        logits: a floating ``tf.Tensor``/``tf.Variable`` or ``jax.Array`` of shape
+            ``batch_shape + event_shape``; ``sigmoid(logits)`` is the probability of 1.
+        event_ndims: how many rightmost axes form one latent configuration (summed over by
+            ``log_prob``).
+        validate_args: check that the logits are finite (see ``Distribution``).
+
+    Raises:
+        TypeError: the logits are not floating point.
+        ValueError: ``event_ndims`` is negative or exceeds the logits' rank.
+    """
 
     kind = "bernoulli"
 
@@ -164,7 +194,18 @@ class Bernoulli(_LogitDistribution):
 
 
 class OneHotCategorical(_LogitDistribution):
-    """Independent categorical variables over the last axis (``K`` classes), one-hot samples."""
+    """Independent categorical variables over the last axis (``K`` classes), one-hot samples.
+
+    Args:
+        logits: a floating tensor of shape ``batch_shape + event_shape + [K]``; the
+            probabilities are ``softmax(logits)`` over the last axis.
+        event_ndims: how many axes before the class axis form one latent configuration.
+        validate_args: check that the logits are finite (see ``Distribution``).
+
+    Raises:
+        TypeError: the logits are not floating point.
+        ValueError: the logits have no class axis, or ``event_ndims`` is out of range.
+    """
 
     kind = "categorical"
 
@@ -210,7 +251,18 @@ class OneHotCategorical(_LogitDistribution):
 
 
 class Normal(Distribution):
-    """Independent normals ``loc + scale * eps`` (for score-function estimators and problems)."""
+    """Independent normals ``loc + scale * eps`` (for score-function estimators and problems).
+
+    Args:
+        loc: the mean; a tensor, or a number when ``scale`` is a tensor.
+        scale: the standard deviation; a tensor, or a number when ``loc`` is a tensor.
+        event_ndims: how many rightmost axes form one latent configuration.
+        validate_args: check that ``loc`` and ``scale`` are finite (see ``Distribution``).
+
+    Raises:
+        TypeError: neither ``loc`` nor ``scale`` is a tensor, or their dtypes differ.
+        ValueError: ``event_ndims`` is negative or exceeds the parameters' rank.
+    """
 
     kind = "normal"
 
@@ -274,10 +326,22 @@ class Normal(Distribution):
 
 
 def as_fxgx_distribution(distribution, *, argument: str = "distribution"):
-    """Return an fxgx distribution for ``distribution`` (fxgx's own, or a converted TFP one).
+    """An fxgx distribution for ``distribution`` (fxgx's own, or a converted TFP one).
 
-    Returns the input unchanged when it is a TFP distribution fxgx does not convert; the
-    caller decides whether a generic ``sample``/``log_prob`` distribution is acceptable.
+    TFP ``Bernoulli``, ``OneHotCategorical``, ``Normal`` and ``Independent`` of them are
+    converted; the caller decides whether any other object is acceptable.
+
+    Args:
+        distribution: an fxgx distribution, a TFP distribution, or any object with
+            ``sample`` and ``log_prob``.
+        argument: the name the error message gives ``distribution``.
+
+    Returns:
+        The fxgx distribution; the input unchanged when it is a TFP distribution that fxgx
+        does not convert or another object with ``sample``/``log_prob``.
+
+    Raises:
+        TypeError: ``distribution`` has no ``sample``/``log_prob``.
     """
     if isinstance(distribution, Distribution):
         return distribution
@@ -303,8 +367,19 @@ def backend_of_distribution(distribution, *, seed=None, argument: str = "distrib
     TensorFlow (its JAX substrate, ``tensorflow_probability.substrates.jax``, to JAX). Any
     other object with ``sample``/``log_prob`` is looked into: the arrays among its
     ``parameters`` (TFP, distrax) and its attributes name the framework. Failing that, a
-    framework seed (a JAX key, a ``tf.Tensor``) decides. Raises ``TypeError`` when nothing
-    does, rather than guessing.
+    framework seed (a JAX key, a ``tf.Tensor``) decides.
+
+    Args:
+        distribution: an fxgx or TFP distribution, or any object with ``sample``/``log_prob``.
+        seed: a framework seed that decides when the distribution's arrays do not.
+        argument: the name the error message gives ``distribution``.
+
+    Returns:
+        The backend module (``fxgx.backends.tensorflow_backend`` or ``jax_backend``).
+
+    Raises:
+        TypeError: neither the distribution nor the seed tells the framework (fxgx does not
+            guess).
     """
     if isinstance(distribution, Distribution):
         return distribution.backend
@@ -343,8 +418,15 @@ def _array_attributes(distribution) -> list:
 
 
 def distribution_batch_shape(distribution):
-    """The batch shape as a tuple: fxgx's (a tuple), TFP's (a ``TensorShape``), another
-    library's (a tuple or a list); None when the distribution does not have one."""
+    """The batch shape of any distribution, as a tuple.
+
+    Args:
+        distribution: fxgx's (a tuple), TFP's (a ``TensorShape``) or another library's (a
+            tuple or a list) distribution.
+
+    Returns:
+        The batch shape as a tuple; None when the distribution does not have one.
+    """
     shape = getattr(distribution, "batch_shape", None)
     if shape is None:
         return None
