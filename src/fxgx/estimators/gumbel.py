@@ -217,7 +217,8 @@ def gumbel_softmax(temperature=0.5, hard: bool = False) -> GumbelSoftmax:
 
     Returns:
         An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
-        it returns a surrogate whose value estimates ``E[f(y)]`` (``E[f(z)]`` when ``hard``) and whose gradient is a biased estimate of ``grad E[f(z)]``.
+        it returns a surrogate whose value estimates ``E[f(y)]`` (``E[f(z)]`` when ``hard``)
+        and whose gradient is a biased estimate of ``grad E[f(z)]``.
 
     Raises:
         TypeError: ``hard`` is not a bool, or ``temperature`` neither a number nor a

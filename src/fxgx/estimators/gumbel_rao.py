@@ -104,7 +104,8 @@ def gumbel_rao(temperature=0.5, num_conditional_samples: int = 10) -> GumbelRao:
 
     Returns:
         An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
-        it returns a surrogate whose value estimates ``E_q[f]`` without bias and whose gradient is a biased estimate of ``grad E_q[f]``.
+        it returns a surrogate whose value estimates ``E_q[f]`` without bias and whose
+        gradient is a biased estimate of ``grad E_q[f]``.
 
     Raises:
         TypeError: ``temperature`` is neither a number nor a floating tensor, or

@@ -329,7 +329,8 @@ def rebar(temperature=0.5, scale=1.0) -> Rebar:
 
     Returns:
         An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
-        it returns a surrogate whose value estimates ``E_q[f]`` and whose gradient estimates ``grad E_q[f]`` without bias.
+        it returns a surrogate whose value estimates ``E_q[f]`` and whose gradient estimates
+        ``grad E_q[f]`` without bias.
 
     Raises:
         TypeError: ``temperature`` or ``scale`` is neither a number nor a floating tensor.

@@ -150,7 +150,8 @@ def straight_through() -> StraightThrough:
 
     Returns:
         An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
-        it returns a surrogate whose value estimates ``E_q[f]`` without bias and whose gradient is a biased estimate of ``grad E_q[f]``.
+        it returns a surrogate whose value estimates ``E_q[f]`` without bias and whose
+        gradient is a biased estimate of ``grad E_q[f]``.
     """
     return StraightThrough()
 
@@ -169,6 +170,7 @@ def straight_through_slope(slope=1.0) -> StraightThroughSlope:
 
     Returns:
         An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
-        it returns a surrogate whose value estimates ``E_q[f]`` without bias and whose gradient is a biased estimate of ``grad E_q[f]``.
+        it returns a surrogate whose value estimates ``E_q[f]`` without bias and whose
+        gradient is a biased estimate of ``grad E_q[f]``.
     """
     return StraightThroughSlope(positive(slope, "slope"))

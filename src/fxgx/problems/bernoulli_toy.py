@@ -17,11 +17,24 @@ from fxgx.problems.base import Problem
 
 
 class BernoulliToy(Problem):
+    """``E_{b ~ Bernoulli(sigmoid(theta))}[(b - t)^2]`` with its exact value and gradient
+    ``p (1 - p) (1 - 2 t)``, ``p = sigmoid(theta)`` (Tucker et al., 2017).
+
+    Args:
+        target: ``t``, in ``[0, 1]``.
+        logits: ``theta``, a number or a vector (each coordinate its own toy; ``f`` sums
+            them).
+        detectable_fraction: the bias, relative to the root-mean-square exact gradient, that
+            tests on this problem must be able to detect (``Problem.detectable_bias``).
+
+    Raises:
+        ValueError: ``target`` is outside ``[0, 1]`` or ``detectable_fraction`` is not
+            positive.
+    """
+
     kind = "bernoulli"
 
     def __init__(self, target: float = 0.45, logits=0.0, *, detectable_fraction: float = 0.25):
-        """``detectable_fraction``: the bias (relative to the root-mean-square exact gradient)
-        that tests on this problem must be able to detect; see ``Problem.detectable_bias``."""
         if not 0.0 < float(detectable_fraction):
             raise ValueError(f"detectable_fraction={detectable_fraction} must be positive.")
         self.detectable_fraction = float(detectable_fraction)

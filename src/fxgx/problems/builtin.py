@@ -67,7 +67,13 @@ def categorical_function(samples):
 
 
 class GaussianQuadratic(Problem):
-    """``E_{z ~ N(mu, sigma^2)}[(z - c)^2]``; gradients ``2 (mu - c)`` and ``2 sigma``."""
+    """``E_{z ~ N(mu, sigma^2)}[(z - c)^2]``; gradients ``2 (mu - c)`` and ``2 sigma``.
+
+    Args:
+        loc: the mean ``mu``.
+        scale: the standard deviation ``sigma``.
+        center: ``c``.
+    """
 
     kind = "normal"
 
@@ -136,6 +142,16 @@ def get_problem(name: str, backend: str | None = None) -> Problem:
 
     ``backend`` names the framework that evaluates ``f`` on the enumerated states for the
     exact gradient (default: TensorFlow if installed, else JAX).
+
+    Args:
+        name: one of ``PROBLEM_NAMES``.
+        backend: ``"tensorflow"``, ``"jax"`` or None.
+
+    Returns:
+        The problem.
+
+    Raises:
+        ValueError: ``name`` is not a built-in problem; the message lists them.
     """
     factories = _factories(backend)
     if name not in factories:
