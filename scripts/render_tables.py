@@ -10,7 +10,7 @@ and is rewritten from ``docs/results/*.json`` by the renderer ``TABLES[NAME]``. 
 are summaries of an example's own JSON output (``--output-dir``), made by the ``import``
 command, so a table is never typed by hand:
 
-    python examples/sigmoid_belief_network.py            # writes out/.../sigmoid_belief_network.json
+    python examples/sigmoid_belief_network.py            # writes out/sigmoid_belief_network/
     python scripts/render_tables.py import out/sigmoid_belief_network/sigmoid_belief_network.json
     python scripts/render_tables.py                      # rewrites every table
     python scripts/render_tables.py --check              # exit 1 if a table differs (CI test)
@@ -128,7 +128,8 @@ def sbn_summary_table() -> list[str]:
             unit = unit[:-1]
         lines.append(
             f"| {row['name']} ({count} {unit}) | {row['objective']} | "
-            f"{number(row['final_train_elbo'], minus='−')} | {number(row['test_elbo'], minus='−')} | "
+            f"{number(row['final_train_elbo'], minus='−')} | "
+            f"{number(row['test_elbo'], minus='−')} | "
             f"{number(row['test_importance_weighted_bound'], minus='−')} |")
     return lines
 
