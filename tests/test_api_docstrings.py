@@ -9,6 +9,8 @@ without one, the functions and classes defined in it whose names do not start wi
   annotation is not ``None``, or its source has a ``return`` with a value).
 - A class needs a docstring; a dataclass an ``Attributes:`` section; any other class whose
   ``__init__`` takes parameters an ``Args:`` section in the class or ``__init__`` docstring.
+  Its public methods (and ``__call__``) follow the rule for functions, its properties need a
+  docstring; an override may inherit the docstring of the method it overrides.
 - Constants (``__version__``, ``DEFAULT_PROBLEM``) carry no docstring of their own and are
   skipped.
 
@@ -117,6 +119,22 @@ def class_problems(cls) -> list[str]:
     return ["__init__ takes parameters but no Args: section documents them"]
 
 
+def member_problems(cls) -> list[str]:
+    problems = []
+    for name, member in vars(cls).items():
+        if name.startswith("_") and name != "__call__":
+            continue
+        if isinstance(member, property):
+            if not inspect.getdoc(getattr(cls, name)):
+                problems.append(f"{name}: a property without a docstring")
+            continue
+        if isinstance(member, staticmethod | classmethod):
+            member = member.__func__
+        if inspect.isfunction(member):
+            problems += [f"{name}: {problem}" for problem in function_problems(member)]
+    return problems
+
+
 def undocumented(module_name: str) -> list[str]:
     module = importlib.import_module(module_name)
     problems = []
@@ -126,6 +144,8 @@ def undocumented(module_name: str) -> list[str]:
         value = getattr(module, name)
         if inspect.isclass(value):
             found = class_problems(value)
+            if value.__module__.startswith("fxgx."):
+                found += member_problems(value)
         elif inspect.isfunction(value):
             found = function_problems(value)
         else:
@@ -138,6 +158,30 @@ def undocumented(module_name: str) -> list[str]:
 def test_public_names_have_google_style_docstrings(module_name):
     problems = undocumented(module_name)
     assert not problems, "\n".join(problems)
+
+
+class ExamplePlain:
+    """Takes a value (an example for the self-test below).
+
+    Args:
+        value: the value.
+    """
+
+    def __init__(self, value):
+        self.value = value
+
+    @property
+    def doubled(self):
+        return 2 * self.value
+
+    def scaled(self, factor):
+        """The value times ``factor``."""
+        return factor * self.value
+
+
+class ExampleChild(ExamplePlain):
+    def scaled(self, factor):
+        return factor * self.value
 
 
 def test_the_check_finds_what_is_missing():
@@ -174,19 +218,17 @@ def test_the_check_finds_what_is_missing():
 
         value: float
 
-    class Plain:
-        """Takes a value.
-
-        Args:
-            value: the value.
-        """
-
-        def __init__(self, value):
-            self.value = value
 
     assert function_problems(documented) == []
     assert function_problems(no_returns) == ["no Returns: section"]
     assert function_problems(no_args) == ["no Args: section"]
     assert function_problems(without_docstring) == ["no docstring"]
     assert class_problems(Record) == ["dataclass without an Attributes: section"]
-    assert class_problems(Plain) == []
+    assert class_problems(ExamplePlain) == []
+    assert member_problems(ExamplePlain) == [
+        "doubled: a property without a docstring",
+        "scaled: no Args: section",
+        "scaled: no Returns: section",
+    ]
+    # The override inherits the docstring of the method it overrides.
+    assert member_problems(ExampleChild) == member_problems(ExamplePlain)[1:]

@@ -52,14 +52,17 @@ class Distribution:
 
     @property
     def batch_shape(self) -> tuple:
+        """The shape of independent batch members, a tuple."""
         raise NotImplementedError
 
     @property
     def event_shape(self) -> tuple:
+        """The shape of one latent configuration, a tuple."""
         raise NotImplementedError
 
     @property
     def dtype(self):
+        """The floating dtype of the parameters and the samples."""
         raise NotImplementedError
 
     def _sum_event(self, values):
@@ -69,8 +72,12 @@ class Distribution:
         return self.backend.reduce_sum(values, axis=tuple(range(rank - self.event_ndims, rank)))
 
     def parameter_arrays(self) -> list:
-        """``[(name, array, event_rank)]``: each parameter and how many of its trailing axes
-        belong to one latent configuration (the event, plus the class axis)."""
+        """Each parameter and how many of its trailing axes belong to one latent configuration.
+
+        Returns:
+            A list of ``(name, array, event_rank)``: the event axes, plus the class
+                axis of a categorical.
+        """
         raise NotImplementedError
 
     def _validated(self, value, name: str):
@@ -137,6 +144,7 @@ class _LogitDistribution(Distribution):
 
     @property
     def dtype(self):
+        """The logits' floating dtype."""
         return self.backend.dtype_of(self.logits)
 
 
@@ -163,28 +171,53 @@ class Bernoulli(_LogitDistribution):
         self.event_ndims = event_ndims
 
     def parameter_arrays(self) -> list:
+        """Each parameter and how many of its trailing axes belong to one latent configuration.
+
+        Returns:
+            A list of ``(name, array, event_rank)``: the event axes.
+        """
         return [("logits", self.logits, self.event_ndims)]
 
     @property
     def batch_shape(self) -> tuple:
+        """The logits' shape without the ``event_ndims`` rightmost axes."""
         shape = self.backend.shape_of(self.logits)
         return shape[: len(shape) - self.event_ndims]
 
     @property
     def event_shape(self) -> tuple:
+        """The ``event_ndims`` rightmost axes of the logits' shape."""
         shape = self.backend.shape_of(self.logits)
         return shape[len(shape) - self.event_ndims :]
 
     @property
     def probs(self):
+        """``sigmoid(logits)``, the probability of 1."""
         return self.backend.sigmoid(self.logits)
 
     def sample(self, sample_shape, seed):
+        """Draw samples with the backend's stateless threefry draws.
+
+        Args:
+            sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
+            seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key.
+
+        Returns:
+            0/1 floats, shape ``sample_shape + logits.shape``, in the parameters' dtype.
+        """
         shape = tuple(sample_shape) + self.backend.shape_of(self.logits)
         uniform = open_uniform(self.backend, shape, seed, self.dtype)
         return self.backend.cast(uniform < self.backend.sigmoid(self.logits), self.dtype)
 
     def log_prob(self, value):
+        """The log-density of ``value``, summed over the event.
+
+        Args:
+            value: 0/1 values, shape ``... + batch_shape + event_shape``.
+
+        Returns:
+            ``log q(value)``, shape ``... + batch_shape``.
+        """
         backend = self.backend
         # log p(b) = b * log sigmoid(l) + (1 - b) * log sigmoid(-l), stable for large |l|.
         per_element = value * backend.log_sigmoid(self.logits) + (1 - value) * backend.log_sigmoid(
@@ -217,27 +250,46 @@ class OneHotCategorical(_LogitDistribution):
         self.event_ndims = event_ndims
 
     def parameter_arrays(self) -> list:
+        """Each parameter and how many of its trailing axes belong to one latent configuration.
+
+        Returns:
+            A list of ``(name, array, event_rank)``: the event axes plus the class axis.
+        """
         return [("logits", self.logits, self.event_ndims + 1)]
 
     @property
     def num_classes(self) -> int:
+        """``K``, the size of the logits' last axis."""
         return self.backend.shape_of(self.logits)[-1]
 
     @property
     def batch_shape(self) -> tuple:
+        """The logits' shape without the class axis and the ``event_ndims`` axes before it."""
         shape = self.backend.shape_of(self.logits)[:-1]
         return shape[: len(shape) - self.event_ndims]
 
     @property
     def event_shape(self) -> tuple:
+        """The ``event_ndims`` axes before the class axis, and the class axis."""
         shape = self.backend.shape_of(self.logits)
         return shape[len(shape) - 1 - self.event_ndims :]
 
     @property
     def probs(self):
+        """``softmax(logits)`` over the last axis."""
         return self.backend.softmax(self.logits)
 
     def sample(self, sample_shape, seed):
+        """Draw samples with the backend's stateless threefry draws.
+
+        Args:
+            sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
+            seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key.
+
+        Returns:
+            One-hot floats (argmax of Gumbel-perturbed logits), shape ``sample_shape
+                + logits.shape``, in the parameters' dtype.
+        """
         backend = self.backend
         shape = tuple(sample_shape) + backend.shape_of(self.logits)
         gumbel = gumbel_noise(backend, shape, seed, self.dtype)
@@ -245,6 +297,14 @@ class OneHotCategorical(_LogitDistribution):
         return backend.one_hot(index, self.num_classes, self.dtype)
 
     def log_prob(self, value):
+        """The log-density of ``value``, summed over the event.
+
+        Args:
+            value: one-hot values, shape ``... + batch_shape + event_shape + [K]``.
+
+        Returns:
+            ``log q(value)``, shape ``... + batch_shape``.
+        """
         backend = self.backend
         per_variable = backend.reduce_sum(value * backend.log_softmax(self.logits), axis=-1)
         return self._sum_event(per_variable)
@@ -296,10 +356,16 @@ class Normal(Distribution):
         self.fxgx_backend_name = self.backend.name
 
     def parameter_arrays(self) -> list:
+        """Each parameter and how many of its trailing axes belong to one latent configuration.
+
+        Returns:
+            A list of ``(name, array, event_rank)``: the event axes.
+        """
         return [("loc", self.loc, self.event_ndims), ("scale", self.scale, self.event_ndims)]
 
     @property
     def dtype(self):
+        """The floating dtype of ``loc`` and ``scale``."""
         return self.backend.dtype_of(self.loc)
 
     @property
@@ -308,17 +374,37 @@ class Normal(Distribution):
 
     @property
     def batch_shape(self) -> tuple:
+        """The broadcast shape of ``loc`` and ``scale`` without the event axes."""
         return self._shape[: len(self._shape) - self.event_ndims]
 
     @property
     def event_shape(self) -> tuple:
+        """The ``event_ndims`` rightmost axes of the broadcast parameter shape."""
         return self._shape[len(self._shape) - self.event_ndims :]
 
     def sample(self, sample_shape, seed):
+        """Draw samples with the backend's stateless threefry draws.
+
+        Args:
+            sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
+            seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key.
+
+        Returns:
+            ``loc + scale * eps``, shape ``sample_shape + batch_shape +
+                event_shape``, in the parameters' dtype.
+        """
         noise = self.backend.normal(tuple(sample_shape) + self._shape, seed, self.dtype)
         return self.loc + self.scale * noise
 
     def log_prob(self, value):
+        """The log-density of ``value``, summed over the event.
+
+        Args:
+            value: real values, shape ``... + batch_shape + event_shape``.
+
+        Returns:
+            ``log q(value)``, shape ``... + batch_shape``.
+        """
         backend = self.backend
         standardized = (value - self.loc) / self.scale
         log_normalizer = 0.5 * backend.log(2 * backend.convert(3.141592653589793, self.dtype))

@@ -290,8 +290,20 @@ class Rebar(VarianceObjectiveMixin, Estimator):
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1,
                  temperature=None, scale=None):
-        """The surrogate; ``temperature``/``scale`` override the estimator's for this call
-        (pass trainable tensors here, e.g. ``exp(log_temperature)`` under ``jax.grad``)."""
+        """The surrogate of ``E_q[f]``; see ``rebar``.
+
+        Args:
+            function: ``f``, differentiable; maps samples ``[S] + shape`` to ``[S] + batch_shape``.
+            distribution: a Bernoulli or one-hot categorical ``q``.
+            seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key.
+            num_samples: ``S``.
+            temperature: overrides the estimator's temperature for this call (pass trainable
+                tensors here, e.g. ``exp(log_temperature)`` under ``jax.grad``).
+            scale: overrides the estimator's scale for this call.
+
+        Returns:
+            The surrogate: value ``~ E_q[f]``, gradient ``~ grad E_q[f]``.
+        """
         estimator = self.with_overrides(temperature, scale)
         return Estimator.__call__(estimator, function, distribution, seed=seed,
                                   num_samples=num_samples)

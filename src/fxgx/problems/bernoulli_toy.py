@@ -45,12 +45,33 @@ class BernoulliToy(Problem):
         self.name = f"bernoulli_toy(t={self.target:g}, theta={np.array2string(self.logits)})"
 
     def parameter_values(self):
+        """``[theta]``.
+
+        Returns:
+            The logits as a float64 array, in a list.
+        """
         return [self.logits]
 
     def distribution(self, logits):
+        """``Bernoulli(logits)``, one event of all coordinates.
+
+        Args:
+            logits: ``theta``, with any leading batch dimensions.
+
+        Returns:
+            A ``Bernoulli``.
+        """
         return Bernoulli(logits, event_ndims=self.logits.ndim)
 
     def function(self, samples):
+        """``sum_d (b_d - t)^2``.
+
+        Args:
+            samples: 0/1 samples.
+
+        Returns:
+            ``(b - t)^2``, summed over the coordinates of a vector ``theta``.
+        """
         backend = get_backend(samples)
         squared = backend.square(samples - self.target)
         if self.logits.ndim == 0:
@@ -62,9 +83,19 @@ class BernoulliToy(Problem):
         return np.exp(-np.logaddexp(0.0, -self.logits)), np.exp(-np.logaddexp(0.0, self.logits))
 
     def exact_value(self) -> float:
+        """``sum_d p_d (1 - t)^2 + (1 - p_d) t^2``.
+
+        Returns:
+            A float.
+        """
         p, complement = self._probabilities()
         return float(np.sum(p * (1 - self.target) ** 2 + complement * self.target**2))
 
     def exact_gradient(self) -> np.ndarray:
+        """``p (1 - p) (1 - 2 t)`` per coordinate.
+
+        Returns:
+            A float64 array of ``theta``'s size.
+        """
         p, complement = self._probabilities()
         return np.ravel(p * complement * (1 - 2 * self.target)).astype(np.float64)

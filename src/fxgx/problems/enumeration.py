@@ -211,6 +211,14 @@ class EnumeratedBernoulli(_Enumerated):
                          function_parameters=function_parameters)
 
     def distribution(self, logits):
+        """``Bernoulli(logits, event_ndims=1)``.
+
+        Args:
+            logits: shape ``[..., D]``.
+
+        Returns:
+            A ``Bernoulli``.
+        """
         return Bernoulli(logits, event_ndims=1)
 
     def _states(self):
@@ -243,6 +251,14 @@ class EnumeratedCategorical(_Enumerated):
                          function_parameters=function_parameters)
 
     def distribution(self, logits):
+        """``OneHotCategorical(logits, event_ndims=1)``.
+
+        Args:
+            logits: shape ``[..., D, K]``.
+
+        Returns:
+            A ``OneHotCategorical``.
+        """
         return OneHotCategorical(logits, event_ndims=1)
 
     def _states(self):

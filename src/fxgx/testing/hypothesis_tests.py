@@ -133,6 +133,7 @@ class BiasReport:
 
     @property
     def max_abs_z(self) -> float:
+        """The largest ``|z|`` over the coordinates."""
         return float(np.max(np.abs(self.z)))
 
     @property
@@ -143,13 +144,23 @@ class BiasReport:
 
     @property
     def bias(self) -> np.ndarray:
+        """``mean - exact`` per coordinate."""
         return self.mean - self.exact
 
     @property
     def passed(self) -> bool:
+        """The verdict: no coordinate rejected, and the test not underpowered."""
         return not self.underpowered and not bool(np.any(self.rejected))
 
     def table(self, limit: int = 12) -> str:
+        """The coordinates with the largest ``|z|``, as a text table.
+
+        Args:
+            limit: the most rows.
+
+        Returns:
+            The table: coordinate, mean, exact value, standard error, z.
+        """
         order = np.argsort(-np.abs(self.z))[:limit]
         lines = [f"{'coord':>5} {'mean':>13} {'exact':>13} {'std err':>11} {'z':>8}"]
         for j in order:
@@ -160,6 +171,11 @@ class BiasReport:
         return "\n".join(lines)
 
     def message(self) -> str:
+        """The failure message: sample size, seed, error rate, power, and the table.
+
+        Returns:
+            The message, several lines.
+        """
         head = (
             f"n={self.count} estimates, seed={self.seed!r}, family-wise false-failure rate "
             f"{self.false_failure_rate:g} (Holm over {len(self.z)} coordinates), max |z| = "
@@ -318,9 +334,15 @@ class VarianceReport:
 
     @property
     def passed(self) -> bool:
+        """The verdict: no coordinate rejected."""
         return not bool(np.any(self.rejected))
 
     def message(self) -> str:
+        """The failure message: sample size, seed, error rate, and a table.
+
+        Returns:
+            The message, several lines.
+        """
         rows = [f"{'coord':>5} {'variance':>13} {'expected':>13} {'std err':>11} {'z':>8}"]
         for j in range(min(self.z.size, 12)):
             rows.append(

@@ -73,6 +73,7 @@ class Moments:
 
     @property
     def fourth_central_moment(self) -> np.ndarray:
+        """``M4 / n``, the fourth central moment of one estimate."""
         return self.sum_fourth_powers / self.count
 
     @property
@@ -85,6 +86,7 @@ class Moments:
 
     @property
     def seconds_per_estimate(self) -> float:
+        """``seconds / count``."""
         return self.seconds / max(self.count, 1)
 
 
