@@ -12,6 +12,7 @@ command, so a table is never typed by hand:
 
     python examples/sigmoid_belief_network.py            # writes out/sigmoid_belief_network/
     python scripts/render_tables.py import out/sigmoid_belief_network/sigmoid_belief_network.json
+    python scripts/render_tables.py import out/.../variable_selection.json --as NAME  # another run
     python scripts/render_tables.py                      # rewrites every table
     python scripts/render_tables.py --check              # exit 1 if a table differs (CI test)
 
@@ -83,9 +84,51 @@ def summarise_bernoulli_toy(run: dict) -> dict:
     return {"example": "bernoulli_toy", "arguments": run["arguments"], "results": rows}
 
 
+def summarise_gaussian_mixture(run: dict) -> dict:
+    """The scalars the tables show, from ``examples/gaussian_mixture.py``'s JSON."""
+    best = np.asarray(run["best_mean_field_probabilities"], float)
+    posterior = np.asarray(run["posterior"], float)
+    rows = [{key: record[key] for key in (
+        "name", "num_samples", "final_estimate", "exact_elbo", "max_probability_error",
+        "max_difference_from_cavi", "seconds")} for record in run["results"]]
+    return {"example": "gaussian_mixture", "arguments": run["arguments"],
+            "log_evidence": run["log_evidence"],
+            "best_mean_field_elbo": run["best_mean_field_elbo"],
+            "best_mean_field_probability_error": float(np.max(np.abs(best - posterior))),
+            "results": rows}
+
+
+def support_summary(probabilities, support) -> dict:
+    """The median-probability model (PIP > 0.5) and its true and false positives."""
+    selected = set(np.flatnonzero(np.asarray(probabilities) > 0.5).tolist())
+    truth = set(support)
+    return {"selected": sorted(selected), "true_positives": len(selected & truth),
+            "false_positives": len(selected - truth)}
+
+
+def summarise_variable_selection(run: dict) -> dict:
+    """The scalars the tables show, from ``examples/variable_selection.py``'s JSON."""
+    inclusion = np.asarray(run["inclusion_probabilities"], float)
+    best = np.asarray(run["best_mean_field_probabilities"], float)
+    rows = [{key: record[key] for key in (
+        "name", "num_samples", "exact_elbo", "max_pip_error", "max_difference_from_cavi",
+        "selected", "true_positives", "false_positives", "seconds")}
+        for record in run["results"]]
+    return {"example": "variable_selection", "arguments": run["arguments"],
+            "support": run["support"], "log_evidence": run["log_evidence"],
+            "inclusion_probabilities": run["inclusion_probabilities"],
+            "exact_selection": support_summary(inclusion, run["support"]),
+            "best_mean_field_elbo": run["best_mean_field_elbo"],
+            "best_mean_field_pip_error": float(np.max(np.abs(best - inclusion))),
+            "best_mean_field_selection": support_summary(best, run["support"]),
+            "results": rows}
+
+
 SUMMARIES = {
     "sigmoid_belief_network": summarise_sigmoid_belief_network,
     "bernoulli_toy": summarise_bernoulli_toy,
+    "gaussian_mixture": summarise_gaussian_mixture,
+    "variable_selection": summarise_variable_selection,
 }
 
 
@@ -207,7 +250,79 @@ def sbn_seeds_table() -> list[str]:
     return lines
 
 
+def gaussian_mixture_table(name: str) -> list[str]:
+    """The tutorial: each estimator's fitted ``q`` against the exact and CAVI answers."""
+    run = load(name)
+    evidence = run["log_evidence"]
+    lines = ["| estimator | samples | ELBO estimate (last 10%) | exact ELBO of q | "
+             "log p(x) - ELBO | max abs(q - p) | max abs(q - CAVI q) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in run["results"]:
+        lines.append(
+            f"| {row['name']} | {row['num_samples']} | {row['final_estimate']:.3f} | "
+            f"{row['exact_elbo']:.4f} | {evidence - row['exact_elbo']:.4f} | "
+            f"{row['max_probability_error']:.3f} | {row['max_difference_from_cavi']:.3f} |")
+    best = run["best_mean_field_elbo"]
+    lines.append(f"| exact (enumeration) | | | log p(x) = {evidence:.4f} | | | |")
+    lines.append(f"| best mean-field (CAVI) | | | {best:.4f} | {evidence - best:.4f} | "
+                 f"{run['best_mean_field_probability_error']:.3f} | 0 |")
+    return lines
+
+
+def variable_selection_table() -> list[str]:
+    """The tutorial: each estimator's ``q`` against the exact posterior and CAVI."""
+    run = load("variable_selection")
+    evidence = run["log_evidence"]
+    lines = ["| estimator | samples | exact ELBO of q | log p(y) - ELBO | "
+             "max abs(q - exact PIP) | max abs(q - CAVI q) | selected (q > 0.5) | "
+             "true / false positives |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in run["results"]:
+        lines.append(
+            f"| {row['name']} | {row['num_samples']} | {row['exact_elbo']:.3f} | "
+            f"{evidence - row['exact_elbo']:.3f} | {row['max_pip_error']:.3f} | "
+            f"{row['max_difference_from_cavi']:.3f} | {row['selected']} | "
+            f"{row['true_positives']} / {row['false_positives']} |")
+    exact, cavi = run["exact_selection"], run["best_mean_field_selection"]
+    best = run["best_mean_field_elbo"]
+    lines.append(f"| exact posterior | | log p(y) = {evidence:.3f} | | | | {exact['selected']} | "
+                 f"{exact['true_positives']} / {exact['false_positives']} |")
+    lines.append(f"| best mean-field (CAVI) | | {best:.3f} | {evidence - best:.3f} | "
+                 f"{run['best_mean_field_pip_error']:.3f} | 0 | {cavi['selected']} | "
+                 f"{cavi['true_positives']} / {cavi['false_positives']} |")
+    return lines
+
+
+def variable_selection_budget_table() -> list[str]:
+    """The tutorial: the gap to the best mean-field ELBO at the default budget and at the
+    larger one imported as ``variable_selection_larger_budget``."""
+    default, larger = load("variable_selection"), load("variable_selection_larger_budget")
+    arguments = larger["arguments"]
+    lines = ["| estimator | CAVI ELBO - ELBO of q, default | CAVI ELBO - ELBO of q, "
+             f"`--evaluations {arguments['evaluations']} --learning-rate "
+             f"{arguments['learning_rate']:g}` |",
+             "|---|---|---|"]
+    for row in larger["results"]:
+        before = next(other for other in default["results"] if other["name"] == row["name"])
+        lines.append(f"| {row['name']} | "
+                     f"{default['best_mean_field_elbo'] - before['exact_elbo']:.3f} | "
+                     f"{larger['best_mean_field_elbo'] - row['exact_elbo']:.3f} |")
+    return lines
+
+
+def variable_selection_pips() -> list[str]:
+    pips = " ".join(f"{value:.3f}" for value in load("variable_selection")
+                    ["inclusion_probabilities"])
+    return [f"Exact PIPs: `{pips}`."]
+
+
 TABLES = {
+    "gaussian-mixture": lambda: gaussian_mixture_table("gaussian_mixture"),
+    "gaussian-mixture-means-normal":
+        lambda: gaussian_mixture_table("gaussian_mixture_means_normal"),
+    "variable-selection": variable_selection_table,
+    "variable-selection-pips": variable_selection_pips,
+    "variable-selection-budget": variable_selection_budget_table,
     "sbn-seeds": sbn_seeds_table,
     "sbn": sbn_summary_table,
     "sbn-full": sbn_full_table,

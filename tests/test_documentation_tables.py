@@ -32,7 +32,8 @@ def test_the_documented_tables_exist():
         for path in FILES_WITH_TABLES
         for match in renderer.MARKER.finditer(path.read_text(encoding="utf-8"))
     }
-    assert {"sbn", "sbn-full", "sbn-seeds", "bernoulli-toy"} <= names
+    assert {"sbn", "sbn-full", "sbn-seeds", "bernoulli-toy", "gaussian-mixture",
+            "variable-selection"} <= names
 
 
 @pytest.mark.parametrize("path", FILES_WITH_TABLES,
