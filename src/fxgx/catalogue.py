@@ -37,6 +37,24 @@ REQUIRED_FIELDS = (
 
 @dataclasses.dataclass(frozen=True)
 class Card:
+    """One estimator's card, as read from its TOML file.
+
+    Attributes:
+        name: the estimator's name (``fxgx list``, ``--estimators``).
+        factory: ``"package.module:function"``, the factory that builds it.
+        family: the estimator family, in words.
+        summary: one sentence on what it does.
+        formula: the gradient estimate in LaTeX.
+        references: the papers, as strings.
+        unbiased: whether its gradient estimate is unbiased.
+        distributions: the latents it supports (``"bernoulli"``, ``"categorical"``,
+            ``"normal"`` or ``"any"``).
+        evaluations_per_sample: evaluations of ``f`` per sample.
+        test: the ``[test]`` table: ``num_samples``, ``problems``, ``num_estimates`` and the
+            bias check of a biased estimator.
+        path: the card's file.
+    """
+
     name: str
     factory: str
     family: str
@@ -50,19 +68,42 @@ class Card:
     path: Path
 
     def make(self, **hyperparameters):
-        """Import the factory and build the estimator (default hyper-parameters)."""
+        """Import the factory and build the estimator.
+
+        Args:
+            **hyperparameters: keyword arguments for the factory (its defaults otherwise).
+
+        Returns:
+            The estimator.
+        """
         return load_factory(self.factory)(**hyperparameters)
 
     @property
     def num_samples(self) -> int:
+        """The card's own ``num_samples`` (``[test] num_samples``, default 1)."""
         return int(self.test.get("num_samples", 1))
 
     def supports(self, kind: str) -> bool:
+        """Whether the estimator accepts latents of ``kind``.
+
+        Args:
+            kind: ``"bernoulli"``, ``"categorical"`` or ``"normal"``.
+
+        Returns:
+            True when the card lists ``kind`` or ``"any"``.
+        """
         return "any" in self.distributions or kind in self.distributions
 
 
 def cards_directory() -> Path:
-    """The folder of cards: the installed copy, else the repository's ``estimators/``."""
+    """The folder of cards: the installed copy, else the repository's ``estimators/``.
+
+    Returns:
+        The folder's path.
+
+    Raises:
+        FileNotFoundError: neither folder exists.
+    """
     installed = Path(__file__).resolve().parent / "catalogue_cards"
     if installed.is_dir():
         return installed
@@ -76,6 +117,17 @@ def cards_directory() -> Path:
 
 
 def load_factory(path: str):
+    """Import a factory named ``"package.module:function"``.
+
+    Args:
+        path: the factory's ``"package.module:function"`` name, as in a card.
+
+    Returns:
+        The factory (a callable).
+
+    Raises:
+        ValueError: ``path`` has no ``:function`` part.
+    """
     module_name, _, attribute = path.partition(":")
     if not attribute:
         raise ValueError(f"factory={path!r} must look like 'package.module:function'.")
@@ -83,6 +135,17 @@ def load_factory(path: str):
 
 
 def read_card(path: Path) -> Card:
+    """Read one card.
+
+    Args:
+        path: the card's TOML file.
+
+    Returns:
+        The card.
+
+    Raises:
+        ValueError: a required field is missing.
+    """
     with open(path, "rb") as handle:
         data = tomllib.load(handle)
     missing = [field for field in REQUIRED_FIELDS if field not in data]
@@ -104,7 +167,17 @@ def read_card(path: Path) -> Card:
 
 
 def load_cards(directory: Path | None = None) -> list[Card]:
-    """Every card, sorted by name."""
+    """Every card, sorted by name.
+
+    Args:
+        directory: the folder of cards; default ``cards_directory()``.
+
+    Returns:
+        The cards, sorted by name.
+
+    Raises:
+        ValueError: two cards have the same name.
+    """
     directory = cards_directory() if directory is None else Path(directory)
     cards = [read_card(path) for path in sorted(directory.glob("*.toml"))]
     names = [card.name for card in cards]
@@ -115,6 +188,17 @@ def load_cards(directory: Path | None = None) -> list[Card]:
 
 
 def get_card(name: str) -> Card:
+    """The card of the estimator called ``name``.
+
+    Args:
+        name: the estimator's name, e.g. ``"disarm"``.
+
+    Returns:
+        Its card.
+
+    Raises:
+        KeyError: no card has that name; the message lists the known names.
+    """
     for card in load_cards():
         if card.name == name:
             return card

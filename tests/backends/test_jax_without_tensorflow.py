@@ -1,4 +1,4 @@
-"""The JAX path must work on a machine where TensorFlow cannot be imported (DESIGN.md §2).
+"""The JAX path must work on a machine where TensorFlow cannot be imported (docs/design.md).
 
 A subprocess installs an import hook that makes ``tensorflow`` (and TFP, tf_keras) fail to
 import, as on a machine without them, then uses ``fxgx`` with JAX arrays.

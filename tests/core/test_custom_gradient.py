@@ -1,7 +1,7 @@
 """Tests of ``fxgx.custom_gradient`` on TensorFlow and JAX.
 
 The first group reconstructs the five tests of TF 1.6's ``tf.contrib.bayesflow.custom_grad``;
-the rest pins the behaviour promised in DESIGN.md §3 and in the module docstring.
+the rest pins the behaviour promised in docs/custom_gradient.md and in the module docstring.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ def test_non_uniform_cotangent_gives_w_times_gx(framework):
 
 @pytest.mark.parametrize("backend", ["tensorflow"], indirect=True)
 def test_tfp_custom_gradient_returns_mean_cotangent_times_gx(framework):
-    """Pins TFP's actual behaviour, which fxgx deliberately does not copy (DESIGN.md §3)."""
+    """Pins TFP's actual behaviour, which fxgx deliberately does not copy (see
+    docs/custom_gradient.md)."""
     import tensorflow as tf
     import tensorflow_probability as tfp
 

@@ -52,14 +52,17 @@ class Distribution:
 
     @property
     def batch_shape(self) -> tuple:
+        """The shape of independent batch members, a tuple."""
         raise NotImplementedError
 
     @property
     def event_shape(self) -> tuple:
+        """The shape of one latent configuration, a tuple."""
         raise NotImplementedError
 
     @property
     def dtype(self):
+        """The floating dtype of the parameters and the samples."""
         raise NotImplementedError
 
     def _sum_event(self, values):
@@ -69,8 +72,12 @@ class Distribution:
         return self.backend.reduce_sum(values, axis=tuple(range(rank - self.event_ndims, rank)))
 
     def parameter_arrays(self) -> list:
-        """``[(name, array, event_rank)]``: each parameter and how many of its trailing axes
-        belong to one latent configuration (the event, plus the class axis)."""
+        """Each parameter and how many of its trailing axes belong to one latent configuration.
+
+        Returns:
+            A list of ``(name, array, event_rank)``: the event axes, plus the class
+                axis of a categorical.
+        """
         raise NotImplementedError
 
     def _validated(self, value, name: str):
@@ -80,8 +87,15 @@ class Distribution:
 
 
 def known_values(value):
-    """``value`` as a NumPy array when its values are known now (eager tensors, concrete
-    arrays, numbers), else None (symbolic TF tensors, JAX tracers)."""
+    """``value`` as a NumPy array when its values are known now, else None.
+
+    Args:
+        value: an eager tensor, a concrete array or a number (known), or a symbolic TF
+            tensor or a JAX tracer (not known).
+
+    Returns:
+        A NumPy array, or None.
+    """
     try:
         return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
     except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
@@ -89,9 +103,20 @@ def known_values(value):
 
 
 def check_finite(backend, value, argument: str):
-    """``value``, after checking that it is finite: at once when its values are known, else
-    when the computation runs (``backend.assert_finite``). Raises ``ValueError`` naming
-    ``argument``."""
+    """Check that ``value`` is finite: at once when its values are known, else when the
+    computation runs (``backend.assert_finite``).
+
+    Args:
+        backend: the fxgx backend module of ``value``.
+        value: a tensor or array.
+        argument: the name the error message gives ``value``.
+
+    Returns:
+        ``value`` (on TensorFlow graphs and under ``jax.jit``, with the check attached).
+
+    Raises:
+        ValueError: ``value`` is known now and has a NaN or an infinity.
+    """
     message = (f"{argument} has non-finite values (NaN or infinity); a distribution with "
                "non-finite parameters has no samples and no gradient. Check what produced "
                "them (a learning rate that is too high, log(0), a division by 0).")
@@ -119,11 +144,24 @@ class _LogitDistribution(Distribution):
 
     @property
     def dtype(self):
+        """The logits' floating dtype."""
         return self.backend.dtype_of(self.logits)
 
 
 class Bernoulli(_LogitDistribution):
-    """Independent Bernoulli variables ``b = 1[u < sigmoid(logits)]``; float samples."""
+    """Independent Bernoulli variables ``b = 1[u < sigmoid(logits)]``; float samples.
+
+    Args:
+        logits: a floating ``tf.Tensor``/``tf.Variable`` or ``jax.Array`` of shape
+            ``batch_shape + event_shape``; ``sigmoid(logits)`` is the probability of 1.
+        event_ndims: how many rightmost axes form one latent configuration (summed over by
+            ``log_prob``).
+        validate_args: check that the logits are finite (see ``Distribution``).
+
+    Raises:
+        TypeError: the logits are not floating point.
+        ValueError: ``event_ndims`` is negative or exceeds the logits' rank.
+    """
 
     kind = "bernoulli"
 
@@ -133,28 +171,53 @@ class Bernoulli(_LogitDistribution):
         self.event_ndims = event_ndims
 
     def parameter_arrays(self) -> list:
+        """Each parameter and how many of its trailing axes belong to one latent configuration.
+
+        Returns:
+            A list of ``(name, array, event_rank)``: the event axes.
+        """
         return [("logits", self.logits, self.event_ndims)]
 
     @property
     def batch_shape(self) -> tuple:
+        """The logits' shape without the ``event_ndims`` rightmost axes."""
         shape = self.backend.shape_of(self.logits)
         return shape[: len(shape) - self.event_ndims]
 
     @property
     def event_shape(self) -> tuple:
+        """The ``event_ndims`` rightmost axes of the logits' shape."""
         shape = self.backend.shape_of(self.logits)
         return shape[len(shape) - self.event_ndims :]
 
     @property
     def probs(self):
+        """``sigmoid(logits)``, the probability of 1."""
         return self.backend.sigmoid(self.logits)
 
     def sample(self, sample_shape, seed):
+        """Draw samples with the backend's stateless threefry draws.
+
+        Args:
+            sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
+            seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key.
+
+        Returns:
+            0/1 floats, shape ``sample_shape + logits.shape``, in the parameters' dtype.
+        """
         shape = tuple(sample_shape) + self.backend.shape_of(self.logits)
         uniform = open_uniform(self.backend, shape, seed, self.dtype)
         return self.backend.cast(uniform < self.backend.sigmoid(self.logits), self.dtype)
 
     def log_prob(self, value):
+        """The log-density of ``value``, summed over the event.
+
+        Args:
+            value: 0/1 values, shape ``... + batch_shape + event_shape``.
+
+        Returns:
+            ``log q(value)``, shape ``... + batch_shape``.
+        """
         backend = self.backend
         # log p(b) = b * log sigmoid(l) + (1 - b) * log sigmoid(-l), stable for large |l|.
         per_element = value * backend.log_sigmoid(self.logits) + (1 - value) * backend.log_sigmoid(
@@ -164,7 +227,18 @@ class Bernoulli(_LogitDistribution):
 
 
 class OneHotCategorical(_LogitDistribution):
-    """Independent categorical variables over the last axis (``K`` classes), one-hot samples."""
+    """Independent categorical variables over the last axis (``K`` classes), one-hot samples.
+
+    Args:
+        logits: a floating tensor of shape ``batch_shape + event_shape + [K]``; the
+            probabilities are ``softmax(logits)`` over the last axis.
+        event_ndims: how many axes before the class axis form one latent configuration.
+        validate_args: check that the logits are finite (see ``Distribution``).
+
+    Raises:
+        TypeError: the logits are not floating point.
+        ValueError: the logits have no class axis, or ``event_ndims`` is out of range.
+    """
 
     kind = "categorical"
 
@@ -176,27 +250,46 @@ class OneHotCategorical(_LogitDistribution):
         self.event_ndims = event_ndims
 
     def parameter_arrays(self) -> list:
+        """Each parameter and how many of its trailing axes belong to one latent configuration.
+
+        Returns:
+            A list of ``(name, array, event_rank)``: the event axes plus the class axis.
+        """
         return [("logits", self.logits, self.event_ndims + 1)]
 
     @property
     def num_classes(self) -> int:
+        """``K``, the size of the logits' last axis."""
         return self.backend.shape_of(self.logits)[-1]
 
     @property
     def batch_shape(self) -> tuple:
+        """The logits' shape without the class axis and the ``event_ndims`` axes before it."""
         shape = self.backend.shape_of(self.logits)[:-1]
         return shape[: len(shape) - self.event_ndims]
 
     @property
     def event_shape(self) -> tuple:
+        """The ``event_ndims`` axes before the class axis, and the class axis."""
         shape = self.backend.shape_of(self.logits)
         return shape[len(shape) - 1 - self.event_ndims :]
 
     @property
     def probs(self):
+        """``softmax(logits)`` over the last axis."""
         return self.backend.softmax(self.logits)
 
     def sample(self, sample_shape, seed):
+        """Draw samples with the backend's stateless threefry draws.
+
+        Args:
+            sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
+            seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key.
+
+        Returns:
+            One-hot floats (argmax of Gumbel-perturbed logits), shape ``sample_shape
+                + logits.shape``, in the parameters' dtype.
+        """
         backend = self.backend
         shape = tuple(sample_shape) + backend.shape_of(self.logits)
         gumbel = gumbel_noise(backend, shape, seed, self.dtype)
@@ -204,13 +297,32 @@ class OneHotCategorical(_LogitDistribution):
         return backend.one_hot(index, self.num_classes, self.dtype)
 
     def log_prob(self, value):
+        """The log-density of ``value``, summed over the event.
+
+        Args:
+            value: one-hot values, shape ``... + batch_shape + event_shape + [K]``.
+
+        Returns:
+            ``log q(value)``, shape ``... + batch_shape``.
+        """
         backend = self.backend
         per_variable = backend.reduce_sum(value * backend.log_softmax(self.logits), axis=-1)
         return self._sum_event(per_variable)
 
 
 class Normal(Distribution):
-    """Independent normals ``loc + scale * eps`` (for score-function estimators and problems)."""
+    """Independent normals ``loc + scale * eps`` (for score-function estimators and problems).
+
+    Args:
+        loc: the mean; a tensor, or a number when ``scale`` is a tensor.
+        scale: the standard deviation; a tensor, or a number when ``loc`` is a tensor.
+        event_ndims: how many rightmost axes form one latent configuration.
+        validate_args: check that ``loc`` and ``scale`` are finite (see ``Distribution``).
+
+    Raises:
+        TypeError: neither ``loc`` nor ``scale`` is a tensor, or their dtypes differ.
+        ValueError: ``event_ndims`` is negative or exceeds the parameters' rank.
+    """
 
     kind = "normal"
 
@@ -244,10 +356,16 @@ class Normal(Distribution):
         self.fxgx_backend_name = self.backend.name
 
     def parameter_arrays(self) -> list:
+        """Each parameter and how many of its trailing axes belong to one latent configuration.
+
+        Returns:
+            A list of ``(name, array, event_rank)``: the event axes.
+        """
         return [("loc", self.loc, self.event_ndims), ("scale", self.scale, self.event_ndims)]
 
     @property
     def dtype(self):
+        """The floating dtype of ``loc`` and ``scale``."""
         return self.backend.dtype_of(self.loc)
 
     @property
@@ -256,17 +374,37 @@ class Normal(Distribution):
 
     @property
     def batch_shape(self) -> tuple:
+        """The broadcast shape of ``loc`` and ``scale`` without the event axes."""
         return self._shape[: len(self._shape) - self.event_ndims]
 
     @property
     def event_shape(self) -> tuple:
+        """The ``event_ndims`` rightmost axes of the broadcast parameter shape."""
         return self._shape[len(self._shape) - self.event_ndims :]
 
     def sample(self, sample_shape, seed):
+        """Draw samples with the backend's stateless threefry draws.
+
+        Args:
+            sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
+            seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key.
+
+        Returns:
+            ``loc + scale * eps``, shape ``sample_shape + batch_shape +
+                event_shape``, in the parameters' dtype.
+        """
         noise = self.backend.normal(tuple(sample_shape) + self._shape, seed, self.dtype)
         return self.loc + self.scale * noise
 
     def log_prob(self, value):
+        """The log-density of ``value``, summed over the event.
+
+        Args:
+            value: real values, shape ``... + batch_shape + event_shape``.
+
+        Returns:
+            ``log q(value)``, shape ``... + batch_shape``.
+        """
         backend = self.backend
         standardized = (value - self.loc) / self.scale
         log_normalizer = 0.5 * backend.log(2 * backend.convert(3.141592653589793, self.dtype))
@@ -274,10 +412,22 @@ class Normal(Distribution):
 
 
 def as_fxgx_distribution(distribution, *, argument: str = "distribution"):
-    """Return an fxgx distribution for ``distribution`` (fxgx's own, or a converted TFP one).
+    """An fxgx distribution for ``distribution`` (fxgx's own, or a converted TFP one).
 
-    Returns the input unchanged when it is a TFP distribution fxgx does not convert; the
-    caller decides whether a generic ``sample``/``log_prob`` distribution is acceptable.
+    TFP ``Bernoulli``, ``OneHotCategorical``, ``Normal`` and ``Independent`` of them are
+    converted; the caller decides whether any other object is acceptable.
+
+    Args:
+        distribution: an fxgx distribution, a TFP distribution, or any object with
+            ``sample`` and ``log_prob``.
+        argument: the name the error message gives ``distribution``.
+
+    Returns:
+        The fxgx distribution; the input unchanged when it is a TFP distribution that fxgx
+        does not convert or another object with ``sample``/``log_prob``.
+
+    Raises:
+        TypeError: ``distribution`` has no ``sample``/``log_prob``.
     """
     if isinstance(distribution, Distribution):
         return distribution
@@ -303,8 +453,19 @@ def backend_of_distribution(distribution, *, seed=None, argument: str = "distrib
     TensorFlow (its JAX substrate, ``tensorflow_probability.substrates.jax``, to JAX). Any
     other object with ``sample``/``log_prob`` is looked into: the arrays among its
     ``parameters`` (TFP, distrax) and its attributes name the framework. Failing that, a
-    framework seed (a JAX key, a ``tf.Tensor``) decides. Raises ``TypeError`` when nothing
-    does, rather than guessing.
+    framework seed (a JAX key, a ``tf.Tensor``) decides.
+
+    Args:
+        distribution: an fxgx or TFP distribution, or any object with ``sample``/``log_prob``.
+        seed: a framework seed that decides when the distribution's arrays do not.
+        argument: the name the error message gives ``distribution``.
+
+    Returns:
+        The backend module (``fxgx.backends.tensorflow_backend`` or ``jax_backend``).
+
+    Raises:
+        TypeError: neither the distribution nor the seed tells the framework (fxgx does not
+            guess).
     """
     if isinstance(distribution, Distribution):
         return distribution.backend
@@ -343,8 +504,15 @@ def _array_attributes(distribution) -> list:
 
 
 def distribution_batch_shape(distribution):
-    """The batch shape as a tuple: fxgx's (a tuple), TFP's (a ``TensorShape``), another
-    library's (a tuple or a list); None when the distribution does not have one."""
+    """The batch shape of any distribution, as a tuple.
+
+    Args:
+        distribution: fxgx's (a tuple), TFP's (a ``TensorShape``) or another library's (a
+            tuple or a list) distribution.
+
+    Returns:
+        The batch shape as a tuple; None when the distribution does not have one.
+    """
     shape = getattr(distribution, "batch_shape", None)
     if shape is None:
         return None

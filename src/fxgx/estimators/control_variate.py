@@ -103,5 +103,10 @@ def optimal_baseline() -> OptimalBaseline:
     ``s_j`` is the score of sample ``j`` w.r.t. the logits (Bernoulli, categorical) or
     ``(loc, scale)`` (normal). One evaluation of ``f`` per sample. Reference: Weaver & Tao
     (2001), "The optimal reward baseline for gradient-based reinforcement learning".
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=2)``;
+        it returns a surrogate whose value estimates ``E_q[f]`` and whose gradient
+        estimates ``grad E_q[f]``.
     """
     return OptimalBaseline()

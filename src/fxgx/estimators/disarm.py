@@ -47,5 +47,11 @@ def disarm() -> Disarm:
 
     Unbiased, for Bernoulli latents of any event shape; ``num_samples`` antithetic pairs
     (two evaluations of ``f`` each). Reference: Dong, Mnih & Tucker (2020), NeurIPS.
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
+        it returns a surrogate whose value estimates ``E_q[f]`` and whose gradient
+        estimates ``grad E_q[f]`` w.r.t. the logits, and ``E_q[grad f]`` w.r.t. what
+        ``f`` closes over.
     """
     return Disarm()

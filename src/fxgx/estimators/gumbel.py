@@ -115,6 +115,18 @@ def gumbel_softmax_sample(logits, *, temperature, seed, hard: bool = False):
     categorical sample) and the gradient is that of ``y`` (straight-through Gumbel).
     ``temperature`` is a positive number or tensor (annealing schedules may pass a tensor).
     Reference: Jang, Gu & Poole (2017); Maddison, Mnih & Teh (2017).
+
+    Args:
+        logits: a floating tensor ``[..., K]``.
+        temperature: a positive number or floating tensor.
+        seed: a seed (an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key).
+        hard: return the one-hot sample with the relaxed sample's gradient.
+
+    Returns:
+        The sample, of the logits' shape and dtype.
+
+    Raises:
+        TypeError: the logits are not floating point or ``hard`` is not a bool.
     """
     return _sample("categorical", logits, temperature, seed, hard)
 
@@ -125,6 +137,18 @@ def binary_concrete_sample(logits, *, temperature, seed, hard: bool = False):
     ``y = sigmoid((logits + n) / temperature)`` with logistic noise ``n``; with ``hard=True``
     the value is ``1[logits + n > 0]`` (an exact Bernoulli(sigmoid(logits)) sample) and the
     gradient is that of ``y``. Reference: Maddison, Mnih & Teh (2017), appendix B.
+
+    Args:
+        logits: a floating tensor.
+        temperature: a positive number or floating tensor.
+        seed: a seed (an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key).
+        hard: return the 0/1 sample with the relaxed sample's gradient.
+
+    Returns:
+        The sample, of the logits' shape and dtype.
+
+    Raises:
+        TypeError: the logits are not floating point or ``hard`` is not a bool.
     """
     return _sample("bernoulli", logits, temperature, seed, hard)
 
@@ -134,7 +158,11 @@ def binary_concrete_sample(logits, *, temperature, seed, hard: bool = False):
 
 @dataclasses.dataclass(frozen=True)
 class GumbelSoftmax(Estimator):
-    """``mean_s f(y_s)`` with ``y_s`` the relaxed sample. See ``gumbel_softmax``."""
+    """``mean_s f(y_s)`` with ``y_s`` the relaxed sample. See ``gumbel_softmax``.
+
+    Attributes:
+        temperature: a positive number or a floating array that broadcasts to the logits.
+    """
 
     #: A positive number, or a floating array (a trained or annealed temperature, traced
     #: under ``jax.jit`` or ``tf.function``) that broadcasts to the logits' shape.
@@ -160,7 +188,11 @@ class GumbelSoftmax(Estimator):
 
 @dataclasses.dataclass(frozen=True)
 class GumbelSoftmaxHard(GumbelSoftmax):
-    """``mean_s f(h_s)``, ``h_s`` the hard sample with the relaxed gradient."""
+    """``mean_s f(h_s)``, ``h_s`` the hard sample with the relaxed gradient.
+
+    Attributes:
+        temperature: a positive number or a floating array that broadcasts to the logits.
+    """
 
     name = "gumbel_softmax_hard"
     hard = True
@@ -178,6 +210,20 @@ def gumbel_softmax(temperature=0.5, hard: bool = False) -> GumbelSoftmax:
     under ``jax.jit``/``tf.function``) that broadcasts to the logits' shape.
     References: Jang, Gu & Poole (2017), "Categorical reparameterization with
     Gumbel-softmax"; Maddison, Mnih & Teh (2017), "The Concrete distribution", ICLR.
+
+    Args:
+        temperature: a positive number or floating array.
+        hard: evaluate ``f`` at the hard sample (straight-through Gumbel).
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
+        it returns a surrogate whose value estimates ``E[f(y)]`` (``E[f(z)]`` when ``hard``)
+        and whose gradient is a biased estimate of ``grad E[f(z)]``.
+
+    Raises:
+        TypeError: ``hard`` is not a bool, or ``temperature`` neither a number nor a
+            floating tensor.
+        ValueError: ``temperature`` is not positive.
     """
     temperature = positive(temperature, "temperature")
     if not isinstance(hard, bool):
@@ -186,5 +232,12 @@ def gumbel_softmax(temperature=0.5, hard: bool = False) -> GumbelSoftmax:
 
 
 def gumbel_softmax_hard(temperature=0.5) -> GumbelSoftmaxHard:
-    """``gumbel_softmax(temperature, hard=True)``: the straight-through Gumbel estimator."""
+    """``gumbel_softmax(temperature, hard=True)``: the straight-through Gumbel estimator.
+
+    Args:
+        temperature: a positive number or floating array.
+
+    Returns:
+        The estimator (see ``gumbel_softmax``).
+    """
     return gumbel_softmax(temperature, hard=True)

@@ -41,7 +41,12 @@ from fxgx.estimators.rebar import (
 
 @dataclasses.dataclass(frozen=True)
 class GumbelRao(Estimator):
-    """Gumbel-Rao (Rao-Blackwellised straight-through Gumbel-softmax). See ``gumbel_rao``."""
+    """Gumbel-Rao (Rao-Blackwellised straight-through Gumbel-softmax). See ``gumbel_rao``.
+
+    Attributes:
+        temperature: a positive number or a floating array.
+        num_conditional_samples: Gumbel draws per hard sample.
+    """
 
     temperature: object = 0.5
     num_conditional_samples: int = 10
@@ -92,6 +97,20 @@ def gumbel_rao(temperature=0.5, num_conditional_samples: int = 10) -> GumbelRao:
     Bernoulli and categorical latents; ``f`` must be differentiable. ``temperature`` may be a
     floating array (annealed, or traced under ``jax.jit``/``tf.function``). Reference:
     Paulus, Maddison & Krause (2021), ICLR.
+
+    Args:
+        temperature: a positive number or floating array.
+        num_conditional_samples: a positive int.
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
+        it returns a surrogate whose value estimates ``E_q[f]`` without bias and whose
+        gradient is a biased estimate of ``grad E_q[f]``.
+
+    Raises:
+        TypeError: ``temperature`` is neither a number nor a floating tensor, or
+            ``num_conditional_samples`` is not an int.
+        ValueError: ``temperature`` or ``num_conditional_samples`` is not positive.
     """
     return GumbelRao(temperature=positive(temperature, "temperature"),
                      num_conditional_samples=positive_int(num_conditional_samples,

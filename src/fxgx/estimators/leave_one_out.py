@@ -41,5 +41,10 @@ def reinforce_leave_one_out() -> ReinforceLeaveOneOut:
 
     Costs one evaluation of ``f`` per sample and no extra parameters. Reference: Kool, van
     Hoof & Welling (2019), "Buy 4 REINFORCE samples, get a baseline for free!".
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=2)``;
+        it returns a surrogate whose value estimates ``E_q[f]`` and whose gradient
+        estimates ``grad E_q[f]``.
     """
     return ReinforceLeaveOneOut()

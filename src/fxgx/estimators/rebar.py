@@ -103,6 +103,17 @@ def conditional_logistic_sample(logits, samples, *, seed):
     ``samples`` (0/1) has shape ``sample_shape + logits.shape``; the result has that shape
     and is differentiable w.r.t. ``logits``. ``sigmoid(z~ / temperature)`` is then a relaxed
     sample consistent with ``samples``. Reference: Tucker et al. (2017), appendix.
+
+    Args:
+        logits: a floating tensor.
+        samples: 0/1 samples of shape ``sample_shape + logits.shape``.
+        seed: a seed (an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key).
+
+    Returns:
+        ``z~``, of the samples' shape, with ``1[z~ > 0] == samples``.
+
+    Raises:
+        ValueError: the samples' shape does not end with the logits' shape.
     """
     backend, logits, samples, seed = _sampler_arguments(logits, samples, seed, "logits")
     uniform = open_uniform(backend, backend.shape_of(samples), seed, backend.dtype_of(logits))
@@ -116,6 +127,18 @@ def conditional_gumbel_sample(logits, samples, *, seed):
     logits.shape``. Differentiable w.r.t. ``logits``. ``softmax(z~ / temperature)`` is then
     a relaxed sample whose argmax is ``samples``. References: Tucker et al. (2017), appendix;
     Maddison, Tarlow & Minka (2014), "A* sampling" (truncated Gumbels).
+
+    Args:
+        logits: a floating tensor ``[..., K]``.
+        samples: one-hot samples of shape ``sample_shape + logits.shape``.
+        seed: a seed (an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key).
+
+    Returns:
+        ``z~``, of the samples' shape, with ``one_hot(argmax z~) == samples``.
+
+    Raises:
+        ValueError: the logits have no class axis, or the samples' shape does not end with
+            the logits' shape.
     """
     backend, logits, samples, seed = _sampler_arguments(logits, samples, seed, "logits")
     if len(backend.shape_of(logits)) == 0:
@@ -253,7 +276,12 @@ class VarianceObjectiveMixin:
 
 @dataclasses.dataclass(frozen=True)
 class Rebar(VarianceObjectiveMixin, Estimator):
-    """REBAR for Bernoulli and categorical latents. See ``rebar``."""
+    """REBAR for Bernoulli and categorical latents. See ``rebar``.
+
+    Attributes:
+        temperature: the relaxation's temperature, a positive number or floating array.
+        scale: the control variate's scale ``eta``.
+    """
 
     temperature: object = 0.5
     scale: object = 1.0
@@ -262,8 +290,20 @@ class Rebar(VarianceObjectiveMixin, Estimator):
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1,
                  temperature=None, scale=None):
-        """The surrogate; ``temperature``/``scale`` override the estimator's for this call
-        (pass trainable tensors here, e.g. ``exp(log_temperature)`` under ``jax.grad``)."""
+        """The surrogate of ``E_q[f]``; see ``rebar``.
+
+        Args:
+            function: ``f``, differentiable; maps samples ``[S] + shape`` to ``[S] + batch_shape``.
+            distribution: a Bernoulli or one-hot categorical ``q``.
+            seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key.
+            num_samples: ``S``.
+            temperature: overrides the estimator's temperature for this call (pass trainable
+                tensors here, e.g. ``exp(log_temperature)`` under ``jax.grad``).
+            scale: overrides the estimator's scale for this call.
+
+        Returns:
+            The surrogate: value ``~ E_q[f]``, gradient ``~ grad E_q[f]``.
+        """
         estimator = self.with_overrides(temperature, scale)
         return Estimator.__call__(estimator, function, distribution, seed=seed,
                                   num_samples=num_samples)
@@ -294,6 +334,19 @@ def rebar(temperature=0.5, scale=1.0) -> Rebar:
     ``temperature > 0`` and ``scale``; train both with ``variance_loss`` (pass them at call
     time as tensors, or as ``tf.Variable`` here). ``f`` must be differentiable. Reference:
     Tucker et al. (2017), NeurIPS.
+
+    Args:
+        temperature: a positive number (or ``tf.Variable``).
+        scale: a finite number (or ``tf.Variable``).
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
+        it returns a surrogate whose value estimates ``E_q[f]`` and whose gradient estimates
+        ``grad E_q[f]`` without bias.
+
+    Raises:
+        TypeError: ``temperature`` or ``scale`` is neither a number nor a floating tensor.
+        ValueError: ``temperature`` is not positive or ``scale`` not finite.
     """
     return Rebar(temperature=positive(temperature, "temperature"),
                  scale=finite(scale, "scale"))

@@ -86,7 +86,12 @@ def draw_and_evaluate(function, distribution, backend, seed, num_samples):
 
 @dataclasses.dataclass(frozen=True)
 class Reinforce(Estimator):
-    """REINFORCE with a constant baseline (0 by default). See ``reinforce``."""
+    """REINFORCE with a constant baseline (0 by default). See ``reinforce``.
+
+    Attributes:
+        baseline: the constant subtracted from ``f``.
+        higher_order: use DiCE's magic box (every derivative order unbiased).
+    """
 
     baseline: float = 0.0
     higher_order: bool = True
@@ -118,6 +123,19 @@ def reinforce(baseline: float = 0.0, higher_order: bool = True) -> Reinforce:
     ``False`` uses the closed-form score of Bernoulli/categorical logits, first order only.
     References: Williams (1992), "Simple statistical gradient-following algorithms for
     connectionist reinforcement learning"; Foerster et al. (2018), "DiCE".
+
+    Args:
+        baseline: a constant subtracted from ``f``.
+        higher_order: DiCE's form (``True``) or the hand-fused first-order form
+            (``False``).
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
+        it returns a surrogate whose value estimates ``E_q[f]`` and whose gradient
+        estimates ``grad E_q[f]``.
+
+    Raises:
+        TypeError: ``baseline`` is not a number or ``higher_order`` not a bool.
     """
     if isinstance(baseline, bool) or not isinstance(baseline, (int, float)):
         raise TypeError(f"baseline must be a number, got {baseline!r}.")

@@ -76,13 +76,30 @@ def straight_through_bernoulli(logits, *, seed, slope=1.0):
     Value: exactly the 0/1 sample; ``d value / d logits = slope * sigmoid'(slope * logits)``.
     ``slope`` is a positive number or tensor (annealing schedules may pass a tensor).
     Reference: Bengio, Leonard & Courville (2013); Chung, Ahn & Bengio (2017).
+
+    Args:
+        logits: a floating tensor.
+        seed: a seed (an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key).
+        slope: a positive number or floating tensor.
+
+    Returns:
+        The 0/1 sample, of the logits' shape and dtype.
     """
     return _block("bernoulli", logits, seed, slope)
 
 
 def straight_through_categorical(logits, *, seed, slope=1.0):
     """A one-hot categorical sample over the last axis with the gradient of
-    ``softmax(slope * logits)``. Value: exactly the one-hot sample."""
+    ``softmax(slope * logits)``.
+
+    Args:
+        logits: a floating tensor ``[..., K]``.
+        seed: a seed (an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key).
+        slope: a positive number or floating tensor.
+
+    Returns:
+        Exactly the one-hot sample, of the logits' shape and dtype.
+    """
     return _block("categorical", logits, seed, slope)
 
 
@@ -109,7 +126,11 @@ class StraightThrough(Estimator):
 
 @dataclasses.dataclass(frozen=True)
 class StraightThroughSlope(StraightThrough):
-    """Straight-through with the surrogate ``sigmoid(slope * l)`` / ``softmax(slope * l)``."""
+    """Straight-through with the surrogate ``sigmoid(slope * l)`` / ``softmax(slope * l)``.
+
+    Attributes:
+        slope: a positive number or a floating array.
+    """
 
     #: A positive number, or a floating array (annealed, traced under ``jax.jit``).
     slope: object = 1.0
@@ -126,6 +147,11 @@ def straight_through() -> StraightThrough:
     Biased (exact only for linear ``f``); one evaluation of ``f`` and its gradient per sample.
     Reference: Bengio, Leonard & Courville (2013), "Estimating or propagating gradients
     through stochastic neurons for conditional computation", arXiv:1308.3432.
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
+        it returns a surrogate whose value estimates ``E_q[f]`` without bias and whose
+        gradient is a biased estimate of ``grad E_q[f]``.
     """
     return StraightThrough()
 
@@ -138,5 +164,13 @@ def straight_through_slope(slope=1.0) -> StraightThroughSlope:
     slope as training goes (e.g. ``min(5, 1 + 0.04 * epoch)``); the samples are unchanged.
     Reference: Chung, Ahn & Bengio (2017), "Hierarchical multiscale recurrent neural
     networks", ICLR (the slope-annealing trick).
+
+    Args:
+        slope: a positive number or floating array.
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
+        it returns a surrogate whose value estimates ``E_q[f]`` without bias and whose
+        gradient is a biased estimate of ``grad E_q[f]``.
     """
     return StraightThroughSlope(positive(slope, "slope"))

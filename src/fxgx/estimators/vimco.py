@@ -81,5 +81,10 @@ def vimco() -> Vimco:
     ``num_samples`` is ``K`` (at least 2); the surrogate's value is ``log mean_k exp f(z_k)``,
     an estimate of ``L``, not of ``E[f]``. Any distribution with ``sample`` and ``log_prob``.
     Reference: Mnih & Rezende (2016), ICML.
+
+    Returns:
+        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=K)``;
+        it returns a surrogate whose value estimates ``E[log mean_k exp f(z_k)]`` and whose gradient
+        estimates ``its gradient``.
     """
     return Vimco()

@@ -23,28 +23,75 @@ class Problem:
     kind = "bernoulli"
 
     def parameter_values(self) -> list[np.ndarray]:
-        """The parameter values ``theta`` as float64 NumPy arrays."""
+        """The parameter values ``theta`` at which the exact answers hold.
+
+        Returns:
+            A list of float64 NumPy arrays.
+        """
         raise NotImplementedError
 
     def parameters(self, backend, dtype) -> list:
+        """The parameter values as arrays of a backend.
+
+        Args:
+            backend: an fxgx backend module.
+            dtype: the floating dtype, e.g. ``"float32"``.
+
+        Returns:
+            A list of the backend's arrays.
+        """
         return [backend.convert(value, dtype) for value in self.parameter_values()]
 
     def distribution(self, *parameters):
+        """``q_theta`` at the given parameters.
+
+        Args:
+            *parameters: the parameters, each with any leading batch dimensions.
+
+        Returns:
+            An fxgx distribution.
+        """
         raise NotImplementedError
 
     def bind(self, *parameters):
-        """``(distribution, function)`` at ``parameters`` (each with any leading batch
-        dimensions): ``q_theta`` and ``f``. Problems whose ``f`` has parameters of its own (a
-        decoder) close ``f`` over them here; by default every parameter is ``q``'s."""
+        """``q_theta`` and ``f`` at ``parameters``.
+
+        Problems whose ``f`` has parameters of its own (a decoder) close ``f`` over them here; by
+        default every parameter is ``q``'s.
+
+        Args:
+            *parameters: the parameters, each with any leading batch dimensions.
+
+        Returns:
+            ``(distribution, function)``.
+        """
         return self.distribution(*parameters), self.function
 
     def function(self, samples):
+        """``f``, evaluated on a batch of samples.
+
+        Args:
+            samples: ``sample_shape + batch_shape + event_shape`` samples of ``q``.
+
+        Returns:
+            ``f`` per sample, shape ``sample_shape + batch_shape``.
+        """
         raise NotImplementedError
 
     def exact_value(self) -> float:
+        """The exact ``E_q[f]``.
+
+        Returns:
+            A float.
+        """
         raise NotImplementedError
 
     def exact_gradient(self) -> np.ndarray:
+        """The exact gradient of ``E_q[f]`` w.r.t. every parameter, flattened and concatenated.
+
+        Returns:
+            A float64 NumPy array of ``num_coordinates`` entries.
+        """
         raise NotImplementedError
 
     #: ``detectable_bias`` as a fraction of the root-mean-square exact gradient.
@@ -59,9 +106,15 @@ class Problem:
 
     @property
     def num_coordinates(self) -> int:
+        """The number of gradient coordinates (all parameters' elements)."""
         return int(sum(np.size(value) for value in self.parameter_values()))
 
     def describe(self) -> str:
+        """A one-line description for reports.
+
+        Returns:
+            The problem's name.
+        """
         return self.name
 
 

@@ -17,11 +17,24 @@ from fxgx.problems.base import Problem
 
 
 class BernoulliToy(Problem):
+    """``E_{b ~ Bernoulli(sigmoid(theta))}[(b - t)^2]`` with its exact value and gradient
+    ``p (1 - p) (1 - 2 t)``, ``p = sigmoid(theta)`` (Tucker et al., 2017).
+
+    Args:
+        target: ``t``, in ``[0, 1]``.
+        logits: ``theta``, a number or a vector (each coordinate its own toy; ``f`` sums
+            them).
+        detectable_fraction: the bias, relative to the root-mean-square exact gradient, that
+            tests on this problem must be able to detect (``Problem.detectable_bias``).
+
+    Raises:
+        ValueError: ``target`` is outside ``[0, 1]`` or ``detectable_fraction`` is not
+            positive.
+    """
+
     kind = "bernoulli"
 
     def __init__(self, target: float = 0.45, logits=0.0, *, detectable_fraction: float = 0.25):
-        """``detectable_fraction``: the bias (relative to the root-mean-square exact gradient)
-        that tests on this problem must be able to detect; see ``Problem.detectable_bias``."""
         if not 0.0 < float(detectable_fraction):
             raise ValueError(f"detectable_fraction={detectable_fraction} must be positive.")
         self.detectable_fraction = float(detectable_fraction)
@@ -32,12 +45,33 @@ class BernoulliToy(Problem):
         self.name = f"bernoulli_toy(t={self.target:g}, theta={np.array2string(self.logits)})"
 
     def parameter_values(self):
+        """``[theta]``.
+
+        Returns:
+            The logits as a float64 array, in a list.
+        """
         return [self.logits]
 
     def distribution(self, logits):
+        """``Bernoulli(logits)``, one event of all coordinates.
+
+        Args:
+            logits: ``theta``, with any leading batch dimensions.
+
+        Returns:
+            A ``Bernoulli``.
+        """
         return Bernoulli(logits, event_ndims=self.logits.ndim)
 
     def function(self, samples):
+        """``sum_d (b_d - t)^2``.
+
+        Args:
+            samples: 0/1 samples.
+
+        Returns:
+            ``(b - t)^2``, summed over the coordinates of a vector ``theta``.
+        """
         backend = get_backend(samples)
         squared = backend.square(samples - self.target)
         if self.logits.ndim == 0:
@@ -49,9 +83,19 @@ class BernoulliToy(Problem):
         return np.exp(-np.logaddexp(0.0, -self.logits)), np.exp(-np.logaddexp(0.0, self.logits))
 
     def exact_value(self) -> float:
+        """``sum_d p_d (1 - t)^2 + (1 - p_d) t^2``.
+
+        Returns:
+            A float.
+        """
         p, complement = self._probabilities()
         return float(np.sum(p * (1 - self.target) ** 2 + complement * self.target**2))
 
     def exact_gradient(self) -> np.ndarray:
+        """``p (1 - p) (1 - 2 t)`` per coordinate.
+
+        Returns:
+            A float64 array of ``theta``'s size.
+        """
         p, complement = self._probabilities()
         return np.ravel(p * complement * (1 - 2 * self.target)).astype(np.float64)

@@ -67,7 +67,13 @@ def categorical_function(samples):
 
 
 class GaussianQuadratic(Problem):
-    """``E_{z ~ N(mu, sigma^2)}[(z - c)^2]``; gradients ``2 (mu - c)`` and ``2 sigma``."""
+    """``E_{z ~ N(mu, sigma^2)}[(z - c)^2]``; gradients ``2 (mu - c)`` and ``2 sigma``.
+
+    Args:
+        loc: the mean ``mu``.
+        scale: the standard deviation ``sigma``.
+        center: ``c``.
+    """
 
     kind = "normal"
 
@@ -76,18 +82,50 @@ class GaussianQuadratic(Problem):
         self.name = f"gaussian(mu={loc:g}, sigma={scale:g}, c={center:g})"
 
     def parameter_values(self):
+        """``[mu, sigma]``.
+
+        Returns:
+            Two float64 NumPy scalars.
+        """
         return [np.asarray(self.loc), np.asarray(self.scale)]
 
     def distribution(self, loc, scale):
+        """``N(loc, scale)``.
+
+        Args:
+            loc: the mean.
+            scale: the standard deviation.
+
+        Returns:
+            A ``Normal``.
+        """
         return Normal(loc, scale)
 
     def function(self, samples):
+        """``(z - c)^2``.
+
+        Args:
+            samples: the normal samples.
+
+        Returns:
+            ``(samples - c)^2``, elementwise.
+        """
         return get_backend(samples).square(samples - self.center)
 
     def exact_value(self):
+        """``(mu - c)^2 + sigma^2``.
+
+        Returns:
+            A float.
+        """
         return (self.loc - self.center) ** 2 + self.scale**2
 
     def exact_gradient(self):
+        """``(2 (mu - c), 2 sigma)``.
+
+        Returns:
+            A float64 array of 2 entries.
+        """
         return np.array([2 * (self.loc - self.center), 2 * self.scale])
 
 
@@ -136,6 +174,16 @@ def get_problem(name: str, backend: str | None = None) -> Problem:
 
     ``backend`` names the framework that evaluates ``f`` on the enumerated states for the
     exact gradient (default: TensorFlow if installed, else JAX).
+
+    Args:
+        name: one of ``PROBLEM_NAMES``.
+        backend: ``"tensorflow"``, ``"jax"`` or None.
+
+    Returns:
+        The problem.
+
+    Raises:
+        ValueError: ``name`` is not a built-in problem; the message lists them.
     """
     factories = _factories(backend)
     if name not in factories:

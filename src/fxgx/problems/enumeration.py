@@ -57,7 +57,22 @@ def _evaluate(function, states: np.ndarray, backend_name: str | None) -> np.ndar
 
 
 def enumerate_bernoulli(function, logits, *, backend: str | None = None):
-    """Exact ``(E[f], dE/dlogits)`` for independent Bernoulli variables (``logits`` shape [D])."""
+    """Exact ``(E[f], dE/dlogits)`` for independent Bernoulli variables, by enumeration.
+
+    ``dE/dlogits = sum_b q(b) f(b) (b - p)``, summed over the ``2^D`` states in float64.
+
+    Args:
+        function: ``f``, mapping states ``[N, D]`` to values ``[N]``.
+        logits: shape ``[D]``.
+        backend: the framework that evaluates ``f`` (default: TensorFlow if installed).
+
+    Returns:
+        ``(value, gradient)``: a float and a float64 array of shape ``[D]``.
+
+    Raises:
+        ValueError: ``logits`` is not of shape ``[D]``, or ``f`` does not return one value
+            per state.
+    """
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 1:
         raise ValueError(f"logits must have shape [D], got {logits.shape}.")
@@ -73,7 +88,22 @@ def enumerate_bernoulli(function, logits, *, backend: str | None = None):
 
 
 def enumerate_categorical(function, logits, *, backend: str | None = None):
-    """Exact ``(E[f], dE/dlogits)`` for independent categoricals (``logits`` shape [D, K])."""
+    """Exact ``(E[f], dE/dlogits)`` for independent categoricals, by enumeration.
+
+    ``dE/dlogits = sum_z q(z) f(z) (z - p)``, summed over the ``K^D`` states in float64.
+
+    Args:
+        function: ``f``, mapping one-hot states ``[N, D, K]`` to values ``[N]``.
+        logits: shape ``[D, K]``.
+        backend: the framework that evaluates ``f`` (default: TensorFlow if installed).
+
+    Returns:
+        ``(value, gradient)``: a float and a float64 array of shape ``[D, K]``.
+
+    Raises:
+        ValueError: ``logits`` is not of shape ``[D, K]``, or ``f`` does not return one
+            value per state.
+    """
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:
         raise ValueError(f"logits must have shape [D, K], got {logits.shape}.")
@@ -163,7 +193,15 @@ class _Enumerated(FunctionParameters, Problem):
 class EnumeratedBernoulli(_Enumerated):
     """``E[f(b)]`` (or ``E[f(b; phi)]``) for ``D`` independent Bernoulli variables, exact by
     enumeration. With ``function_parameters``, ``f`` is called as ``f(b, *phi)`` and the
-    parameters are ``[logits, *phi]``."""
+    parameters are ``[logits, *phi]``.
+
+    Args:
+        function: ``f(b)`` or ``f(b, *phi)``, mapping states ``[N, D]`` to values ``[N]``.
+        logits: shape ``[D]``.
+        name: the problem's name in reports.
+        backend: the framework that evaluates ``f`` (default: TensorFlow if installed).
+        function_parameters: the values of ``phi``, if any.
+    """
 
     kind = "bernoulli"
 
@@ -173,6 +211,14 @@ class EnumeratedBernoulli(_Enumerated):
                          function_parameters=function_parameters)
 
     def distribution(self, logits):
+        """``Bernoulli(logits, event_ndims=1)``.
+
+        Args:
+            logits: shape ``[..., D]``.
+
+        Returns:
+            A ``Bernoulli``.
+        """
         return Bernoulli(logits, event_ndims=1)
 
     def _states(self):
@@ -187,7 +233,15 @@ class EnumeratedBernoulli(_Enumerated):
 
 class EnumeratedCategorical(_Enumerated):
     """``E[f(z)]`` (or ``E[f(z; phi)]``) for ``D`` independent ``K``-class one-hot variables,
-    exact by enumeration. ``function_parameters`` as for ``EnumeratedBernoulli``."""
+    exact by enumeration. ``function_parameters`` as for ``EnumeratedBernoulli``.
+
+    Args:
+        function: ``f(z)`` or ``f(z, *phi)``, mapping states ``[N, D, K]`` to values ``[N]``.
+        logits: shape ``[D, K]``.
+        name: the problem's name in reports.
+        backend: the framework that evaluates ``f`` (default: TensorFlow if installed).
+        function_parameters: the values of ``phi``, if any.
+    """
 
     kind = "categorical"
 
@@ -197,6 +251,14 @@ class EnumeratedCategorical(_Enumerated):
                          function_parameters=function_parameters)
 
     def distribution(self, logits):
+        """``OneHotCategorical(logits, event_ndims=1)``.
+
+        Args:
+            logits: shape ``[..., D, K]``.
+
+        Returns:
+            A ``OneHotCategorical``.
+        """
         return OneHotCategorical(logits, event_ndims=1)
 
     def _states(self):

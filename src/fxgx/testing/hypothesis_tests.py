@@ -47,7 +47,21 @@ def holm_rejections(p_values: np.ndarray, level: float) -> np.ndarray:
 
 def minimum_detectable_bias(standard_error, *, false_failure_rate: float, power: float,
                             num_coordinates: int) -> np.ndarray:
-    """Smallest per-coordinate bias detected with probability >= ``power``."""
+    """Smallest per-coordinate bias detected with probability >= ``power``.
+
+    ``(z_{1 - a/(2m)} + z_power) * standard_error`` for a Holm (Bonferroni-bounded) two-sided
+    z-test of ``m`` coordinates at family-wise level ``a``.
+
+    Args:
+        standard_error: the standard error of each coordinate's mean.
+        false_failure_rate: ``a``, the family-wise probability of failing an unbiased
+            estimator.
+        power: the probability of detecting the bias.
+        num_coordinates: ``m``.
+
+    Returns:
+        The detectable bias per coordinate (an array of the standard error's shape).
+    """
     critical = _NORMAL.inv_cdf(1.0 - false_failure_rate / (2.0 * num_coordinates))
     return (critical + _NORMAL.inv_cdf(power)) * np.asarray(standard_error)
 
@@ -56,7 +70,20 @@ def required_estimates(moments, detectable_bias: float, *, false_failure_rate: f
                        power: float = 0.99) -> int:
     """How many estimates make ``minimum_detectable_bias <= detectable_bias`` on every
     coordinate, given the per-estimate variance measured in ``moments`` (a pilot run):
-    ``n = ((z_{1 - a/(2m)} + z_power) * sigma_max / delta)^2``."""
+    ``n = ((z_{1 - a/(2m)} + z_power) * sigma_max / delta)^2``.
+
+    Args:
+        moments: the ``Moments`` of the estimates (``gradient_moments``).
+        detectable_bias: ``delta``, the absolute bias to detect.
+        false_failure_rate: ``a``, the family-wise false-failure rate.
+        power: the probability of detecting a bias of ``delta``.
+
+    Returns:
+        The number of estimates (at least 2).
+
+    Raises:
+        ValueError: ``detectable_bias`` is not positive.
+    """
     if detectable_bias <= 0:
         raise ValueError(f"detectable_bias={detectable_bias} must be positive.")
     critical = _NORMAL.inv_cdf(1.0 - false_failure_rate / (2.0 * moments.mean.size))
@@ -72,7 +99,23 @@ def rounding_floor(moments, exact) -> np.ndarray:
 
 @dataclasses.dataclass
 class BiasReport:
-    """Everything a failure message needs; ``passed`` is the verdict."""
+    """Everything a failure message needs; ``passed`` is the verdict.
+
+    Attributes:
+        mean: the mean estimate per coordinate.
+        exact: the exact gradient per coordinate.
+        standard_error: the standard error of the mean (with a floor for float rounding).
+        z: ``(mean - exact) / standard_error``.
+        p_values: two-sided p-values of ``z``.
+        rejected: the coordinates Holm's procedure rejects at ``false_failure_rate``.
+        minimum_detectable_bias: per coordinate, at ``power``.
+        false_failure_rate: the family-wise probability of failing an unbiased estimator.
+        power: the probability of detecting ``minimum_detectable_bias``.
+        count: the number of estimates.
+        seed: the seed of the estimates.
+        underpowered: the test cannot detect ``requested_bias`` with ``power``.
+        requested_bias: the bias the test was asked to be able to detect, or None.
+    """
 
     mean: np.ndarray
     exact: np.ndarray
@@ -90,6 +133,7 @@ class BiasReport:
 
     @property
     def max_abs_z(self) -> float:
+        """The largest ``|z|`` over the coordinates."""
         return float(np.max(np.abs(self.z)))
 
     @property
@@ -100,13 +144,23 @@ class BiasReport:
 
     @property
     def bias(self) -> np.ndarray:
+        """``mean - exact`` per coordinate."""
         return self.mean - self.exact
 
     @property
     def passed(self) -> bool:
+        """The verdict: no coordinate rejected, and the test not underpowered."""
         return not self.underpowered and not bool(np.any(self.rejected))
 
     def table(self, limit: int = 12) -> str:
+        """The coordinates with the largest ``|z|``, as a text table.
+
+        Args:
+            limit: the most rows.
+
+        Returns:
+            The table: coordinate, mean, exact value, standard error, z.
+        """
         order = np.argsort(-np.abs(self.z))[:limit]
         lines = [f"{'coord':>5} {'mean':>13} {'exact':>13} {'std err':>11} {'z':>8}"]
         for j in order:
@@ -117,6 +171,11 @@ class BiasReport:
         return "\n".join(lines)
 
     def message(self) -> str:
+        """The failure message: sample size, seed, error rate, power, and the table.
+
+        Returns:
+            The message, several lines.
+        """
         head = (
             f"n={self.count} estimates, seed={self.seed!r}, family-wise false-failure rate "
             f"{self.false_failure_rate:g} (Holm over {len(self.z)} coordinates), max |z| = "
@@ -130,8 +189,21 @@ def check_unbiased(moments, exact, *, false_failure_rate: float = 1e-5,
                    detectable_bias: float | None = None, power: float = 0.99) -> BiasReport:
     """Holm-adjusted z-tests of ``moments.mean`` against ``exact``; never raises on a verdict.
 
-    ``detectable_bias``: if given, the test must be able to detect an absolute bias of this
-    size on every coordinate with probability ``power``; otherwise it is *underpowered*.
+    Args:
+        moments: the ``Moments`` of the estimates (``gradient_moments``).
+        exact: the exact gradient, with as many coordinates as the estimates.
+        false_failure_rate: the family-wise probability of rejecting an unbiased estimator.
+        detectable_bias: if given, the test must be able to detect an absolute bias of this
+            size on every coordinate with probability ``power``; otherwise it is
+            *underpowered*.
+        power: see ``detectable_bias``.
+
+    Returns:
+        The ``BiasReport``.
+
+    Raises:
+        ValueError: ``exact`` has the wrong number of coordinates, or
+            ``false_failure_rate`` is outside (0, 1).
     """
     exact = np.ravel(np.asarray(exact, dtype=np.float64))
     if exact.shape != moments.mean.shape:
@@ -162,7 +234,21 @@ def check_unbiased(moments, exact, *, false_failure_rate: float = 1e-5,
 
 
 def assert_unbiased(moments, exact, **options) -> BiasReport:
-    """Raise ``AssertionError`` if the estimates are biased or the test is underpowered."""
+    """Raise ``AssertionError`` if the estimates are biased or the test is underpowered.
+
+    Args:
+        moments: the ``Moments`` of the estimates (``gradient_moments``).
+        exact: the exact gradient.
+        **options: ``false_failure_rate``, ``detectable_bias``, ``power`` of
+            ``check_unbiased``.
+
+    Returns:
+        The ``BiasReport`` of a passed test.
+
+    Raises:
+        AssertionError: a coordinate is rejected, or the test is underpowered; the message
+            has the table of the worst coordinates.
+    """
     report = check_unbiased(moments, exact, **options)
     if report.underpowered:
         raise AssertionError(
@@ -176,7 +262,16 @@ def assert_unbiased(moments, exact, **options) -> BiasReport:
 
 
 def measure_bias(moments, exact, **options) -> BiasReport:
-    """The bias ``mean - exact`` with its standard error and Holm-adjusted z-tests."""
+    """The bias ``mean - exact`` with its standard error and Holm-adjusted z-tests.
+
+    Args:
+        moments: the ``Moments`` of the estimates (``gradient_moments``).
+        exact: the exact gradient.
+        **options: as for ``check_unbiased``.
+
+    Returns:
+        The ``BiasReport`` (``report.bias`` is ``mean - exact``).
+    """
     return check_unbiased(moments, exact, **options)
 
 
@@ -184,8 +279,19 @@ def assert_biased(moments, exact, *, expected_sign=None, false_failure_rate: flo
                   coordinates=None) -> BiasReport:
     """Raise unless a bias is detected (Holm at ``false_failure_rate``) with ``expected_sign``.
 
-    ``expected_sign`` is +1/-1 (or an array of them, per coordinate); ``coordinates``
-    restricts the sign check to those indices.
+    Args:
+        moments: the ``Moments`` of the estimates (``gradient_moments``).
+        exact: the exact gradient.
+        expected_sign: +1/-1, or an array of them per coordinate; None checks no sign.
+        false_failure_rate: the probability of passing when the estimator is unbiased.
+        coordinates: the indices whose sign is checked (default: all).
+
+    Returns:
+        The ``BiasReport``.
+
+    Raises:
+        AssertionError: no bias is detected, or not with the expected sign on every
+            selected coordinate.
     """
     report = check_unbiased(moments, exact, false_failure_rate=false_failure_rate)
     if not np.any(report.rejected):
@@ -204,6 +310,19 @@ def assert_biased(moments, exact, *, expected_sign=None, false_failure_rate: flo
 
 @dataclasses.dataclass
 class VarianceReport:
+    """The verdict of ``check_variance``; ``passed`` is the verdict.
+
+    Attributes:
+        variance: the sample variance of one estimate, per coordinate.
+        expected: the exact variance.
+        standard_error: the standard error of the sample variance (from the fourth moment).
+        z: ``(variance - expected) / standard_error``.
+        rejected: the coordinates Holm's procedure rejects.
+        false_failure_rate: the family-wise probability of rejecting a correct variance.
+        count: the number of estimates.
+        seed: the seed of the estimates.
+    """
+
     variance: np.ndarray
     expected: np.ndarray
     standard_error: np.ndarray
@@ -215,9 +334,15 @@ class VarianceReport:
 
     @property
     def passed(self) -> bool:
+        """The verdict: no coordinate rejected."""
         return not bool(np.any(self.rejected))
 
     def message(self) -> str:
+        """The failure message: sample size, seed, error rate, and a table.
+
+        Returns:
+            The message, several lines.
+        """
         rows = [f"{'coord':>5} {'variance':>13} {'expected':>13} {'std err':>11} {'z':>8}"]
         for j in range(min(self.z.size, 12)):
             rows.append(
@@ -232,9 +357,20 @@ def check_variance(moments, expected_variance, *, false_failure_rate: float = 1e
                    absolute_tolerance: float = 0.0) -> VarianceReport:
     """z-test of the per-estimate variance against an exact value (SE from the 4th moment).
 
-    ``absolute_tolerance`` covers rounding when the exact variance is 0. Raises
-    ``ValueError`` for estimates that take two equally likely values (kurtosis 1), where the
-    z-test is not valid (see docs/testing.md).
+    Args:
+        moments: the ``Moments`` of the estimates (``gradient_moments``).
+        expected_variance: the exact variance of one estimate (broadcast to the
+            coordinates).
+        false_failure_rate: the family-wise probability of rejecting a correct variance.
+        absolute_tolerance: added to the standard error; covers rounding when the exact
+            variance is 0.
+
+    Returns:
+        The ``VarianceReport``.
+
+    Raises:
+        ValueError: the estimates take two equally likely values (kurtosis 1), where the
+            z-test is not valid (see docs/testing.md).
     """
     expected = np.broadcast_to(np.asarray(expected_variance, np.float64), moments.mean.shape)
     variance = moments.variance
@@ -262,6 +398,20 @@ def check_variance(moments, expected_variance, *, false_failure_rate: float = 1e
 
 
 def assert_variance(moments, expected_variance, **options) -> VarianceReport:
+    """Raise ``AssertionError`` if the variance differs from ``expected_variance``.
+
+    Args:
+        moments: the ``Moments`` of the estimates (``gradient_moments``).
+        expected_variance: the exact variance of one estimate.
+        **options: ``false_failure_rate``, ``absolute_tolerance`` of ``check_variance``.
+
+    Returns:
+        The ``VarianceReport`` of a passed test.
+
+    Raises:
+        AssertionError: a coordinate is rejected.
+        ValueError: as for ``check_variance``.
+    """
     report = check_variance(moments, expected_variance, **options)
     if not report.passed:
         raise AssertionError(f"Variance differs from the exact value.\n{report.message()}")

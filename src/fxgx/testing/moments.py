@@ -33,7 +33,21 @@ from fxgx.core.seeds import canonical_seed
 
 @dataclasses.dataclass
 class Moments:
-    """Mean, variance and higher central moments of a stream of gradient estimates."""
+    """Mean, variance and higher central moments of a stream of gradient estimates.
+
+    Attributes:
+        count: the number of estimates ``n``.
+        mean: the mean estimate per coordinate.
+        sum_squares: ``M2 = sum (g - mean)^2`` per coordinate.
+        sum_cubes: ``M3 = sum (g - mean)^3``.
+        sum_fourth_powers: ``M4 = sum (g - mean)^4``.
+        seed: the seed the estimates were drawn with.
+        dtype: the float dtype of the estimator's arithmetic.
+        backend: ``"tensorflow"`` or ``"jax"``.
+        num_samples: the estimator's ``num_samples`` per estimate.
+        seconds: the time spent drawing the estimates, compilation excluded.
+        compile_seconds: the time spent compiling.
+    """
 
     count: int
     mean: np.ndarray
@@ -59,6 +73,7 @@ class Moments:
 
     @property
     def fourth_central_moment(self) -> np.ndarray:
+        """``M4 / n``, the fourth central moment of one estimate."""
         return self.sum_fourth_powers / self.count
 
     @property
@@ -71,11 +86,20 @@ class Moments:
 
     @property
     def seconds_per_estimate(self) -> float:
+        """``seconds / count``."""
         return self.seconds / max(self.count, 1)
 
 
 def merge(first: Moments, second: Moments) -> Moments:
-    """Pairwise merge of two moment summaries (Chan et al. 1979; Pebay 2008)."""
+    """Pairwise merge of two moment summaries (Chan et al. 1979; Pebay 2008).
+
+    Args:
+        first: the moments of one set of estimates.
+        second: the moments of another, independent set.
+
+    Returns:
+        The moments of both sets together.
+    """
     if first.count == 0:
         return second
     if second.count == 0:
@@ -104,7 +128,14 @@ def merge(first: Moments, second: Moments) -> Moments:
 
 
 def moments_of(samples: np.ndarray) -> Moments:
-    """Moments of an in-memory ``[n, P]`` array (float64), for tests and small data."""
+    """Moments of an in-memory ``[n, P]`` array (float64), for tests and small data.
+
+    Args:
+        samples: ``n`` estimates of ``P`` coordinates.
+
+    Returns:
+        Their ``Moments``.
+    """
     samples = np.asarray(samples, dtype=np.float64)
     mean = samples.mean(axis=0)
     centred = samples - mean
@@ -184,6 +215,12 @@ def gradient_moments(
       chunk_size: estimates per compiled call; bounds peak memory.
       jit_compile: compile with XLA (TF) / ``jax.jit``.
       progress: optional ``callback(done, total)`` called after each chunk.
+
+    Returns:
+      The ``Moments`` of the estimates, in the backend's widest float.
+
+    Raises:
+      ValueError: ``num_estimates`` or ``chunk_size`` is below 2.
     """
     if num_estimates < 2:
         raise ValueError(f"num_estimates={num_estimates} must be at least 2.")

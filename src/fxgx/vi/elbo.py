@@ -41,8 +41,15 @@ from fxgx.vi.latents import Latents
 
 
 def estimator_target(estimator) -> str:
-    """``"expectation"`` (estimates ``grad E[f]``) or ``"log_mean_exp"`` (VIMCO-like), as the
-    estimator declares in ``Estimator.target``."""
+    """What an estimator's gradient estimates, as it declares in ``Estimator.target``.
+
+    Args:
+        estimator: an fxgx estimator, or any estimator object.
+
+    Returns:
+        ``"expectation"`` (it estimates ``grad E[f]``; the default for objects that declare
+        nothing) or ``"log_mean_exp"`` (``grad E[log mean_k exp f(z_k)]``, VIMCO-like).
+    """
     return getattr(estimator, "target", "expectation")
 
 

@@ -26,7 +26,22 @@ from fxgx.distributions import backend_of_distribution
 
 def expectation(estimator, function, distribution, *, seed, num_samples: int):
     """The estimator's surrogate of ``E_q[f]``, completed where the estimator declares that
-    it stops ``f`` (see the module notes)."""
+    it stops ``f`` (see the module notes).
+
+    Args:
+        estimator: any gradient estimator, called as ``estimator(f, q, seed=,
+            num_samples=)``. When its ``passes_function_gradients`` is False, the
+            gradient ``mean_s grad f(z_s)`` of what ``f`` closes over is added (with value
+            exactly 0).
+        function: ``f``, mapping samples ``[S] + shape`` to ``[S] + batch_shape``.
+        distribution: ``q``.
+        seed: an int, a TF seed pair or a JAX key.
+        num_samples: ``S``.
+
+    Returns:
+        The surrogate: value ``~ E_q[f]``, gradient ``~ grad E_q[f]`` for the parameters of
+        ``q`` and for what ``f`` closes over.
+    """
     if estimator.passes_function_gradients:
         return estimator(function, distribution, seed=seed, num_samples=num_samples)
     recorded = []

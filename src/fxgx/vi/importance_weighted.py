@@ -54,10 +54,27 @@ def importance_weighted_bound(target_log_prob_fn, surrogate_posterior, *, seed,
                               num_samples: int, estimator=None):
     """Surrogate of ``L_K = E[log (1/K) sum_k p(x, z_k) / q(z_k)]`` with ``K = num_samples``.
 
-    Same ``target_log_prob_fn`` and ``surrogate_posterior`` conventions as ``fxgx.vi.elbo``.
-    ``estimator`` defaults to ``fxgx.estimators.vimco()`` (needs ``K >= 2``); any estimator
-    of ``grad E[f]`` works too for Bernoulli/categorical latents (see the module notes).
-    Returns a tensor of the surrogate's batch shape; minimise ``-importance_weighted_bound``.
+    The value estimates ``L_K`` and the gradient estimates its gradient; minimise
+    ``-importance_weighted_bound(...)``. Reference: Burda, Grosse & Salakhutdinov (2016).
+
+    Args:
+        target_log_prob_fn: ``log p(x, z)``, called as in ``fxgx.vi.elbo``.
+        surrogate_posterior: ``q``, any surrogate ``fxgx.vi.elbo`` accepts.
+        seed: an int, a TF seed pair or a JAX key (required).
+        num_samples: ``K``, the importance samples per bound.
+        estimator: the gradient estimator for the discrete latents; default
+            ``fxgx.estimators.vimco()`` (needs ``K >= 2``). Any estimator of ``grad E[f]``
+            works too for Bernoulli/categorical latents, applied to the ``K``-fold product
+            (see the module notes).
+
+    Returns:
+        A tensor of the surrogate's batch shape.
+
+    Raises:
+        TypeError: a surrogate or estimator the bound cannot handle, or a non-int
+            ``num_samples``.
+        ValueError: ``num_samples`` is too small, or the target and the surrogate disagree
+            on shapes.
     """
     num_samples, latents, backend, seeds = prepare_bound(
         target_log_prob_fn, surrogate_posterior, seed, num_samples

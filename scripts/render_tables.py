@@ -1,0 +1,395 @@
+"""Render the result tables of README.md and docs/ from the committed JSON results.
+
+A table lives between two marker comments in a markdown file::
+
+    <!-- table:NAME start -->
+    | ... the rendered table ... |
+    <!-- table:NAME end -->
+
+and is rewritten from ``docs/results/*.json`` by the renderer ``TABLES[NAME]``. The JSON files
+are summaries of an example's own JSON output (``--output-dir``), made by the ``import``
+command, so a table is never typed by hand:
+
+    python examples/sigmoid_belief_network.py            # writes out/sigmoid_belief_network/
+    python scripts/render_tables.py import out/sigmoid_belief_network/sigmoid_belief_network.json
+    python scripts/render_tables.py import out/.../variable_selection.json --as NAME  # another run
+    python scripts/render_tables.py                      # rewrites every table
+    python scripts/render_tables.py --check              # exit 1 if a table differs (CI test)
+
+``tests/test_documentation_tables.py`` runs the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+RESULTS = REPOSITORY / "docs" / "results"
+MARKER = re.compile(
+    r"^(?P<indent>[ \t]*)<!-- table:(?P<name>[a-z0-9_-]+) start -->\n"
+    r"(?P<body>.*?)"
+    r"^(?P=indent)<!-- table:(?P=name) end -->$",
+    re.DOTALL | re.MULTILINE,
+)
+
+
+def markdown_files() -> list[Path]:
+    return [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").rglob("*.md"))]
+
+
+# ------------------------------------------------------------------ summaries of example runs
+
+
+def summarise_sigmoid_belief_network(run: dict) -> dict:
+    """The scalars the tables show, from ``examples/sigmoid_belief_network.py``'s JSON."""
+    rows = []
+    for record in run["results"]:
+        traced = record["log10_gradient_variance"]
+        rows.append({
+            "name": record["name"],
+            "num_samples": record["num_samples"],
+            "evaluations_per_step": record["evaluations_per_step"],
+            "objective": record["objective"],
+            "final_train_elbo": record["final_train_elbo"],
+            "test_elbo": record["test_elbo"],
+            "test_importance_weighted_bound": record["test_importance_weighted_bound"],
+            "median_log10_gradient_variance": float(np.median(traced)) if traced else None,
+            "log10_final_encoder_gradient_variance":
+                record["log10_final_encoder_gradient_variance"],
+            "seconds": record["seconds"],
+        })
+    return {"example": "sigmoid_belief_network", "arguments": run["arguments"], "results": rows}
+
+
+def summarise_bernoulli_toy(run: dict) -> dict:
+    """The scalars the tables show, from ``examples/bernoulli_toy.py``'s JSON."""
+    rows = []
+    for record in run["results"]:
+        log_variances = np.log10(np.maximum(np.asarray(record["variances"], float), 1e-30))
+        rows.append({
+            "name": record["name"],
+            "unbiased": record["unbiased"],
+            "evaluations_per_step": record["evaluations_per_step"],
+            "final_probability": record["probabilities"][-1],
+            "final_log10_variance": float(log_variances[-1]),
+            "median_log10_variance": float(np.median(log_variances)),
+            "seconds": record["seconds"],
+        })
+    return {"example": "bernoulli_toy", "arguments": run["arguments"], "results": rows}
+
+
+def summarise_gaussian_mixture(run: dict) -> dict:
+    """The scalars the tables show, from ``examples/gaussian_mixture.py``'s JSON."""
+    best = np.asarray(run["best_mean_field_probabilities"], float)
+    posterior = np.asarray(run["posterior"], float)
+    rows = [{key: record[key] for key in (
+        "name", "num_samples", "final_estimate", "exact_elbo", "max_probability_error",
+        "max_difference_from_cavi", "seconds")} for record in run["results"]]
+    return {"example": "gaussian_mixture", "arguments": run["arguments"],
+            "log_evidence": run["log_evidence"],
+            "best_mean_field_elbo": run["best_mean_field_elbo"],
+            "best_mean_field_probability_error": float(np.max(np.abs(best - posterior))),
+            "results": rows}
+
+
+def support_summary(probabilities, support) -> dict:
+    """The median-probability model (PIP > 0.5) and its true and false positives."""
+    selected = set(np.flatnonzero(np.asarray(probabilities) > 0.5).tolist())
+    truth = set(support)
+    return {"selected": sorted(selected), "true_positives": len(selected & truth),
+            "false_positives": len(selected - truth)}
+
+
+def summarise_variable_selection(run: dict) -> dict:
+    """The scalars the tables show, from ``examples/variable_selection.py``'s JSON."""
+    inclusion = np.asarray(run["inclusion_probabilities"], float)
+    best = np.asarray(run["best_mean_field_probabilities"], float)
+    rows = [{key: record[key] for key in (
+        "name", "num_samples", "exact_elbo", "max_pip_error", "max_difference_from_cavi",
+        "selected", "true_positives", "false_positives", "seconds")}
+        for record in run["results"]]
+    return {"example": "variable_selection", "arguments": run["arguments"],
+            "support": run["support"], "log_evidence": run["log_evidence"],
+            "inclusion_probabilities": run["inclusion_probabilities"],
+            "exact_selection": support_summary(inclusion, run["support"]),
+            "best_mean_field_elbo": run["best_mean_field_elbo"],
+            "best_mean_field_pip_error": float(np.max(np.abs(best - inclusion))),
+            "best_mean_field_selection": support_summary(best, run["support"]),
+            "results": rows}
+
+
+SUMMARIES = {
+    "sigmoid_belief_network": summarise_sigmoid_belief_network,
+    "bernoulli_toy": summarise_bernoulli_toy,
+    "gaussian_mixture": summarise_gaussian_mixture,
+    "variable_selection": summarise_variable_selection,
+}
+
+
+def source_commit() -> str | None:
+    """The repository's HEAD commit (the code the example ran), when git can tell."""
+    import subprocess  # noqa: PLC0415 - only the import command needs it
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPOSITORY, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def load(example: str) -> dict:
+    with open(RESULTS / f"{example}.json", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# ------------------------------------------------------------------------------- tables
+
+
+def number(value, digits: int = 2, minus: str = "-") -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.{digits}f}"
+    return text.replace("-", minus, 1) if text.startswith("-") else text
+
+
+def sbn_summary_table() -> list[str]:
+    """README: objective and bounds of every estimator, at the same budget."""
+    run = load("sigmoid_belief_network")
+    importance = "K=100"
+    lines = [f"| estimator | objective | train ELBO | test ELBO | test log p(x) ≥ ({importance}) |",
+             "| --- | --- | --- | --- | --- |"]
+    for row in run["results"]:
+        unit = "pairs" if row["name"] in ("arm", "disarm") else "samples"
+        count = row["num_samples"]
+        if count == 1:
+            unit = unit[:-1]
+        lines.append(
+            f"| {row['name']} ({count} {unit}) | {row['objective']} | "
+            f"{number(row['final_train_elbo'], minus='−')} | "
+            f"{number(row['test_elbo'], minus='−')} | "
+            f"{number(row['test_importance_weighted_bound'], minus='−')} |")
+    return lines
+
+
+def sbn_full_table() -> list[str]:
+    """The tutorial: bounds, gradient variances and training time."""
+    run = load("sigmoid_belief_network")
+    lines = ["| estimator | samples | f/step | objective | train ELBO | test ELBO | "
+             "test log p(x) >= (K=100) | log10 Var (all, median) | "
+             "log10 Var (encoder, final) | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in run["results"]:
+        lines.append(
+            f"| {row['name']} | {row['num_samples']} | {row['evaluations_per_step']} | "
+            f"{row['objective']} | {number(row['final_train_elbo'])} | "
+            f"{number(row['test_elbo'])} | {number(row['test_importance_weighted_bound'])} | "
+            f"{number(row['median_log10_gradient_variance'])} | "
+            f"{number(row['log10_final_encoder_gradient_variance'])} | "
+            f"{row['seconds']:.0f} |")
+    return lines
+
+
+def sbn_configuration() -> list[str]:
+    """One line: the configuration the SBN results were produced with."""
+    arguments = load("sigmoid_belief_network")["arguments"]
+    return [f"Configuration: `--backend {arguments['backend']} --latents {arguments['latents']} "
+            f"--steps {arguments['steps']} --batch-size {arguments['batch_size']} "
+            f"--learning-rate {arguments['learning_rate']:g} --evaluations "
+            f"{arguments['evaluations']} --seed {arguments['seed']}`"
+            + (" (`--quick`)." if arguments.get("quick") else ".")]
+
+
+def bernoulli_toy_table() -> list[str]:
+    """The tutorial: unbiased estimators first, each group by final p."""
+    run = load("bernoulli_toy")
+    rows = sorted(run["results"], key=lambda row: (not row["unbiased"],
+                                                   row["final_probability"]))
+    lines = ["| estimator | unbiased | f/step | final p | log10 Var (final) | "
+             "log10 Var (median over run) | seconds |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row['name']} | {'yes' if row['unbiased'] else 'no'} | "
+            f"{row['evaluations_per_step']} | {row['final_probability']:.4f} | "
+            f"{number(row['final_log10_variance'])} | {number(row['median_log10_variance'])} | "
+            f"{row['seconds']:.1f} |")
+    return lines
+
+
+def bernoulli_toy_configuration() -> list[str]:
+    arguments = load("bernoulli_toy")["arguments"]
+    return [f"Configuration: `--backend {arguments['backend']} --steps {arguments['steps']} "
+            f"--learning-rate {arguments['learning_rate']:g} --target {arguments['target']:g} "
+            f"--variance-every {arguments['variance_every']} --variance-draws "
+            f"{arguments['variance_draws']} --seed {arguments['seed']}`"
+            + (" (`--quick`)." if arguments.get("quick") else ".")]
+
+
+def sbn_seeds_table() -> list[str]:
+    """The tutorial: the same run with other seeds, for the estimators imported as
+    ``sigmoid_belief_network_seed*``."""
+    runs = [load("sigmoid_belief_network")]
+    runs += [load(path.stem) for path in sorted(RESULTS.glob("sigmoid_belief_network_seed*.json"))]
+    names = [row["name"] for row in runs[-1]["results"]]
+    seeds = [run["arguments"]["seed"] for run in runs]
+    lines = ["| estimator | " + " | ".join(f"train ELBO, seed {seed}" for seed in seeds) + " | "
+             + " | ".join(f"log10 Var (encoder), seed {seed}" for seed in seeds) + " |",
+             "|---|" + "---|" * (2 * len(seeds))]
+    for name in names:
+        rows = [next(row for row in run["results"] if row["name"] == name) for run in runs]
+        lines.append(f"| {name} | "
+                     + " | ".join(number(row["final_train_elbo"]) for row in rows) + " | "
+                     + " | ".join(number(row["log10_final_encoder_gradient_variance"])
+                                  for row in rows) + " |")
+    return lines
+
+
+def gaussian_mixture_table(name: str) -> list[str]:
+    """The tutorial: each estimator's fitted ``q`` against the exact and CAVI answers."""
+    run = load(name)
+    evidence = run["log_evidence"]
+    lines = ["| estimator | samples | ELBO estimate (last 10%) | exact ELBO of q | "
+             "log p(x) - ELBO | max abs(q - p) | max abs(q - CAVI q) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in run["results"]:
+        lines.append(
+            f"| {row['name']} | {row['num_samples']} | {row['final_estimate']:.3f} | "
+            f"{row['exact_elbo']:.4f} | {evidence - row['exact_elbo']:.4f} | "
+            f"{row['max_probability_error']:.3f} | {row['max_difference_from_cavi']:.3f} |")
+    best = run["best_mean_field_elbo"]
+    lines.append(f"| exact (enumeration) | | | log p(x) = {evidence:.4f} | | | |")
+    lines.append(f"| best mean-field (CAVI) | | | {best:.4f} | {evidence - best:.4f} | "
+                 f"{run['best_mean_field_probability_error']:.3f} | 0 |")
+    return lines
+
+
+def variable_selection_table() -> list[str]:
+    """The tutorial: each estimator's ``q`` against the exact posterior and CAVI."""
+    run = load("variable_selection")
+    evidence = run["log_evidence"]
+    lines = ["| estimator | samples | exact ELBO of q | log p(y) - ELBO | "
+             "max abs(q - exact PIP) | max abs(q - CAVI q) | selected (q > 0.5) | "
+             "true / false positives |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in run["results"]:
+        lines.append(
+            f"| {row['name']} | {row['num_samples']} | {row['exact_elbo']:.3f} | "
+            f"{evidence - row['exact_elbo']:.3f} | {row['max_pip_error']:.3f} | "
+            f"{row['max_difference_from_cavi']:.3f} | {row['selected']} | "
+            f"{row['true_positives']} / {row['false_positives']} |")
+    exact, cavi = run["exact_selection"], run["best_mean_field_selection"]
+    best = run["best_mean_field_elbo"]
+    lines.append(f"| exact posterior | | log p(y) = {evidence:.3f} | | | | {exact['selected']} | "
+                 f"{exact['true_positives']} / {exact['false_positives']} |")
+    lines.append(f"| best mean-field (CAVI) | | {best:.3f} | {evidence - best:.3f} | "
+                 f"{run['best_mean_field_pip_error']:.3f} | 0 | {cavi['selected']} | "
+                 f"{cavi['true_positives']} / {cavi['false_positives']} |")
+    return lines
+
+
+def variable_selection_budget_table() -> list[str]:
+    """The tutorial: the gap to the best mean-field ELBO at the default budget and at the
+    larger one imported as ``variable_selection_larger_budget``."""
+    default, larger = load("variable_selection"), load("variable_selection_larger_budget")
+    arguments = larger["arguments"]
+    lines = ["| estimator | CAVI ELBO - ELBO of q, default | CAVI ELBO - ELBO of q, "
+             f"`--evaluations {arguments['evaluations']} --learning-rate "
+             f"{arguments['learning_rate']:g}` |",
+             "|---|---|---|"]
+    for row in larger["results"]:
+        before = next(other for other in default["results"] if other["name"] == row["name"])
+        lines.append(f"| {row['name']} | "
+                     f"{default['best_mean_field_elbo'] - before['exact_elbo']:.3f} | "
+                     f"{larger['best_mean_field_elbo'] - row['exact_elbo']:.3f} |")
+    return lines
+
+
+def variable_selection_pips() -> list[str]:
+    pips = " ".join(f"{value:.3f}" for value in load("variable_selection")
+                    ["inclusion_probabilities"])
+    return [f"Exact PIPs: `{pips}`."]
+
+
+TABLES = {
+    "gaussian-mixture": lambda: gaussian_mixture_table("gaussian_mixture"),
+    "gaussian-mixture-means-normal":
+        lambda: gaussian_mixture_table("gaussian_mixture_means_normal"),
+    "variable-selection": variable_selection_table,
+    "variable-selection-pips": variable_selection_pips,
+    "variable-selection-budget": variable_selection_budget_table,
+    "sbn-seeds": sbn_seeds_table,
+    "sbn": sbn_summary_table,
+    "sbn-full": sbn_full_table,
+    "sbn-configuration": sbn_configuration,
+    "bernoulli-toy": bernoulli_toy_table,
+    "bernoulli-toy-configuration": bernoulli_toy_configuration,
+}
+
+
+def render(markdown: str, where: str = "markdown") -> str:
+    """``markdown`` with every marked table rendered from the committed JSON."""
+
+    def replace(match: re.Match) -> str:
+        name, indent = match.group("name"), match.group("indent")
+        if name not in TABLES:
+            raise KeyError(f"{where}: unknown table {name!r}; known: {sorted(TABLES)}.")
+        body = "".join(f"{indent}{line}\n" for line in TABLES[name]())
+        return (f"{indent}<!-- table:{name} start -->\n{body}"
+                f"{indent}<!-- table:{name} end -->")
+
+    return MARKER.sub(replace, markdown)
+
+
+def stale_files() -> list[Path]:
+    """The markdown files whose tables differ from what the JSON renders."""
+    return [path for path in markdown_files()
+            if (text := path.read_text(encoding="utf-8")) != render(text, str(path))]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("command", nargs="?", default="render", choices=("render", "import"),
+                        help="render the tables, or import an example's JSON output")
+    parser.add_argument("path", nargs="?", help="import: the example's JSON output")
+    parser.add_argument("--as", dest="name", default=None,
+                        help="import: the results' name in docs/results (default: the example)")
+    parser.add_argument("--check", action="store_true",
+                        help="render: change nothing; exit 1 if a table is stale")
+    arguments = parser.parse_args(argv)
+    if arguments.command == "import":
+        if arguments.path is None:
+            parser.error("import needs the path of an example's JSON output")
+        example = Path(arguments.path).stem
+        if example not in SUMMARIES:
+            parser.error(f"no summary for {example!r}; known: {sorted(SUMMARIES)}")
+        with open(arguments.path, encoding="utf-8") as handle:
+            summary = SUMMARIES[example](json.load(handle))
+        summary["arguments"].pop("output_dir", None)  # where it ran, not how
+        summary["source_commit"] = source_commit()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        target = RESULTS / f"{arguments.name or example}.json"
+        target.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {target.relative_to(REPOSITORY)}")
+        return 0
+    stale = stale_files()
+    if arguments.check:
+        for path in stale:
+            print(f"stale table in {path.relative_to(REPOSITORY)}: run "
+                  "python scripts/render_tables.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        text = path.read_text(encoding="utf-8")
+        path.write_text(render(text, str(path)), encoding="utf-8")
+        print(f"rendered {path.relative_to(REPOSITORY)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
