@@ -187,4 +187,4 @@ def gumbel_softmax(temperature=0.5, hard: bool = False) -> GumbelSoftmax:
 
 def gumbel_softmax_hard(temperature=0.5) -> GumbelSoftmaxHard:
     """``gumbel_softmax(temperature, hard=True)``: the straight-through Gumbel estimator."""
-    return gumbel_softmax(temperature, hard=True)
+    return GumbelSoftmaxHard(positive(temperature, "temperature"))

@@ -38,7 +38,7 @@ from fxgx.backends import get_backend
 from fxgx.core.custom_gradient import custom_gradient
 from fxgx.core.random import open_uniform
 from fxgx.core.seeds import canonical_seed
-from fxgx.distributions import Bernoulli, Distribution, OneHotCategorical
+from fxgx.distributions import Bernoulli, OneHotCategorical
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
 from fxgx.estimators.hyperparameters import as_hyperparameter, finite, positive
 
@@ -203,7 +203,7 @@ def check_control_values(backend, values, num_samples, batch_shape, argument):
     return values
 
 
-class VarianceObjectiveMixin:
+class VarianceObjectiveMixin(Estimator):
     """``gradient_estimate`` and ``variance_loss`` for estimators with trainable control
     variates. Since ``E[g] = grad E[f]`` does not depend on the control variate,
     ``d Var(g) / d phi = d E[|g|^2] / d phi``: minimising ``|g|^2`` minimises the variance.
@@ -227,7 +227,7 @@ class VarianceObjectiveMixin:
         scale, ``control_variate_parameters``); the keyword overrides are those of the call.
         """
         checked = self._check_distribution(distribution)
-        if not isinstance(checked, Distribution):
+        if not isinstance(checked, (Bernoulli, OneHotCategorical)):
             raise TypeError(f"{self.name} needs a Bernoulli or OneHotCategorical distribution.")
         backend = checked.backend
         rebuild = Bernoulli if checked.kind == "bernoulli" else OneHotCategorical
