@@ -132,10 +132,24 @@ class Estimator:
         return propagate_non_finite(backend, surrogate, distribution), new_state, info
 
     def prepare_call(self, function, distribution, seed, num_samples):
-        """The boundary checks of a call: returns ``(distribution, backend, seed,
-        num_samples)`` with the distribution converted, the backend told from its arrays (see
-        ``fxgx.distributions.backend_of_distribution``) and the seed made native. Estimators
-        with extra entry points (state, losses) call it too."""
+        """The boundary checks shared by the plain call, ``apply`` and the side methods.
+
+        Args:
+            function: ``f``; must be callable.
+            distribution: ``q``; converted to fxgx's distribution where fxgx has one.
+            seed: an int, a TensorFlow stateless seed or a JAX key.
+            num_samples: ``S``.
+
+        Returns:
+            ``(distribution, backend, seed, num_samples)``: the converted distribution, the
+            backend told from its arrays (``fxgx.distributions.backend_of_distribution``),
+            the seed in the backend's native form and the checked sample count.
+
+        Raises:
+            TypeError: an unsupported distribution, a non-callable ``f``, a non-int
+                ``num_samples`` or a seed of the wrong type.
+            ValueError: ``num_samples`` below ``minimum_samples``.
+        """
         converted = self._check_distribution(distribution)
         num_samples = self._check_num_samples(num_samples)
         backend = backend_of_distribution(converted, seed=seed)
@@ -205,6 +219,14 @@ def propagate_non_finite(backend, surrogate, distribution):
     is not. Distributions fxgx does not convert are left alone: their ``log_prob`` carries
     NaN on its own. To raise an error instead, make the distribution with
     ``validate_args=True``.
+
+    Args:
+        backend: the backend module.
+        surrogate: an estimator's surrogate, shape ``batch_shape``.
+        distribution: the (converted) distribution whose parameters are checked.
+
+    Returns:
+        The guarded surrogate.
     """
     if not isinstance(distribution, Distribution):
         return surrogate
@@ -225,13 +247,36 @@ def propagate_non_finite(backend, surrogate, distribution):
 
 
 def sub_seeds(seed, backend, *names):
-    """Named independent sub-seeds of a canonical seed."""
+    """Named independent sub-seeds of a canonical seed.
+
+    Args:
+        seed: a native seed of ``backend``.
+        backend: the backend module.
+        *names: one name per sub-seed.
+
+    Returns:
+        ``{name: seed}``, independent of one another and of ``seed``'s other uses.
+    """
     return split_seed(seed, names, backend)
 
 
 def evaluate(function, samples, distribution, backend, num_samples):
-    """``function(samples)`` checked to have shape ``[num_samples] + batch_shape`` (only the
-    leading ``num_samples`` when the distribution does not say its batch shape)."""
+    """``function(samples)``, checked and cast to the samples' floating dtype.
+
+    Args:
+        function: ``f``.
+        samples: ``[num_samples] + batch_shape + event_shape`` samples.
+        distribution: the distribution they came from (for its batch shape).
+        backend: the backend module.
+        num_samples: ``S``.
+
+    Returns:
+        ``f(samples)``, shape ``[num_samples] + batch_shape``.
+
+    Raises:
+        ValueError: ``f`` returned another shape (only the leading ``num_samples`` is
+            checked when the distribution does not say its batch shape).
+    """
     values = function(samples)
     if not backend.is_array(values):
         values = backend.convert(values)
@@ -256,6 +301,15 @@ def evaluate(function, samples, distribution, backend, num_samples):
 
 
 def leave_one_out_mean(backend, values, num_samples):
-    """``b_s = (sum_j values_j - values_s) / (S - 1)`` along axis 0."""
+    """The leave-one-out mean ``b_s = (sum_j values_j - values_s) / (S - 1)`` along axis 0.
+
+    Args:
+        backend: the backend module.
+        values: ``[S] + batch_shape`` values.
+        num_samples: ``S`` (at least 2).
+
+    Returns:
+        ``b``, of the shape of ``values``.
+    """
     total = backend.reduce_sum(values, axis=0, keepdims=True)
     return (total - values) / (num_samples - 1)

@@ -12,6 +12,9 @@ regression on the same samples:
 
     loss(b) = 1/S sum_s (f(z_s) - b(x))^2         (``f`` is constant here)
 
+``apply`` returns it as ``info["baseline_loss"]``; the baseline's parameters are closed over
+by ``b`` and trained by the user's optimizer, so the estimator's state is ``()``.
+
 Reference: Mnih & Gregor (2014), "Neural variational inference and learning in belief
 networks" (NVIL), section 3.3.
 """

@@ -5,7 +5,8 @@
 with ``b = H(z)``, ``z`` the logistic (Bernoulli) or Gumbel (categorical) perturbed logits and
 ``z~ ~ p(z | b)`` the conditional relaxed sample (see ``fxgx.estimators.rebar``). It is
 unbiased for every differentiable ``c_phi``, so ``phi`` is trained to minimise ``E[|g|^2]``
-(``variance_loss``), whose gradient equals that of ``Var(g)``. Following Grathwohl et al.
+(``info["variance_loss"]`` of ``apply``, or ``variance_loss``), whose gradient equals that
+of ``Var(g)``. Following Grathwohl et al.
 (2018, section 3.3), fxgx's control variate is
 
     c_phi(z) = eta f(s_lambda(z)) + r(z, parameters)
