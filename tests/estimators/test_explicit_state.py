@@ -87,9 +87,14 @@ def test_stateless_estimators_have_the_empty_state_and_no_info(framework, card):
 
 
 def _compiled_cases():
+    """Every card in ``tf.function`` and ``jax.jit``, the stateful ones under XLA too. The
+    stateless cards run the plain call's code, which their own test files compile in every
+    mode, so their cases are in the slow set (about 30 s)."""
     for card in CARDS:
+        marks = [] if card.name in STATEFUL else [pytest.mark.slow]
         for backend, mode in (("tensorflow", "function"), ("jax", "jit")):
-            yield pytest.param(card, backend, mode, id=f"{card.name}-{backend}-{mode}")
+            yield pytest.param(card, backend, mode, marks=marks,
+                               id=f"{card.name}-{backend}-{mode}")
         if card.name in STATEFUL:
             yield pytest.param(card, "tensorflow", "xla", id=f"{card.name}-tensorflow-xla")
 
