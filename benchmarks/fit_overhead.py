@@ -23,7 +23,7 @@ import json
 import os
 import platform
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -184,7 +184,7 @@ def main() -> None:
             "benchmark": "fit_overhead",
             "command": "python benchmarks/fit_overhead.py " + " ".join(
                 f"--{name} {getattr(arguments, name)}" for name in ("short", "long", "repeats")),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "cpu_count": os.cpu_count()},
             "versions": versions(),

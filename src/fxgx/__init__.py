@@ -6,6 +6,7 @@ you pass and imported then.
 
 from fxgx.core.custom_gradient import custom_gradient
 
+# The one definition of the version: pyproject.toml reads it ([tool.hatch.version]).
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "custom_gradient"]

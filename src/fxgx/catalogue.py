@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 REQUIRED_FIELDS = (
     "name",

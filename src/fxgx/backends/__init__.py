@@ -1,18 +1,21 @@
 """Backend registry: the only place that decides which framework handles an array.
 
-A backend is a module exposing one shared set of array functions (see
-``tensorflow_backend`` and ``jax_backend``). Estimator code is written once against that
-set. The backend is chosen from the arrays the caller passes, the way einops does: the
-array's type names its framework, so neither framework is imported until an array of it
-is seen (``import fxgx`` imports neither).
+A backend is a module exposing one shared set of array functions, typed by the protocol
+``fxgx.backends.protocol.Backend`` (implemented by ``tensorflow_backend`` and
+``jax_backend``). Estimator code is written once against that set. The backend is chosen
+from the arrays the caller passes, the way einops does: the array's type names its
+framework, so neither framework is imported until an array of it is seen (``import fxgx``
+imports neither).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fxgx.backends.protocol import Backend
 
 # Framework name -> (module prefixes of its array types, backend module path).
 _REGISTRY: dict[str, tuple[tuple[str, ...], str]] = {
@@ -25,10 +28,10 @@ DEFAULT_BACKEND = "tensorflow"
 _ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "jax": "jax"}
 
 
-_LOADED: dict[str, ModuleType] = {}
+_LOADED: dict[str, Backend] = {}
 
 
-def backend_by_name(name: str) -> ModuleType:
+def backend_by_name(name: str) -> Backend:
     """Return the backend module called ``name`` ("tensorflow"/"tf" or "jax")."""
     key = _ALIASES.get(str(name).lower())
     if key is None:
@@ -82,7 +85,7 @@ def _leaves(value: Any):
         yield value
 
 
-def find_backend(*values: Any) -> ModuleType | None:
+def find_backend(*values: Any) -> Backend | None:
     """Return the backend of the first framework array among ``values`` (nested), or None.
 
     Raises ``TypeError`` when arrays of two frameworks are mixed.
@@ -104,7 +107,7 @@ def find_backend(*values: Any) -> ModuleType | None:
     return None if found is None else backend_by_name(found)
 
 
-def get_backend(*values: Any, default: str | None = DEFAULT_BACKEND) -> ModuleType:
+def get_backend(*values: Any, default: str | None = DEFAULT_BACKEND) -> Backend:
     """Return the backend for ``values``; fall back to ``default`` for plain Python/NumPy."""
     backend = find_backend(*values)
     if backend is not None:

@@ -13,21 +13,20 @@ import jax.numpy as jnp
 import numpy as np
 
 name = "jax"
-Tensor = jax.Array
 
 
 def is_array(value) -> bool:
     return isinstance(value, jax.Array)
 
 
-def as_dtype(dtype):
+def _as_dtype(dtype):
     if dtype is None:
         return None
     return jnp.dtype(dtype)
 
 
 def convert(value, dtype=None):
-    return jnp.asarray(value, dtype=as_dtype(dtype))
+    return jnp.asarray(value, dtype=_as_dtype(dtype))
 
 
 def dtype_of(value):
@@ -46,9 +45,6 @@ def shape_of(value) -> tuple:
     return tuple(jnp.shape(value))
 
 
-def dynamic_shape(value):
-    return jnp.shape(value)
-
 
 def finfo_eps(dtype) -> float:
     return float(jnp.finfo(jnp.dtype(dtype)).eps)
@@ -58,7 +54,6 @@ stop_gradient = jax.lax.stop_gradient
 reshape = jnp.reshape
 broadcast_to = jnp.broadcast_to
 expand_dims = jnp.expand_dims
-squeeze = jnp.squeeze
 where = jnp.where
 stack = jnp.stack
 concat = jnp.concatenate
@@ -69,9 +64,7 @@ ones_like = jnp.ones_like
 exp = jnp.exp
 log = jnp.log
 log1p = jnp.log1p
-expm1 = jnp.expm1
 abs = jnp.abs  # noqa: A001 - mirrors the array API name
-sign = jnp.sign
 sqrt = jnp.sqrt
 square = jnp.square
 maximum = jnp.maximum
@@ -82,8 +75,6 @@ softplus = jax.nn.softplus
 softmax = jax.nn.softmax
 log_softmax = jax.nn.log_softmax
 isfinite = jnp.isfinite
-logical_and = jnp.logical_and
-logical_not = jnp.logical_not
 equal = jnp.equal
 less = jnp.less
 greater = jnp.greater
@@ -92,7 +83,7 @@ tanh = jnp.tanh
 
 
 def cast(value, dtype):
-    return jnp.asarray(value).astype(as_dtype(dtype))
+    return jnp.asarray(value).astype(_as_dtype(dtype))
 
 
 def reduce_sum(value, axis=None, keepdims=False):
@@ -102,9 +93,6 @@ def reduce_sum(value, axis=None, keepdims=False):
 def reduce_mean(value, axis=None, keepdims=False):
     return jnp.mean(value, axis=axis, keepdims=keepdims)
 
-
-def reduce_max(value, axis=None, keepdims=False):
-    return jnp.max(value, axis=axis, keepdims=keepdims)
 
 
 def logsumexp(value, axis=None, keepdims=False):
@@ -134,20 +122,17 @@ def exclusive_cumsum(value, axis=0, reverse=False):
                            axis=axis)
 
 
-def clip(value, low, high):
-    return jnp.clip(value, low, high)
-
 
 def zeros(shape, dtype):
-    return jnp.zeros(shape, dtype=as_dtype(dtype))
+    return jnp.zeros(shape, dtype=_as_dtype(dtype))
 
 
 def ones(shape, dtype):
-    return jnp.ones(shape, dtype=as_dtype(dtype))
+    return jnp.ones(shape, dtype=_as_dtype(dtype))
 
 
 def one_hot(indices, depth, dtype):
-    return jax.nn.one_hot(indices, depth, dtype=as_dtype(dtype))
+    return jax.nn.one_hot(indices, depth, dtype=_as_dtype(dtype))
 
 
 def argmax(value, axis=-1):
@@ -155,7 +140,7 @@ def argmax(value, axis=-1):
 
 
 def arange(n, dtype):
-    return jnp.arange(n, dtype=as_dtype(dtype))
+    return jnp.arange(n, dtype=_as_dtype(dtype))
 
 
 def to_numpy(value):
@@ -201,11 +186,11 @@ def split_seed(seed, count: int):
 
 
 def uniform(shape, seed, dtype, low=0.0, high=1.0):
-    return jax.random.uniform(seed, tuple(shape), dtype=as_dtype(dtype), minval=low, maxval=high)
+    return jax.random.uniform(seed, tuple(shape), dtype=_as_dtype(dtype), minval=low, maxval=high)
 
 
 def normal(shape, seed, dtype):
-    return jax.random.normal(seed, tuple(shape), dtype=as_dtype(dtype))
+    return jax.random.normal(seed, tuple(shape), dtype=_as_dtype(dtype))
 
 
 # ---------------------------------------------------------------- transformations
@@ -234,7 +219,7 @@ def device_description() -> str:
 
 def widest_float() -> str:
     """float64 when ``jax_enable_x64`` is on, else float32 (JAX would truncate silently)."""
-    return "float64" if jax.config.jax_enable_x64 else "float32"
+    return "float64" if jax.dtypes.canonicalize_dtype(jnp.float64) == jnp.float64 else "float32"
 
 
 def name_scope(name: str):

@@ -14,7 +14,6 @@ import numpy as np
 import tensorflow as tf
 
 name = "tensorflow"
-Tensor = tf.Tensor
 
 _RANDOM_ALGORITHM = "threefry"
 
@@ -25,18 +24,16 @@ def is_array(value) -> bool:
 
 def convert(value, dtype=None):
     if dtype is not None:
-        dtype = as_dtype(dtype)
+        dtype = _as_dtype(dtype)
     if isinstance(value, tf.Variable):
         return value if dtype is None or value.dtype == dtype else tf.cast(value, dtype)
     return tf.convert_to_tensor(value, dtype=dtype)
 
 
-def as_dtype(dtype):
-    if dtype is None:
-        return None
-    if isinstance(dtype, str):
+def _as_dtype(dtype) -> tf.DType:
+    if isinstance(dtype, (str, tf.DType)):
         return tf.as_dtype(dtype)
-    return tf.as_dtype(np.dtype(dtype) if not isinstance(dtype, tf.DType) else dtype)
+    return tf.as_dtype(np.dtype(dtype))
 
 
 def dtype_of(value):
@@ -44,24 +41,22 @@ def dtype_of(value):
 
 
 def dtype_name(dtype) -> str:
-    return as_dtype(dtype).name
+    return _as_dtype(dtype).name
 
 
 def is_floating(dtype) -> bool:
-    return as_dtype(dtype).is_floating
+    return _as_dtype(dtype).is_floating
 
 
-def shape_of(value) -> tuple:
-    """Static shape as a tuple (None for unknown dimensions)."""
+def shape_of(value) -> tuple | None:
+    """Static shape as a tuple (None for unknown dimensions; None for an unknown rank)."""
     return tuple(value.shape.as_list()) if value.shape.rank is not None else None
 
 
-def dynamic_shape(value):
-    return tf.shape(value)
-
 
 def finfo_eps(dtype) -> float:
-    return float(np.finfo(as_dtype(dtype).as_numpy_dtype).eps)
+    # TF types as_numpy_dtype as type[np.number], which numpy's finfo stubs do not list.
+    return float(np.finfo(_as_dtype(dtype).as_numpy_dtype).eps)  # pyright: ignore[reportCallIssue, reportArgumentType]
 
 
 stop_gradient = tf.stop_gradient
@@ -69,7 +64,6 @@ cast = tf.cast
 reshape = tf.reshape
 broadcast_to = tf.broadcast_to
 expand_dims = tf.expand_dims
-squeeze = tf.squeeze
 where = tf.where
 stack = tf.stack
 concat = tf.concat
@@ -80,9 +74,7 @@ ones_like = tf.ones_like
 exp = tf.exp
 log = tf.math.log
 log1p = tf.math.log1p
-expm1 = tf.math.expm1
 abs = tf.abs  # noqa: A001 - mirrors the array API name
-sign = tf.sign
 sqrt = tf.sqrt
 square = tf.square
 maximum = tf.maximum
@@ -93,8 +85,6 @@ softplus = tf.nn.softplus
 softmax = tf.nn.softmax
 log_softmax = tf.nn.log_softmax
 isfinite = tf.math.is_finite
-logical_and = tf.logical_and
-logical_not = tf.logical_not
 equal = tf.equal
 less = tf.less
 greater = tf.greater
@@ -109,9 +99,6 @@ def reduce_sum(value, axis=None, keepdims=False):
 def reduce_mean(value, axis=None, keepdims=False):
     return tf.reduce_mean(value, axis=axis, keepdims=keepdims)
 
-
-def reduce_max(value, axis=None, keepdims=False):
-    return tf.reduce_max(value, axis=axis, keepdims=keepdims)
 
 
 def logsumexp(value, axis=None, keepdims=False):
@@ -129,20 +116,17 @@ def exclusive_cumsum(value, axis=0, reverse=False):
     return tf.math.cumsum(value, axis=axis, exclusive=True, reverse=reverse)
 
 
-def clip(value, low, high):
-    return tf.clip_by_value(value, low, high)
-
 
 def zeros(shape, dtype):
-    return tf.zeros(shape, dtype=as_dtype(dtype))
+    return tf.zeros(shape, dtype=_as_dtype(dtype))
 
 
 def ones(shape, dtype):
-    return tf.ones(shape, dtype=as_dtype(dtype))
+    return tf.ones(shape, dtype=_as_dtype(dtype))
 
 
 def one_hot(indices, depth, dtype):
-    return tf.one_hot(indices, depth, dtype=as_dtype(dtype))
+    return tf.one_hot(indices, depth, dtype=_as_dtype(dtype))
 
 
 def argmax(value, axis=-1):
@@ -150,7 +134,7 @@ def argmax(value, axis=-1):
 
 
 def arange(n, dtype):
-    return tf.range(n, dtype=as_dtype(dtype))
+    return tf.range(n, dtype=_as_dtype(dtype))
 
 
 def to_numpy(value):
@@ -182,7 +166,7 @@ def _runtime(seed):
         return seed
     if not _RUNTIME_ZERO:
         with tf.init_scope():
-            _RUNTIME_ZERO.append(tf.Variable(0, dtype=tf.int64, trainable=False,
+            _RUNTIME_ZERO.append(tf.Variable(tf.zeros([], tf.int64), trainable=False,
                                              name="fxgx_runtime_zero"))
     return seed + _RUNTIME_ZERO[0]
 
@@ -213,9 +197,11 @@ def _split_kernel(seed, count):
     # which XLA does not fuse into the kernels that use the seeds. Without it XLA inlines
     # this threefry into every element of the draws made from the seeds (into argmax's
     # reduction for categorical samples), and compiling that fusion took 3 s on CPU.
+    # minval=maxval=None: integers over the full int64 range (documented; TF's annotation
+    # of minval omits None).
     words = tf.random.stateless_uniform(
-        tf.stack([count, 2, 2]), seed, minval=None, maxval=None, dtype=tf.int64,
-        alg=_RANDOM_ALGORITHM,
+        tf.stack([count, 2, 2]), seed, minval=None,  # pyright: ignore[reportArgumentType]
+        maxval=None, dtype=tf.int64, alg=_RANDOM_ALGORITHM,
     )
     return tf.reduce_sum(words, axis=-1)
 
@@ -239,7 +225,7 @@ def _normal_kernel(shape, seed, dtype_probe):
 
 def uniform(shape, seed, dtype, low=0.0, high=1.0):
     """Uniform draws on [low, high) from a stateless seed (threefry, compiled)."""
-    dtype = as_dtype(dtype)
+    dtype = _as_dtype(dtype)
     if dtype in (tf.float16, tf.bfloat16):
         return tf.cast(uniform(shape, seed, tf.float32, low, high), dtype)
     return _uniform_kernel(
@@ -250,7 +236,7 @@ def uniform(shape, seed, dtype, low=0.0, high=1.0):
 
 def normal(shape, seed, dtype):
     """Standard normal draws from a stateless seed (threefry, compiled)."""
-    dtype = as_dtype(dtype)
+    dtype = _as_dtype(dtype)
     if dtype in (tf.float16, tf.bfloat16):
         return tf.cast(normal(shape, seed, tf.float32), dtype)
     return _normal_kernel(tf.cast(shape, tf.int32), _runtime(tf.cast(seed, tf.int64)),

@@ -40,7 +40,7 @@ def canonical_seed(seed, backend, argument: str = "seed"):
         return backend.seed_from_int(value)
     if isinstance(seed, numbers.Real):
         raise TypeError(
-            f"{argument}={seed!r} is a float; seeds are integers: pass seed={int(seed)} "
+            f"{argument}={seed!r} is a float; seeds are integers: pass seed={int(float(seed))} "
             f"if that is the seed you mean ({_SEED_HELP})."
             if float(seed).is_integer() else
             f"{argument}={seed!r} is a float; seeds are integers: {_SEED_HELP}."

@@ -14,10 +14,14 @@ categorical). ``event_ndims`` rightmost dimensions form one latent configuration
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fxgx.backends import backend_by_name, find_backend, get_backend
+
+if TYPE_CHECKING:
+    from fxgx.backends.protocol import Backend
 from fxgx.core.random import gumbel_noise, open_uniform
 
 
@@ -49,6 +53,18 @@ class Distribution:
 
     kind = "generic"
     validate_args = False
+    #: The backend of the distribution's arrays (set by each subclass's constructor).
+    backend: Backend
+    #: How many trailing dimensions of a sample form one event.
+    event_ndims: int
+
+    def sample(self, sample_shape, seed):
+        """``sample_shape + batch_shape + event_shape`` draws from a stateless ``seed``."""
+        raise NotImplementedError
+
+    def log_prob(self, value):
+        """``log q(value)`` summed over the event dimensions (shape ``[...] + batch_shape``)."""
+        raise NotImplementedError
 
     @property
     def batch_shape(self) -> tuple:

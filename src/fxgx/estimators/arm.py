@@ -20,7 +20,7 @@ gradient for stochastic binary networks", ICLR.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from fxgx.core.custom_gradient import custom_gradient
 from fxgx.core.random import open_uniform
@@ -31,11 +31,11 @@ class AntitheticPairs(NamedTuple):
     """``S`` antithetic Bernoulli pairs (gradient-stopped) and ``f`` at both members (left
     differentiable w.r.t. what ``f`` closes over; stop them before using them as weights)."""
 
-    uniform: object  # u, shape [S] + logits.shape
-    first: object  # b = 1[u < sigmoid(theta)]
-    second: object  # b~ = 1[u > sigmoid(-theta)]
-    first_values: object  # f(b), shape [S] + batch_shape
-    second_values: object  # f(b~)
+    uniform: Any  # u, shape [S] + logits.shape
+    first: Any  # b = 1[u < sigmoid(theta)]
+    second: Any  # b~ = 1[u > sigmoid(-theta)]
+    first_values: Any  # f(b), shape [S] + batch_shape
+    second_values: Any  # f(b~)
 
 
 def antithetic_pairs(function, distribution, backend, seed, num_samples) -> AntitheticPairs:

@@ -1,4 +1,4 @@
-"""What every estimator shares: the calling convention and boundary checks.
+"""What every estimator shares: the calling convention, the explicit state, boundary checks.
 
 An estimator estimates ``grad_theta E_{z ~ q_theta}[f(z)]``. Calling it,
 
@@ -9,12 +9,25 @@ estimate of ``E[f]`` and whose gradient (by the framework's autodiff) is the gra
 estimate. ``f`` maps samples of shape ``[S] + batch_shape + event_shape`` to values of
 shape ``[S] + batch_shape``. Hyper-parameters are fixed when the estimator is made by its
 lowercase factory (``fxgx.estimators.disarm()``); data and randomness come at call time.
+
+Every estimator also has one explicit-state form, in the manner of optax and blackjax:
+
+    state = estimator.init(distribution)
+    surrogate, state, info = estimator.apply(state, f, distribution, seed=seed,
+                                             num_samples=S)
+
+``state`` is ``()`` for estimators without state and a NamedTuple of arrays for those with
+one (the moving-average baseline); ``info`` is a dict of what the call measured (the
+learned baseline's regression loss, REBAR/RELAX's variance loss). State is a value passed in
+and returned, never a Python attribute, so ``apply`` composes with ``jax.jit``,
+``jax.lax.scan`` and ``tf.function`` and the state can be checkpointed with the model. The
+plain call runs the same computation from the initial state and returns the surrogate.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from fxgx.core.seeds import canonical_seed, split_seed
 from fxgx.distributions import (
@@ -24,10 +37,14 @@ from fxgx.distributions import (
     distribution_batch_shape,
 )
 
+#: The state of an estimator without state.
+EMPTY_STATE: tuple = ()
+
 
 @dataclasses.dataclass(frozen=True)
 class Estimator:
-    """Base class: immutable hyper-parameters; subclasses implement ``_estimate``."""
+    """Base class: immutable hyper-parameters; subclasses implement ``_estimate`` (or, with
+    state or extra information, ``init`` and ``_apply``)."""
 
     #: Catalogue name (matches the card in the top-level ``estimators/`` folder).
     name: ClassVar[str] = "estimator"
@@ -49,16 +66,90 @@ class Estimator:
     target: ClassVar[str] = "expectation"
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1):
+        """The surrogate of ``E[f]`` from the estimator's initial state.
+
+        Args:
+            function: ``f``, mapping samples ``[S] + batch_shape + event_shape`` to values
+                ``[S] + batch_shape``.
+            distribution: ``q``: an fxgx or TensorFlow Probability distribution (or, for
+                score-function estimators, any object with ``sample`` and ``log_prob``).
+            seed: an int, a TensorFlow stateless seed (shape ``[2]``) or a JAX key.
+            num_samples: ``S``, the number of samples (at least ``minimum_samples``).
+
+        Returns:
+            A tensor of shape ``batch_shape``: its value estimates ``E[f]`` and its gradient
+            estimates ``grad E[f]``.
+
+        Raises:
+            TypeError: ``q`` is not a supported distribution, ``f`` is not callable, or
+                ``seed``/``num_samples`` has the wrong type.
+            ValueError: ``num_samples`` is too small or ``f`` returns the wrong shape.
+        """
         distribution, backend, seed, num_samples = self.prepare_call(
             function, distribution, seed, num_samples)
-        surrogate = self._estimate(function, distribution, backend, seed, num_samples)
+        surrogate, _, _ = self._apply(None, function, distribution, backend, seed,
+                                      num_samples, with_info=False)
         return propagate_non_finite(backend, surrogate, distribution)
 
+    def init(self, distribution) -> Any:
+        """The initial state for estimates of ``E_q[f]``.
+
+        Args:
+            distribution: the distribution ``q`` the estimator will be applied to (it gives
+                the state's framework and dtype; estimators without state ignore it).
+
+        Returns:
+            ``()`` for an estimator without state; otherwise a NamedTuple of arrays.
+        """
+        del distribution
+        return EMPTY_STATE
+
+    def apply(self, state, function, distribution, *, seed, num_samples: int = 1):
+        """The explicit-state form: ``(surrogate, new_state, info)``.
+
+        Args:
+            state: the state from ``init`` or from the previous ``apply``.
+            function: ``f`` (as in a plain call).
+            distribution: ``q`` (as in a plain call).
+            seed: an int, a TensorFlow stateless seed or a JAX key.
+            num_samples: ``S``, the number of samples.
+
+        Returns:
+            ``(surrogate, new_state, info)``: the surrogate of a plain call made from
+            ``state``; the state for the next call (``()`` without state); a dict of
+            diagnostics and auxiliary losses (empty when there are none).
+
+        Raises:
+            TypeError: ``state`` is not a state of this estimator, or any error of a plain
+                call.
+            ValueError: as for a plain call.
+        """
+        distribution, backend, seed, num_samples = self.prepare_call(
+            function, distribution, seed, num_samples)
+        state = self._check_state(state)
+        surrogate, new_state, info = self._apply(state, function, distribution, backend, seed,
+                                                 num_samples, with_info=True)
+        return propagate_non_finite(backend, surrogate, distribution), new_state, info
+
     def prepare_call(self, function, distribution, seed, num_samples):
-        """The boundary checks of a call: returns ``(distribution, backend, seed,
-        num_samples)`` with the distribution converted, the backend told from its arrays (see
-        ``fxgx.distributions.backend_of_distribution``) and the seed made native. Estimators
-        with extra entry points (state, losses) call it too."""
+        """The boundary checks shared by the plain call, ``apply`` and the side methods.
+
+        Args:
+            function: ``f``; must be callable.
+            distribution: ``q``; converted to fxgx's distribution where fxgx has one.
+            seed: an int, a TensorFlow stateless seed or a JAX key.
+            num_samples: ``S``.
+
+        Returns:
+            ``(distribution, backend, seed, num_samples)``: the converted distribution, the
+            backend told from its arrays (``fxgx.distributions.backend_of_distribution``),
+            the seed in the backend's native form and the checked sample count.
+
+        Raises:
+            TypeError: an unsupported distribution, a non-callable ``f``, a non-int
+                ``num_samples`` or a seed of the wrong type.
+            ValueError: ``num_samples`` below ``minimum_samples``.
+        """
         converted = self._check_distribution(distribution)
         num_samples = self._check_num_samples(num_samples)
         backend = backend_of_distribution(converted, seed=seed)
@@ -66,6 +157,23 @@ class Estimator:
         if not callable(function):
             raise TypeError(f"function must be callable, got {type(function).__name__}.")
         return converted, backend, seed, num_samples
+
+    def _check_state(self, state):
+        """``state`` checked to be a state of this estimator (here: the empty state)."""
+        if not (isinstance(state, tuple) and len(state) == 0):
+            raise TypeError(
+                f"{self.name} has no state: pass state=() (what init() returns), got "
+                f"{type(state).__name__}."
+            )
+        return state
+
+    def _apply(self, state, function, distribution, backend, seed, num_samples, with_info):
+        """``(surrogate, new_state, info)`` from checked arguments; ``state=None`` means the
+        initial state and ``with_info=False`` lets an estimator skip work that only ``info``
+        needs. The default wraps ``_estimate`` (no state, no information)."""
+        del with_info
+        surrogate = self._estimate(function, distribution, backend, seed, num_samples)
+        return surrogate, EMPTY_STATE if state is None else state, {}
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         raise NotImplementedError(f"{type(self).__name__} must implement _estimate.")
@@ -111,6 +219,14 @@ def propagate_non_finite(backend, surrogate, distribution):
     is not. Distributions fxgx does not convert are left alone: their ``log_prob`` carries
     NaN on its own. To raise an error instead, make the distribution with
     ``validate_args=True``.
+
+    Args:
+        backend: the backend module.
+        surrogate: an estimator's surrogate, shape ``batch_shape``.
+        distribution: the (converted) distribution whose parameters are checked.
+
+    Returns:
+        The guarded surrogate.
     """
     if not isinstance(distribution, Distribution):
         return surrogate
@@ -131,13 +247,36 @@ def propagate_non_finite(backend, surrogate, distribution):
 
 
 def sub_seeds(seed, backend, *names):
-    """Named independent sub-seeds of a canonical seed."""
+    """Named independent sub-seeds of a canonical seed.
+
+    Args:
+        seed: a native seed of ``backend``.
+        backend: the backend module.
+        *names: one name per sub-seed.
+
+    Returns:
+        ``{name: seed}``, independent of one another and of ``seed``'s other uses.
+    """
     return split_seed(seed, names, backend)
 
 
 def evaluate(function, samples, distribution, backend, num_samples):
-    """``function(samples)`` checked to have shape ``[num_samples] + batch_shape`` (only the
-    leading ``num_samples`` when the distribution does not say its batch shape)."""
+    """``function(samples)``, checked and cast to the samples' floating dtype.
+
+    Args:
+        function: ``f``.
+        samples: ``[num_samples] + batch_shape + event_shape`` samples.
+        distribution: the distribution they came from (for its batch shape).
+        backend: the backend module.
+        num_samples: ``S``.
+
+    Returns:
+        ``f(samples)``, shape ``[num_samples] + batch_shape``.
+
+    Raises:
+        ValueError: ``f`` returned another shape (only the leading ``num_samples`` is
+            checked when the distribution does not say its batch shape).
+    """
     values = function(samples)
     if not backend.is_array(values):
         values = backend.convert(values)
@@ -162,6 +301,15 @@ def evaluate(function, samples, distribution, backend, num_samples):
 
 
 def leave_one_out_mean(backend, values, num_samples):
-    """``b_s = (sum_j values_j - values_s) / (S - 1)`` along axis 0."""
+    """The leave-one-out mean ``b_s = (sum_j values_j - values_s) / (S - 1)`` along axis 0.
+
+    Args:
+        backend: the backend module.
+        values: ``[S] + batch_shape`` values.
+        num_samples: ``S`` (at least 2).
+
+    Returns:
+        ``b``, of the shape of ``values``.
+    """
     total = backend.reduce_sum(values, axis=0, keepdims=True)
     return (total - values) / (num_samples - 1)

@@ -240,4 +240,4 @@ def gumbel_softmax_hard(temperature=0.5) -> GumbelSoftmaxHard:
     Returns:
         The estimator (see ``gumbel_softmax``).
     """
-    return gumbel_softmax(temperature, hard=True)
+    return GumbelSoftmaxHard(positive(temperature, "temperature"))

@@ -12,6 +12,9 @@ regression on the same samples:
 
     loss(b) = 1/S sum_s (f(z_s) - b(x))^2         (``f`` is constant here)
 
+``apply`` returns it as ``info["baseline_loss"]``; the baseline's parameters are closed over
+by ``b`` and trained by the user's optimizer, so the estimator's state is ``()``.
+
 Reference: Mnih & Gregor (2014), "Neural variational inference and learning in belief
 networks" (NVIL), section 3.3.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from fxgx.estimators.base import Estimator, propagate_non_finite, sub_seeds
+from fxgx.estimators.base import Estimator, sub_seeds
 from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
 
 
@@ -31,31 +34,65 @@ def _zero_baseline(distribution):
 
 @dataclasses.dataclass(frozen=True)
 class LearnedBaseline(Estimator):
-    """REINFORCE with the baseline ``baseline(distribution)`` (independent of the samples)."""
+    """REINFORCE with the baseline ``baseline(distribution)`` (independent of the samples).
+
+    The baseline's parameters are closed over by ``baseline`` (a network's weights, a
+    ``tf.Variable``), not held in the estimator's state: they are trained by the user's
+    optimizer like any other parameter, so the state is ``()``. ``apply`` returns the
+    regression loss that trains them as ``info["baseline_loss"]``.
+    """
 
     baseline: Callable = _zero_baseline
     name = "learned_baseline"
 
     def call_with_loss(self, function, distribution, *, seed, num_samples: int = 1):
-        """``(surrogate, loss)`` from one set of samples; ``loss`` (batch shape) is the
-        baseline's regression loss ``mean_s (f(z_s) - b)^2``: minimise it over ``b``'s own
-        parameters."""
-        distribution, backend, seed, num_samples = self.prepare_call(
-            function, distribution, seed, num_samples)
-        surrogate, loss = self._surrogate_and_loss(function, distribution, backend, seed,
-                                                   num_samples)
-        return propagate_non_finite(backend, surrogate, distribution), loss
+        """The surrogate and the baseline's regression loss from one set of samples.
+
+        Kept for existing code: the same as ``apply((), ...)`` with ``info["baseline_loss"]``
+        in place of the state and the information.
+
+        Args:
+            function: ``f``.
+            distribution: ``q``.
+            seed: an int, a TensorFlow stateless seed or a JAX key.
+            num_samples: ``S``.
+
+        Returns:
+            ``(surrogate, loss)``; ``loss`` (batch shape) is ``mean_s (f(z_s) - b)^2``:
+            minimise it over ``b``'s own parameters.
+
+        Raises:
+            TypeError, ValueError: as for a plain call, or when ``baseline`` returns values
+                that do not broadcast to the batch shape.
+        """
+        surrogate, _, info = self.apply((), function, distribution, seed=seed,
+                                        num_samples=num_samples)
+        return surrogate, info["baseline_loss"]
 
     def regression_loss(self, function, distribution, *, seed, num_samples: int = 1):
-        """The baseline's regression loss ``mean_s (f(z_s) - b)^2`` (batch shape).
+        """The baseline's regression loss ``mean_s (f(z_s) - b)^2`` alone.
 
         With the seed of the estimator's call it uses the same samples. Its gradient reaches
         only what ``b`` computes from: ``f`` and the samples are constants.
+
+        Args:
+            function: ``f``.
+            distribution: ``q``.
+            seed: an int, a TensorFlow stateless seed or a JAX key.
+            num_samples: ``S``.
+
+        Returns:
+            The loss, of the distribution's batch shape.
         """
         return self.call_with_loss(function, distribution, seed=seed, num_samples=num_samples)[1]
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        return self._surrogate_and_loss(function, distribution, backend, seed, num_samples)[0]
+    def _apply(self, state, function, distribution, backend, seed, num_samples, with_info):
+        """The surrogate with the stopped baseline ``b``; ``info["baseline_loss"]`` is the
+        regression loss ``mean_s (f(z_s) - b)^2`` on the same samples (cheap: always made)."""
+        del with_info
+        surrogate, loss = self._surrogate_and_loss(function, distribution, backend, seed,
+                                                   num_samples)
+        return surrogate, () if state is None else state, {"baseline_loss": loss}
 
     def _baseline_values(self, distribution, backend, values):
         baseline = self.baseline(distribution)
@@ -94,12 +131,22 @@ class LearnedBaseline(Estimator):
 def learned_baseline(baseline: Callable | None = None) -> LearnedBaseline:
     """REINFORCE with an input-dependent baseline ``b = baseline(distribution)`` (NVIL).
 
-    ``baseline`` maps the distribution to one value per batch member (shape
-    ``batch_shape`` or broadcastable to it); it is usually a closure over the observation
-    and the baseline network's parameters, and may ignore its argument. ``None`` (default)
-    is the zero baseline. Train it with ``est.call_with_loss`` / ``est.regression_loss``.
-    If ``baseline`` reads the distribution's parameters, stop their gradient inside it, or
-    the loss will also train the model that produced them. Reference: Mnih & Gregor (2014).
+    Train the baseline on ``info["baseline_loss"]`` from ``est.apply((), f, q, seed=,
+    num_samples=)`` (or ``call_with_loss`` / ``regression_loss``). If ``baseline`` reads the
+    distribution's parameters, stop their gradient inside it, or the loss will also train
+    the model that produced them. Reference: Mnih & Gregor (2014).
+
+    Args:
+        baseline: maps the distribution to one value per batch member (shape
+            ``batch_shape`` or broadcastable to it); usually a closure over the observation
+            and the baseline network's parameters, and free to ignore its argument. ``None``
+            (default) is the zero baseline.
+
+    Returns:
+        A :class:`LearnedBaseline`.
+
+    Raises:
+        TypeError: ``baseline`` is not callable.
     """
     if baseline is None:
         return LearnedBaseline()

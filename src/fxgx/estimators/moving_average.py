@@ -18,11 +18,15 @@ belief networks").
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from fxgx.backends import backend_by_name
-from fxgx.estimators.base import Estimator, propagate_non_finite, sub_seeds
+from fxgx.distributions import Distribution, backend_of_distribution
+from fxgx.estimators.base import Estimator, sub_seeds
 from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
+
+if TYPE_CHECKING:
+    from fxgx.backends.protocol import Backend
 
 
 class MovingAverageState(NamedTuple):
@@ -30,6 +34,10 @@ class MovingAverageState(NamedTuple):
 
     Both have the state's shape: ``()`` for one baseline shared by the whole batch, or the
     distribution's ``batch_shape`` (or any shape that broadcasts to it) for one per member.
+
+    Attributes:
+        average: ``a``, the decayed sum of past batch means of ``f``.
+        weight: ``w``, the decayed total weight, so that ``a / w`` is the baseline.
     """
 
     average: object
@@ -59,39 +67,91 @@ def _reduced_axes(state_shape, batch_shape):
 
 @dataclasses.dataclass(frozen=True)
 class MovingAverageBaseline(Estimator):
-    """REINFORCE with a bias-corrected exponential moving average of ``f`` as baseline."""
+    """REINFORCE with a bias-corrected exponential moving average of ``f`` as baseline.
+
+    Explicit state: ``state = est.init(q)``, then ``surrogate, state, info = est.apply(state,
+    f, q, seed=, num_samples=)`` per step; ``info["baseline"]`` is the baseline ``a / w``
+    that step used. A plain call uses the initial state (baseline 0).
+    """
 
     decay: float = 0.9
     name = "moving_average_baseline"
 
-    def initial_state(self, backend="tensorflow", dtype="float32", shape=()):
-        """A fresh state (no batches seen: the baseline is 0) on ``backend`` ("tensorflow",
-        "jax" or a backend module), of ``dtype`` and ``shape`` (``()``: one shared baseline)."""
+    def init(self, distribution, *, shape=(), dtype=None) -> MovingAverageState:
+        """A fresh state (no batches seen, so the baseline is 0).
+
+        Args:
+            distribution: the distribution the estimator will be applied to; it gives the
+                framework, and the dtype unless ``dtype`` is given.
+            shape: the state's shape: ``()`` (default) for one baseline shared by the batch,
+                or the batch shape (or one that broadcasts to it) for one per member.
+            dtype: the state's dtype; by default the distribution's (required for a
+                distribution that does not state one).
+
+        Returns:
+            A :class:`MovingAverageState` of zeros.
+
+        Raises:
+            TypeError: the dtype cannot be told from the distribution and was not given.
+        """
+        converted = self._check_distribution(distribution)
+        backend = backend_of_distribution(converted)
+        if dtype is None:
+            if not isinstance(converted, Distribution):
+                raise TypeError(
+                    f"Cannot tell the state's dtype from {type(distribution).__name__}; pass "
+                    "init(distribution, dtype='float32') (or the dtype f returns)."
+                )
+            dtype = converted.dtype
+        return self.initial_state(backend, dtype, shape)
+
+    def initial_state(self, backend: str | Backend = "tensorflow", dtype="float32", shape=()):
+        """A fresh state given the framework directly (``init`` reads it from ``q``).
+
+        Args:
+            backend: "tensorflow", "jax" or a backend module.
+            dtype: the state's dtype.
+            shape: ``()`` (one shared baseline) or a shape that broadcasts to the batch shape.
+
+        Returns:
+            A :class:`MovingAverageState` of zeros.
+        """
         if isinstance(backend, str):
             backend = backend_by_name(backend)
         zeros = backend.zeros(tuple(shape), dtype)
         return MovingAverageState(average=zeros, weight=backend.zeros(tuple(shape), dtype))
 
     def call_with_state(self, function, distribution, state, *, seed, num_samples: int = 1):
-        """``(surrogate, new_state)``: the estimate with the baseline held in ``state``, and
-        the state updated with this batch (for the next call)."""
-        distribution, backend, seed, num_samples = self.prepare_call(
-            function, distribution, seed, num_samples)
+        """``apply`` without its ``info``, kept for existing code.
+
+        Args:
+            function: ``f``.
+            distribution: ``q``.
+            state: a :class:`MovingAverageState`.
+            seed: an int, a TensorFlow stateless seed or a JAX key.
+            num_samples: ``S``.
+
+        Returns:
+            ``(surrogate, new_state)``, as the first two results of ``apply``.
+
+        Raises:
+            TypeError: ``state`` is not a :class:`MovingAverageState`, or as for ``apply``.
+        """
+        surrogate, new_state, _ = self.apply(state, function, distribution, seed=seed,
+                                             num_samples=num_samples)
+        return surrogate, new_state
+
+    def _check_state(self, state):
         if not isinstance(state, tuple) or len(state) != 2:
             raise TypeError(
-                f"state must be a MovingAverageState (from initial_state()), got {state!r}."
+                f"state must be a MovingAverageState (from init()), got {state!r}."
             )
-        surrogate, new_state = self._estimate_with_state(
-            function, distribution, backend, seed, num_samples, MovingAverageState(*state))
-        return propagate_non_finite(backend, surrogate, distribution), new_state
+        return MovingAverageState(*state)
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        surrogate, _ = self._estimate_with_state(
-            function, distribution, backend, seed, num_samples, None
-        )
-        return surrogate
-
-    def _estimate_with_state(self, function, distribution, backend, seed, num_samples, state):
+    def _apply(self, state, function, distribution, backend, seed, num_samples, with_info):
+        """One step: the surrogate with baseline ``b = a / w`` from ``state`` (0 while
+        ``w = 0``), and the state updated with this batch's mean of ``f``."""
+        del with_info  # the information is the baseline, computed anyway
         seeds = sub_seeds(seed, backend, "samples")
         samples, values = draw_and_evaluate(
             function, distribution, backend, seeds["samples"], num_samples
@@ -116,16 +176,26 @@ class MovingAverageBaseline(Estimator):
             average=self.decay * average + (1.0 - self.decay) * batch_mean,
             weight=self.decay * weight + (1.0 - self.decay),
         )
-        return surrogate, new_state
+        return surrogate, new_state, {"baseline": baseline}
 
 
 def moving_average_baseline(decay: float = 0.9) -> MovingAverageBaseline:
     """REINFORCE with baseline ``a / w``, an exponential moving average of past ``mean f``.
 
-    ``decay`` in ``[0, 1)``: the weight of the old average at each update. Use
-    ``est.initial_state(...)`` and ``est.call_with_state(f, q, state, seed=, num_samples=)``
-    to carry the average between steps; a plain call ``est(f, q, seed=, num_samples=)``
-    uses the initial state (baseline 0). Reference: Mnih & Gregor (2014), NVIL.
+    Carry the average between steps with the explicit-state form, ``state = est.init(q)``
+    and ``surrogate, state, info = est.apply(state, f, q, seed=, num_samples=)``; a plain
+    call ``est(f, q, seed=, num_samples=)`` uses the initial state (baseline 0).
+    Reference: Mnih & Gregor (2014), NVIL.
+
+    Args:
+        decay: the weight of the old average at each update, in ``[0, 1)``.
+
+    Returns:
+        A :class:`MovingAverageBaseline`.
+
+    Raises:
+        TypeError: ``decay`` is not a number.
+        ValueError: ``decay`` is outside ``[0, 1)``.
     """
     if isinstance(decay, bool) or not isinstance(decay, (int, float)):
         raise TypeError(f"decay must be a number in [0, 1), got {decay!r}.")

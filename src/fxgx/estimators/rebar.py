@@ -38,7 +38,7 @@ from fxgx.backends import get_backend
 from fxgx.core.custom_gradient import custom_gradient
 from fxgx.core.random import open_uniform
 from fxgx.core.seeds import canonical_seed
-from fxgx.distributions import Bernoulli, Distribution, OneHotCategorical
+from fxgx.distributions import Bernoulli, OneHotCategorical
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
 from fxgx.estimators.hyperparameters import as_hyperparameter, finite, positive
 
@@ -226,10 +226,17 @@ def check_control_values(backend, values, num_samples, batch_shape, argument):
     return values
 
 
-class VarianceObjectiveMixin:
-    """``gradient_estimate`` and ``variance_loss`` for estimators with trainable control
-    variates. Since ``E[g] = grad E[f]`` does not depend on the control variate,
-    ``d Var(g) / d phi = d E[|g|^2] / d phi``: minimising ``|g|^2`` minimises the variance.
+class VarianceObjectiveMixin(Estimator):
+    """``gradient_estimate``, ``variance_loss`` and the explicit-state form for estimators
+    with trainable control variates. Since ``E[g] = grad E[f]`` does not depend on the
+    control variate, ``d Var(g) / d phi = d E[|g|^2] / d phi``: minimising ``|g|^2``
+    minimises the variance.
+
+    The control variate's parameters (temperature, scale, a residual's parameters) are
+    trainable, so they are not estimator state: they are given at construction or passed
+    per call (``temperature=``, ``scale=``, and RELAX's ``control_variate_parameters=``)
+    and trained by the user's optimizer. The state is ``()``; ``apply`` returns the loss
+    that trains them as ``info["variance_loss"]``.
     """
 
     def with_overrides(self, temperature=None, scale=None):
@@ -242,6 +249,31 @@ class VarianceObjectiveMixin:
             estimator = dataclasses.replace(estimator, scale=finite(scale, "scale"))
         return estimator
 
+    def with_call_options(self, **options):
+        """A copy with the per-call options applied (here ``temperature`` and ``scale``)."""
+        return self.with_overrides(**options)
+
+    def apply(self, state, function, distribution, *, seed, num_samples: int = 1, **options):
+        """The explicit-state form: ``(surrogate, (), {"variance_loss": sum(g^2)})``.
+
+        ``info["variance_loss"]`` equals ``variance_loss(...)`` with the same arguments (the
+        same samples); it costs one more pass (the estimate ``g`` is differentiated w.r.t.
+        the logits), which a plain call does not make. The keyword ``options`` are those of
+        a plain call (``temperature``, ``scale``, and for RELAX
+        ``control_variate_parameters``).
+        """
+        estimator = self.with_call_options(**options)
+        return Estimator.apply(estimator, state, function, distribution, seed=seed,
+                               num_samples=num_samples)
+
+    def _apply(self, state, function, distribution, backend, seed, num_samples, with_info):
+        surrogate = self._estimate(function, distribution, backend, seed, num_samples)
+        info = {}
+        if with_info:
+            info["variance_loss"] = self.variance_loss(function, distribution, seed=seed,
+                                                       num_samples=num_samples)
+        return surrogate, () if state is None else state, info
+
     def gradient_estimate(self, function, distribution, *, seed, num_samples: int = 1,
                           **overrides):
         """The estimate ``g`` of ``grad E[f]`` w.r.t. the logits (the logits' shape).
@@ -250,7 +282,7 @@ class VarianceObjectiveMixin:
         scale, ``control_variate_parameters``); the keyword overrides are those of the call.
         """
         checked = self._check_distribution(distribution)
-        if not isinstance(checked, Distribution):
+        if not isinstance(checked, (Bernoulli, OneHotCategorical)):
             raise TypeError(f"{self.name} needs a Bernoulli or OneHotCategorical distribution.")
         backend = checked.backend
         rebuild = Bernoulli if checked.kind == "bernoulli" else OneHotCategorical

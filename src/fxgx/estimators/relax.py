@@ -5,7 +5,8 @@
 with ``b = H(z)``, ``z`` the logistic (Bernoulli) or Gumbel (categorical) perturbed logits and
 ``z~ ~ p(z | b)`` the conditional relaxed sample (see ``fxgx.estimators.rebar``). It is
 unbiased for every differentiable ``c_phi``, so ``phi`` is trained to minimise ``E[|g|^2]``
-(``variance_loss``), whose gradient equals that of ``Var(g)``. Following Grathwohl et al.
+(``info["variance_loss"]`` of ``apply``, or ``variance_loss``), whose gradient equals that
+of ``Var(g)``. Following Grathwohl et al.
 (2018, section 3.3), fxgx's control variate is
 
     c_phi(z) = eta f(s_lambda(z)) + r(z, parameters)
@@ -36,7 +37,14 @@ from fxgx.estimators.rebar import (
 
 @dataclasses.dataclass(frozen=True)
 class Relax(VarianceObjectiveMixin, Estimator):
-    """RELAX for Bernoulli and categorical latents. See ``relax``."""
+    """RELAX for Bernoulli and categorical latents. See ``relax``.
+
+    Explicit state: the state is ``()`` (the control variate's parameters are trainable, so
+    they are passed per call or closed over, not carried as state), and
+    ``surrogate, (), info = est.apply((), f, q, seed=, num_samples=,
+    control_variate_parameters=...)`` returns the loss that trains them as
+    ``info["variance_loss"]``.
+    """
 
     control_variate: Callable | None = None
     temperature: object = 0.5
@@ -47,9 +55,46 @@ class Relax(VarianceObjectiveMixin, Estimator):
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1,
                  temperature=None, scale=None, control_variate_parameters=None):
-        """The surrogate. ``control_variate_parameters`` is handed to the residual
-        ``control_variate(z, parameters)``; ``temperature``/``scale`` override the
-        estimator's for this call (pass trainable tensors here)."""
+        """The surrogate of ``E[f]`` (see ``Estimator.__call__``).
+
+        Args:
+            function: ``f``; differentiable unless ``scale`` is 0.
+            distribution: a Bernoulli or one-hot categorical ``q``.
+            seed: an int, a TensorFlow stateless seed or a JAX key.
+            num_samples: ``S``.
+            temperature: overrides the estimator's for this call (a trainable tensor).
+            scale: overrides the estimator's for this call (a trainable tensor).
+            control_variate_parameters: handed to the residual
+                ``control_variate(z, parameters)`` (traced and differentiated under JAX).
+
+        Returns:
+            The surrogate, of the distribution's batch shape.
+
+        Raises:
+            ValueError: ``control_variate_parameters`` were given without a control
+                variate, or a hyper-parameter or ``f`` is invalid.
+            TypeError: as for any estimator.
+        """
+        estimator = self.with_call_options(
+            temperature=temperature, scale=scale,
+            control_variate_parameters=control_variate_parameters)
+        return Estimator.__call__(estimator, function, distribution, seed=seed,
+                                  num_samples=num_samples)
+
+    def with_call_options(self, temperature=None, scale=None, control_variate_parameters=None):
+        """A copy with the per-call options applied.
+
+        Args:
+            temperature: a new temperature, or ``None`` to keep the estimator's.
+            scale: a new scale, or ``None`` to keep the estimator's.
+            control_variate_parameters: the residual's parameters, or ``None``.
+
+        Returns:
+            A :class:`Relax`.
+
+        Raises:
+            ValueError: ``control_variate_parameters`` without a ``control_variate``.
+        """
         estimator = self.with_overrides(temperature, scale)
         if control_variate_parameters is not None:
             if self.control_variate is None:
@@ -59,8 +104,7 @@ class Relax(VarianceObjectiveMixin, Estimator):
                 )
             estimator = dataclasses.replace(
                 estimator, control_variate_parameters=control_variate_parameters)
-        return Estimator.__call__(estimator, function, distribution, seed=seed,
-                                  num_samples=num_samples)
+        return estimator
 
     def _uses_relaxed_function(self) -> bool:
         return not (isinstance(self.scale, float) and self.scale == 0.0)
@@ -103,12 +147,24 @@ class Relax(VarianceObjectiveMixin, Estimator):
 def relax(control_variate: Callable | None = None, *, temperature=0.5, scale=1.0) -> Relax:
     """RELAX with ``c(z) = scale * f(s(z / temperature)) + control_variate(z, parameters)``.
 
-    ``control_variate(z, parameters)`` maps perturbed logits ``z`` (shape ``[S] +
-    logits.shape``) to ``[S] + batch_shape``; ``parameters`` are those passed at call time
-    (``control_variate_parameters=``, default ``None``). ``None`` means no residual (then
-    RELAX equals REBAR). ``scale=0`` drops the relaxed-``f`` term, so ``f`` may be
-    non-differentiable. Unbiased for any control variate; train it with ``variance_loss``.
-    Reference: Grathwohl et al. (2018), ICLR.
+    Unbiased for any control variate; train it on ``info["variance_loss"]`` from
+    ``est.apply`` (or on ``est.variance_loss(...)``). Reference: Grathwohl et al. (2018),
+    ICLR.
+
+    Args:
+        control_variate: the residual ``r(z, parameters)``, mapping perturbed logits ``z``
+            (shape ``[S] + logits.shape``) to ``[S] + batch_shape``; ``parameters`` are those
+            passed at call time (``control_variate_parameters=``, default ``None``).
+            ``None`` means no residual (then RELAX equals REBAR).
+        temperature: ``lambda > 0`` of the relaxation ``s``.
+        scale: ``eta``; 0 drops the relaxed-``f`` term, so ``f`` may be non-differentiable.
+
+    Returns:
+        A :class:`Relax`.
+
+    Raises:
+        TypeError: ``control_variate`` is not callable.
+        ValueError: ``temperature`` is not positive or ``scale`` is not finite.
     """
     if control_variate is not None and not callable(control_variate):
         raise TypeError(

@@ -10,6 +10,9 @@ float64 NumPy vector, one entry per parameter element, in the order of ``paramet
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from fxgx.backends import get_backend
@@ -125,6 +128,12 @@ class FunctionParameters:
     Expects ``self.logits``, ``self.function_parameters`` (NumPy arrays), ``self._function``
     and ``self.distribution(logits)``.
     """
+
+    # Declared for the type checker only (no values: the class using the mixin sets them).
+    logits: np.ndarray
+    function_parameters: list
+    _function: Callable[..., Any]
+    distribution: Callable[..., Any]
 
     def parameter_values(self):
         return [self.logits, *self.function_parameters]

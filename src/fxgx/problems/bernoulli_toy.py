@@ -10,6 +10,7 @@ Grathwohl et al., 2018). ``theta`` may be a vector: each coordinate is its own t
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fxgx.backends import get_backend
 from fxgx.distributions import Bernoulli
@@ -34,7 +35,8 @@ class BernoulliToy(Problem):
 
     kind = "bernoulli"
 
-    def __init__(self, target: float = 0.45, logits=0.0, *, detectable_fraction: float = 0.25):
+    def __init__(self, target: float = 0.45, logits: ArrayLike = 0.0, *,
+                 detectable_fraction: float = 0.25):
         if not 0.0 < float(detectable_fraction):
             raise ValueError(f"detectable_fraction={detectable_fraction} must be positive.")
         self.detectable_fraction = float(detectable_fraction)

@@ -18,6 +18,9 @@ tested against ``exact_gradient()``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from fxgx.backends import backend_by_name, default_backend_name
@@ -64,7 +67,7 @@ class MultiSampleObjective(FunctionParameters, Problem):
     #: What the problem's exact value is: not ``E[f]`` but the ``K``-sample objective.
     objective = "log_mean_exp"
 
-    def __init__(self, function, logits, num_samples: int, *,
+    def __init__(self, function: Callable[..., Any], logits, num_samples: int, *,
                  name: str = "multi_sample_bernoulli", backend: str | None = None,
                  function_parameters=()):
         if not callable(function):

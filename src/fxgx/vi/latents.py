@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 from fxgx.core.seeds import split_seed
 from fxgx.distributions import (
@@ -66,8 +67,8 @@ def _declares_reparameterized(distribution) -> bool:
 class Part:
     """One independent part of the surrogate."""
 
-    key: object
-    distribution: object  # fxgx Distribution, or a TFP distribution used as is
+    key: Any  # the dict key or list index of the part; None for a single distribution
+    distribution: Any  # fxgx Distribution, or a TFP distribution used as is
     reparameterized: bool
 
     @property
@@ -163,7 +164,7 @@ class Latents:
             self.reparameterized_parts = [part for part in parts if part.reparameterized]
             shape_source = parts
         self.backend = self._find_backend(shape_source, seed)
-        self.estimated = self._merge(self.estimated_parts)
+        self.estimated: Any = self._merge(self.estimated_parts)
         self.batch_shape = self._batch_shape(shape_source)
 
     # ----------------------------------------------------------------- construction
@@ -351,6 +352,7 @@ class Latents:
 
     def call_target(self, target_log_prob_fn, values: dict, count: int):
         """``target(values)`` in the surrogate's layout, checked to be ``[count] + batch``."""
+        keywords: dict[Any, Any]
         if self.container is None:
             arguments, keywords = (values[None],), {}
         elif self.container is dict:
