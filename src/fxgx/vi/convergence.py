@@ -22,15 +22,15 @@ class LossNotDecreasing(NamedTuple):
     ``t >= max(min_num_steps, window_size)`` when ``a_t < atol`` or ``a_t < rtol * a_0``.
     Monte Carlo losses are noisy: a larger ``window_size`` smooths more.
 
-    Args:
+    Attributes:
       atol: absolute tolerance on the average decrease (``None``: not used).
       rtol: tolerance relative to the initial average decrease (``None``: not used).
       window_size: the moving average's window, in steps.
       min_num_steps: never stop before this many steps.
 
     Raises:
-      ValueError: neither tolerance given, a negative or non-finite tolerance, or a
-        ``window_size``/``min_num_steps`` below 1.
+      ValueError: from ``check`` (which ``fit`` calls): neither tolerance given, a negative
+        or non-finite tolerance, or a ``window_size``/``min_num_steps`` below 1.
     """
 
     atol: float | None = None
