@@ -27,7 +27,7 @@ import numpy as np
 
 from fxgx import catalogue
 from fxgx.backends import backend_by_name
-from fxgx.problems import DEFAULT_PROBLEM, PROBLEM_NAMES, get_problem
+from fxgx.problems import DEFAULT_PROBLEM, PROBLEM_NAMES, Problem, get_problem
 from fxgx.testing import check_unbiased, gradient_moments
 
 FALSE_FAILURE_RATE = 1e-3
@@ -224,7 +224,7 @@ class ComparePlan:
 
     backend: str
     backend_note: str
-    problem: object
+    problem: Problem
     cards: list
     skipped: list
     json_path: Path | None
@@ -345,14 +345,16 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
         )
     reference = next((row for row in rows if row["estimator"] == REFERENCE_ESTIMATOR), None)
     for row in rows:
-        usable = reference is not None and reference["variance"] > 0
-        row["variance_relative_to_reinforce"] = (
-            row["variance"] / reference["variance"] if usable else None
-        )
-        row["work_normalised_variance_relative_to_reinforce"] = (
-            row["work_normalised_variance"] / reference["work_normalised_variance"]
-            if usable and reference["work_normalised_variance"] > 0 else None
-        )
+        relative_variance = None
+        relative_work_normalised_variance = None
+        if reference is not None and reference["variance"] > 0:
+            relative_variance = row["variance"] / reference["variance"]
+            if reference["work_normalised_variance"] > 0:
+                relative_work_normalised_variance = (
+                    row["work_normalised_variance"] / reference["work_normalised_variance"]
+                )
+        row["variance_relative_to_reinforce"] = relative_variance
+        row["work_normalised_variance_relative_to_reinforce"] = relative_work_normalised_variance
     return {
         "fxgx_version": package_version(),
         "problem": problem.describe(),

@@ -221,8 +221,8 @@ print(json.dumps({"losses": result.losses.tolist(), "bound": float(bound),
 
 
 def test_jax_path_works_without_tensorflow():
-    """DESIGN.md section 2: elbo, importance_weighted_bound and fit on JAX with TensorFlow
-    (and TFP, Keras) unimportable."""
+    """docs/design.md, "Layers: imports point down, frameworks are imported late": elbo,
+    importance_weighted_bound and fit on JAX with TensorFlow (and TFP, Keras) unimportable."""
     import json
     import subprocess
     import sys

@@ -59,11 +59,35 @@ class Distribution:
     event_ndims: int
 
     def sample(self, sample_shape, seed):
-        """``sample_shape + batch_shape + event_shape`` draws from a stateless ``seed``."""
+        """``sample_shape + batch_shape + event_shape`` draws from a stateless ``seed``.
+
+        Args:
+            sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
+            seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key; the same seed
+                gives the same draws.
+
+        Returns:
+            The draws, shape ``sample_shape + batch_shape + event_shape``, in the
+                parameters' dtype.
+
+        Raises:
+            NotImplementedError: always here; each subclass samples.
+        """
         raise NotImplementedError
 
     def log_prob(self, value):
-        """``log q(value)`` summed over the event dimensions (shape ``[...] + batch_shape``)."""
+        """``log q(value)`` summed over the event dimensions (shape ``[...] + batch_shape``).
+
+        Args:
+            value: samples of this distribution, shape ``[...] + batch_shape +
+                event_shape``.
+
+        Returns:
+            ``log q(value)``, shape ``[...] + batch_shape``.
+
+        Raises:
+            NotImplementedError: always here; each subclass scores.
+        """
         raise NotImplementedError
 
     @property

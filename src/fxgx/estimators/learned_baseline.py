@@ -29,6 +29,14 @@ from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogat
 
 
 def _zero_baseline(distribution):
+    """The default baseline: zero for every batch member (plain REINFORCE).
+
+    Args:
+        distribution: ``q``; not read.
+
+    Returns:
+        ``0.0``, which broadcasts to the batch shape.
+    """
     return 0.0
 
 
@@ -40,6 +48,11 @@ class LearnedBaseline(Estimator):
     ``tf.Variable``), not held in the estimator's state: they are trained by the user's
     optimizer like any other parameter, so the state is ``()``. ``apply`` returns the
     regression loss that trains them as ``info["baseline_loss"]``.
+
+    Attributes:
+        baseline: maps the distribution to one value per batch member (shape
+            ``batch_shape`` or broadcastable to it) without seeing the samples; the default
+            is the zero baseline.
     """
 
     baseline: Callable = _zero_baseline

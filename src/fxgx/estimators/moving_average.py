@@ -72,6 +72,10 @@ class MovingAverageBaseline(Estimator):
     Explicit state: ``state = est.init(q)``, then ``surrogate, state, info = est.apply(state,
     f, q, seed=, num_samples=)`` per step; ``info["baseline"]`` is the baseline ``a / w``
     that step used. A plain call uses the initial state (baseline 0).
+
+    Attributes:
+        decay: the weight of the old average at each update, in ``[0, 1)``:
+            ``a <- decay a + (1 - decay) mean_s f(z_s)``.
     """
 
     decay: float = 0.9

@@ -44,6 +44,14 @@ class Relax(VarianceObjectiveMixin, Estimator):
     ``surrogate, (), info = est.apply((), f, q, seed=, num_samples=,
     control_variate_parameters=...)`` returns the loss that trains them as
     ``info["variance_loss"]``.
+
+    Attributes:
+        control_variate: the residual ``r(z, parameters)`` added to the relaxed-``f`` term,
+            or ``None`` for none (then RELAX equals REBAR).
+        temperature: ``lambda > 0`` of the relaxation ``s``.
+        scale: ``eta``, the weight of the relaxed-``f`` term; 0 drops it.
+        control_variate_parameters: the ``parameters`` handed to ``control_variate``; set
+            per call (``control_variate_parameters=``), ``None`` by default.
     """
 
     control_variate: Callable | None = None

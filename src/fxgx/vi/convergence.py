@@ -22,15 +22,15 @@ class LossNotDecreasing(NamedTuple):
     ``t >= max(min_num_steps, window_size)`` when ``a_t < atol`` or ``a_t < rtol * a_0``.
     Monte Carlo losses are noisy: a larger ``window_size`` smooths more.
 
-    Args:
+    Attributes:
       atol: absolute tolerance on the average decrease (``None``: not used).
       rtol: tolerance relative to the initial average decrease (``None``: not used).
       window_size: the moving average's window, in steps.
       min_num_steps: never stop before this many steps.
 
     Raises:
-      ValueError: neither tolerance given, a negative or non-finite tolerance, or a
-        ``window_size``/``min_num_steps`` below 1.
+      ValueError: from ``check`` (which ``fit`` calls): neither tolerance given, a negative
+        or non-finite tolerance, or a ``window_size``/``min_num_steps`` below 1.
     """
 
     atol: float | None = None
@@ -39,7 +39,15 @@ class LossNotDecreasing(NamedTuple):
     min_num_steps: int = 20
 
     def check(self) -> LossNotDecreasing:
-        """Return ``self`` after validating its fields (raises ``ValueError``/``TypeError``)."""
+        """Validate the fields.
+
+        Returns:
+          ``self``, unchanged.
+
+        Raises:
+          ValueError: neither tolerance given, a tolerance that is not a finite number
+            ``>= 0``, or a ``window_size``/``min_num_steps`` that is not an int ``>= 1``.
+        """
         if self.atol is None and self.rtol is None:
             raise ValueError("LossNotDecreasing needs atol=, rtol= or both.")
         for name in ("atol", "rtol"):
@@ -57,12 +65,29 @@ class LossNotDecreasing(NamedTuple):
         return self
 
     def initial_state(self, zero):
-        """``(previous_loss, average_decrease, initial_average_decrease, losses_seen)`` from a
-        scalar zero of the loss's dtype."""
+        """The state before the first step.
+
+        Args:
+          zero: a scalar zero of the loss's dtype (a ``tf.Tensor`` or ``jax.Array``).
+
+        Returns:
+          ``(previous_loss, average_decrease, initial_average_decrease, losses_seen)``, all
+          ``zero``.
+        """
         return (zero, zero, zero, zero)
 
     def update(self, state, loss, where):
-        """One step: the new state and whether the loss has stopped decreasing."""
+        """One step: the new state and whether the loss has stopped decreasing.
+
+        Args:
+          state: the state from ``initial_state`` or the previous ``update``.
+          loss: this step's scalar loss, of the state's dtype.
+          where: ``tf.where`` or ``jnp.where``, the framework's elementwise select.
+
+        Returns:
+          ``(state, converged)``: the new state, and a scalar boolean that is true when
+          ``fit`` should stop after this step.
+        """
         previous, average, initial, seen = state
         decrease = previous - loss
         smoothed = where(seen < 1.5, decrease, average + (decrease - average) / self.window_size)

@@ -85,7 +85,15 @@ class FitResult(NamedTuple):
 class NonFiniteLossError(FloatingPointError):
     """``fit`` met a non-finite loss or gradient. ``result`` is the ``FitResult`` up to and
     including that step, with the parameters of the step before it (the last finite ones;
-    on TensorFlow the variables themselves were left at those values)."""
+    on TensorFlow the variables themselves were left at those values).
+
+    Args:
+        message: the error message (it names the step).
+        result: the ``FitResult`` up to and including the non-finite step.
+
+    Attributes:
+        result: the ``result`` given.
+    """
 
     def __init__(self, message: str, result: FitResult):
         super().__init__(message)

@@ -15,7 +15,7 @@ finite is not applied.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +80,8 @@ class Partition(NamedTuple):
 
     trainable: list
     static: list  # every leaf, None where it is trainable
-    definition: object  # the tree structure
+    # The tree structure; jaxlib ships no type stub, so pyright sees PyTreeDef as a variable.
+    definition: jax.tree_util.PyTreeDef  # pyright: ignore[reportInvalidTypeForm]
 
     def combine(self, trainable):
         leaves = iter(trainable)
@@ -153,6 +154,8 @@ class Trainer:
         def one_step(trainable, state, step):
             value, gradients = gradient(trainable, jax.random.fold_in(steps_seed, step))
             updates, new_state = optimizer_update(gradients, state, trainable)
+            # An update has the structure of the gradients it was given: a list of arrays.
+            updates = cast("list[jax.Array]", updates)
             new_trainable = [p + u.astype(p.dtype) for p, u in zip(trainable, updates,
                                                                      strict=True)]
             traced = None

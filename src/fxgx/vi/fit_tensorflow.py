@@ -141,16 +141,22 @@ class Trainer:
         return loss, gradients
 
     def _step_seed(self, step):
-        return tf.random.experimental.stateless_fold_in(self._steps_seed, step)
+        # tf.random.experimental exists in TensorFlow but not in its type stubs.
+        return tf.random.experimental.stateless_fold_in(  # pyright: ignore[reportAttributeAccessIssue]
+            self._steps_seed, step)
 
     def _traced_outputs(self, step):
+        trace_fn = self._trace_fn
+        if trace_fn is None:
+            raise RuntimeError("_traced_outputs is traced only when fit was given a trace_fn")
         loss, gradients = self._loss_and_gradients(self._step_seed(step))
-        return self._trace_fn(self._traceable(
+        return trace_fn(self._traceable(
             loss=loss, gradients=list(gradients),
             parameters=[tf.convert_to_tensor(p) for p in self.parameters], step=step))
 
     def _run_block_function(self, first_step, count, criterion_state):
         capacity = self.max_block_steps
+        trace_fn = self._trace_fn if self._trace_specs is not None else None
         losses = tf.TensorArray(tf.float64, size=capacity, element_shape=[])
         traces = ()
         if self._trace_specs is not None:
@@ -161,8 +167,8 @@ class Trainer:
         def body(index, reason, stop_index, criterion_state, losses, traces):
             step = first_step + tf.cast(index, tf.int64)
             loss, gradients = self._loss_and_gradients(self._step_seed(step))
-            if self._trace_specs is not None:
-                outputs = self._trace_fn(self._traceable(
+            if trace_fn is not None:
+                outputs = trace_fn(self._traceable(
                     loss=loss, gradients=list(gradients),
                     parameters=[tf.convert_to_tensor(p) for p in self.parameters], step=step))
                 traces = tf.nest.map_structure(
@@ -201,12 +207,17 @@ class Trainer:
         flat = []
         for index in range(seeds.shape[0]):
             _, gradients = self._loss_and_gradients(seeds[index])
-            flat.append(tf.concat([tf.reshape(tf.cast(g, tf.float64), [-1])
-                                   for g in gradients], axis=0))
+            # tf.cast takes the IndexedSlices gradient of a gathered variable too; the
+            # stubs list only Tensor, SparseTensor and RaggedTensor.
+            flat.append(tf.concat(
+                [tf.reshape(tf.cast(g, tf.float64), [-1])  # pyright: ignore[reportCallIssue, reportArgumentType]
+                 for g in gradients], axis=0))
         return tf.stack(flat)
 
     def fold_in(self, seed, step: int):
-        return tf.random.experimental.stateless_fold_in(seed, tf.constant(step, tf.int64))
+        # tf.random.experimental exists in TensorFlow but not in its type stubs.
+        return tf.random.experimental.stateless_fold_in(  # pyright: ignore[reportAttributeAccessIssue]
+            seed, tf.constant(step, tf.int64))
 
     def run_block(self, first_step: int, count: int):
         if self._criterion is not None and self._criterion_state is None:
