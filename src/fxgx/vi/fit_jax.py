@@ -110,8 +110,9 @@ def _all_finite(loss, gradients):
 
 
 def _select(condition, new, old):
-    """``new`` where ``condition`` (a scalar bool) holds, else ``old``, leaf by leaf."""
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(condition, a, b), new, old)
+    """``new`` if ``condition`` (a scalar bool) holds, else ``old``: a ``lax.cond`` that picks
+    whole buffers, not an elementwise ``where`` pass over every parameter and moment."""
+    return jax.lax.cond(condition, lambda: new, lambda: old)
 
 
 class Trainer:
