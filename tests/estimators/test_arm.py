@@ -4,12 +4,14 @@ dimensions, multi-dimensional event shapes, every execution mode, and bad input.
 Statistical tests, their false-failure rates and power:
 
 - Exact variances (``assert_variance``): two-sided z-test of the sample variance of 2^18
-  estimates against the exact variance, standard error from the fourth moment, false-failure
-  rate 1e-5. Power: each test first checks it would detect a 5 % error in the variance with
-  probability 0.99 (``_assert_variance_with_power``). The same draws check the mean against
-  the exact gradient (``assert_unbiased``, 1e-5, power 0.99 for a bias of 0.005). DisARM at
-  ``theta = 0`` has exact variance 0 (every estimate is the same number); there an absolute
-  tolerance of 1e-12 absorbs rounding, and any real spread (ARM's is 2e-4) fails it.
+  estimates against the exact variance (piecewise integration over ``u``, checked against
+  an independent closed form, ``closed_form_variance``), standard error from the fourth
+  moment, false-failure rate 1e-5. Power: each test first checks it would detect a 5 %
+  error in the variance with probability 0.99 (``_assert_variance_with_power``). The same
+  draws check the mean against the exact gradient (``assert_unbiased``, 1e-5, power 0.99
+  for a bias of 0.005). DisARM at ``theta = 0`` has exact variance 0 (every estimate is the
+  same number); there an absolute tolerance of 1e-12 absorbs rounding, and any real spread
+  (ARM's is 2e-4) fails it.
 - Unbiasedness with event shapes (``assert_unbiased``): Holm z-tests against the exact
   gradient by enumeration, family-wise false-failure rate 1e-5, power 0.99 to detect a bias
   of a quarter of the gradient's root mean square.

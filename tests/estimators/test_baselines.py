@@ -4,7 +4,8 @@
 Statistical tests, their false-failure rates and power:
 
 - Exact variances (``assert_variance``): two-sided z-test of the sample variance of the
-  estimates against the exact variance by enumeration (numpy float64), standard error from
+  estimates against the exact variance by enumeration (numpy float64; REINFORCE's and
+  LOO's also checked against a closed form, ``closed_form_variance``), standard error from
   the fourth moment, false-failure rate 1e-5. Each test first checks that it would detect a
   5 % error in the variance with probability 0.99 (``_assert_variance_with_power``). The
   same draws check the mean against the exact gradient (power 0.99 for a bias of 0.005).
