@@ -62,10 +62,74 @@ def test_jax_arrays_and_tracers_pick_jax():
     [np.ones(3), 1.0, 3, [1.0, 2.0], np.float32(1.0)],
     ids=["ndarray", "float", "int", "list", "numpy-scalar"],
 )
-def test_numpy_and_python_values_default_to_tensorflow(value):
-    assert backends.DEFAULT_BACKEND == "tensorflow"
+def test_plain_values_name_no_framework_and_take_the_default(value):
     assert find_backend(value) is None
-    assert get_backend(value).name == "tensorflow"
+    assert get_backend(value, default="jax").name == "jax"
+    assert get_backend(value, default="tensorflow").name == "tensorflow"
+    assert get_backend(value).name == backends.DEFAULT_BACKEND
+
+
+def test_results_are_arrays_of_the_framework_passed_in():
+    """End to end: the primitive and an estimator hand back the caller's array type;
+    NumPy inputs get the default framework's."""
+    import jax
+
+    from fxgx import custom_gradient
+    from fxgx.distributions import Bernoulli
+    from fxgx.estimators import reinforce
+
+    array_types = {"tensorflow": tf.Tensor, "jax": jax.Array}
+    inputs = [("tensorflow", tf.constant([0.5, 1.5])), ("jax", jnp.asarray([0.5, 1.5])),
+              (backends.DEFAULT_BACKEND, np.asarray([0.5, 1.5], np.float32))]
+    for name, x in inputs:
+        assert isinstance(custom_gradient(x, x, x), array_types[name]), (name, type(x))
+        if not isinstance(x, np.ndarray):
+            surrogate = reinforce()(lambda samples: samples * 2.0, Bernoulli(x), seed=0,
+                                    num_samples=2)
+            assert isinstance(surrogate, array_types[name]), name
+
+
+class ForeignArray:
+    """An array of a framework fxgx has no backend for."""
+
+    shape = (2,)
+    dtype = "float32"
+
+
+ForeignArray.__module__ = "torch"
+
+
+def test_arrays_of_an_unknown_framework_are_a_clear_error():
+    assert find_backend(ForeignArray()) is None
+    with pytest.raises(TypeError, match="Could not tell the framework"):
+        get_backend(ForeignArray(), default=None)
+
+    class ForeignDistribution:
+        def __init__(self):
+            self.logits = ForeignArray()
+
+        def sample(self, sample_shape=(), seed=None):
+            raise AssertionError("never reached: the framework is unknown")
+
+        def log_prob(self, value):
+            raise AssertionError("never reached: the framework is unknown")
+
+    from fxgx.estimators import reinforce
+
+    with pytest.raises(TypeError, match=r"Could not tell the framework of distribution "
+                                        r"\(ForeignDistribution\)"):
+        reinforce()(lambda samples: samples, ForeignDistribution(), seed=0)
+
+
+@pytest.mark.parametrize("name", ["tensorflow", "jax"])
+def test_an_object_may_name_its_backend(name):
+    class Tagged:
+        fxgx_backend_name = name
+
+    assert find_backend([np.ones(1), Tagged()]).name == name
+    other = tf.ones(1) if name == "jax" else jnp.ones(1)
+    with pytest.raises(TypeError, match="two frameworks were mixed"):
+        get_backend(Tagged(), other)
 
 
 def test_the_first_framework_array_decides_among_plain_values():
@@ -109,8 +173,36 @@ def test_unknown_backend_name_lists_the_choices():
         backend_by_name("torch")
 
 
-def test_both_backends_are_available_here():
+@pytest.fixture
+def without(monkeypatch):
+    """``without(name)``: make the backend ``name`` unimportable in this process (as on a
+    machine without its framework), restored after the test."""
+
+    def block(name):
+        module = {"tensorflow": "tensorflow_backend", "jax": "jax_backend"}[name]
+        monkeypatch.setattr(backends, "_LOADED", {})
+        monkeypatch.delattr(backends, module, raising=False)
+        monkeypatch.setitem(sys.modules, f"fxgx.backends.{module}", None)
+
+    return block
+
+
+def test_both_backends_are_available_when_both_import():
     assert backends.available_backends() == ["tensorflow", "jax"]
+    assert backends.default_backend_name() == backends.DEFAULT_BACKEND
+
+
+@pytest.mark.parametrize("missing, present, extra",
+                         [("tensorflow", "jax", "tf"), ("jax", "tensorflow", "jax")])
+def test_a_missing_framework_is_left_out_and_named_with_its_install_command(
+        without, missing, present, extra):
+    without(missing)
+    assert backends.available_backends() == [present]
+    assert backends.default_backend_name() == present
+    with pytest.raises(ImportError, match=rf"pip install 'fxgx\[{extra}\]'"):
+        backend_by_name(missing)
+    array = jnp.ones(2) if present == "jax" else tf.ones(2)
+    assert get_backend(array).name == present
 
 
 def test_backends_expose_the_same_function_set():
@@ -149,4 +241,41 @@ def test_import_fxgx_imports_no_framework():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
+    assert "loaded: []" in result.stdout, result.stdout
+
+
+@pytest.mark.slow  # a fresh TensorFlow import: 10-25 s
+def test_tensorflow_work_loads_no_jax_backend():
+    """The mirror of tests/backends/test_jax_without_tensorflow.py: an estimator, the
+    primitive and a gradient on TensorFlow arrays never load fxgx's JAX backend, nor any
+    JAX module beyond those ``import tensorflow`` loads by itself (TF 2.21 imports jax when
+    it is installed)."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import tensorflow as tf
+
+        def jax_modules():
+            return {name for name in sys.modules if name.split(".")[0] in ("jax", "jaxlib")}
+
+        before = jax_modules()
+        from fxgx import custom_gradient
+        from fxgx.distributions import Bernoulli
+        from fxgx.estimators import disarm, reinforce
+        logits = tf.Variable([0.3, -0.4])
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(reinforce()(lambda b: b, Bernoulli(logits), seed=0))
+            total += tf.reduce_sum(disarm()(lambda b: b, Bernoulli(logits), seed=1))
+            total += tf.reduce_sum(custom_gradient(logits, logits, logits))
+        assert tape.gradient(total, logits) is not None
+        loaded = sorted(jax_modules() - before)
+        if "fxgx.backends.jax_backend" in sys.modules:
+            loaded.append("fxgx.backends.jax_backend")
+        print("loaded:", loaded)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
     assert "loaded: []" in result.stdout, result.stdout

@@ -4,15 +4,19 @@ dimensions, multi-dimensional event shapes, every execution mode, and bad input.
 Statistical tests, their false-failure rates and power:
 
 - Exact variances (``assert_variance``): two-sided z-test of the sample variance of 2^18
-  estimates against the exact variance, standard error from the fourth moment, false-failure
-  rate 1e-5. Power: each test first checks it would detect a 5 % error in the variance with
-  probability 0.99 (``_assert_variance_with_power``). The same draws check the mean against
-  the exact gradient (``assert_unbiased``, 1e-5, power 0.99 for a bias of 0.005). DisARM at
-  ``theta = 0`` has exact variance 0 (every estimate is the same number); there an absolute
-  tolerance of 1e-12 absorbs rounding, and any real spread (ARM's is 2e-4) fails it.
+  estimates against the exact variance (piecewise integration over ``u``, checked against
+  an independent closed form, ``closed_form_variance``), standard error from the fourth
+  moment, false-failure rate 1e-5. Power: each test first checks it would detect a 5 %
+  error in the variance with probability 0.99 (``_assert_variance_with_power``). The same
+  draws check the mean against the exact gradient (``assert_unbiased``, 1e-5, power 0.99
+  for a bias of 0.005). DisARM at ``theta = 0`` has exact variance 0 (every estimate is the
+  same number); there an absolute tolerance of 1e-12 absorbs rounding, and any real spread
+  (ARM's is 2e-4) fails it.
 - Unbiasedness with event shapes (``assert_unbiased``): Holm z-tests against the exact
   gradient by enumeration, family-wise false-failure rate 1e-5, power 0.99 to detect a bias
   of a quarter of the gradient's root mean square.
+- TFP inputs: the same ``assert_unbiased`` test (1e-5, power 0.99 for a quarter of the
+  gradient's root mean square); the TFP and fxgx distributions agree bit for bit.
 - Ordering in D = 10: one-sided z-tests of ``var_ARM - var_DisARM > 0`` per coordinate
   (independent runs, standard error ``sqrt(se_ARM^2 + se_DisARM^2)``), Holm at 1e-5. A wrong
   ordering passes with probability below 1e-5; with 50,000 estimates each the smallest
@@ -81,15 +85,36 @@ def _assert_variance_with_power(moments, exact_variance, relative_error=0.05, **
     assert_variance(moments, exact_variance, false_failure_rate=FALSE_FAILURE_RATE, **options)
 
 
-@pytest.mark.parametrize(
-    "name, logit, rounded",
-    [("arm", 0.0, 2.083e-4), ("arm", -2.0, 3.550e-4), ("disarm", -2.0, 3.522e-4)],
-)
-def test_exact_variance_on_the_bernoulli_toy(backend, name, logit, rounded):
+def closed_form_variance(name: str, target: float, logit: float) -> float:
+    """The variance of one estimate on ``E[(b - t)^2]`` in closed form, derived apart from
+    the piecewise integration of ``exact_pair_moments``.
+
+    With ``p = sigmoid(theta)`` and ``Delta = f(1) - f(0) = 1 - 2 t``, the pair differs
+    (``b != b~``) exactly when ``u < min(p, 1 - p)`` or ``u > max(p, 1 - p)``, and there
+    ``f(b~) - f(b) = Delta sign(u - 1/2)``; elsewhere the estimate is 0.
+
+    - ARM, ``g = (f(b~) - f(b)) (u - 1/2)``: ``E[g^2] = Delta^2 (int_0^m + int_{1-m}^1)
+      (u - 1/2)^2 du = Delta^2 (1/4 - 2 |p - 1/2|^3) / 3`` with ``m = min(p, 1 - p)``, and
+      ``E[g] = Delta p (1 - p)``.
+    - DisARM, ``g = (Delta / 2) sigmoid(|theta|) 1[b != b~]``: two values, the non-zero one
+      with probability ``r = 2 sigmoid(-|theta|)``, so ``Var = (Delta sigmoid(|theta|) / 2)^2
+      r (1 - r)`` (0 at ``theta = 0``, where ``r = 1``).
+    """
+    p, delta = _sigmoid(logit), 1.0 - 2.0 * target
+    if name == "arm":
+        second_moment = delta**2 * (0.25 - 2.0 * abs(p - 0.5) ** 3) / 3.0
+        return second_moment - (delta * p * (1.0 - p)) ** 2
+    differ = 2.0 * _sigmoid(-abs(logit))
+    return (0.5 * delta * _sigmoid(abs(logit))) ** 2 * differ * (1.0 - differ)
+
+
+@pytest.mark.parametrize("name, logit", [("arm", 0.0), ("arm", -2.0), ("disarm", -2.0)])
+def test_exact_variance_on_the_bernoulli_toy(backend, name, logit):
     mean, variance = exact_pair_moments(name, TARGET, logit)
     gradient = BernoulliToy(TARGET, logit).exact_gradient()[0]
     assert mean == pytest.approx(gradient, rel=1e-12)  # the estimators are unbiased
-    assert float(f"{variance:.4g}") == rounded
+    # Two derivations agree: at theta = 0, ARM's is Delta^2 (1/12 - 1/16) = 0.01 / 48.
+    assert variance == pytest.approx(closed_form_variance(name, TARGET, logit), rel=1e-12)
     moments = gradient_moments(
         ESTIMATORS[name](), BernoulliToy(TARGET, logit), num_estimates=NUM_ESTIMATES,
         seed=11, backend=backend.name, dtype="float32", num_samples=1,
@@ -97,6 +122,17 @@ def test_exact_variance_on_the_bernoulli_toy(backend, name, logit, rounded):
     _assert_variance_with_power(moments, variance)
     assert_unbiased(moments, [mean], false_failure_rate=FALSE_FAILURE_RATE,
                     detectable_bias=0.005)
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_the_two_exact_variance_derivations_agree_across_logits(name):
+    """Piecewise integration against the closed form on a grid of logits and targets
+    (deterministic; both sides float64)."""
+    for target in (0.1, 0.45, 0.499, 0.8):
+        for logit in np.linspace(-4.0, 4.0, 17):
+            _, variance = exact_pair_moments(name, target, logit)
+            expected = closed_form_variance(name, target, logit)
+            assert variance == pytest.approx(expected, rel=1e-9, abs=1e-15), (target, logit)
 
 
 def test_disarm_variance_is_exactly_zero_at_logit_zero(backend):
@@ -286,17 +322,61 @@ def test_value_is_the_mean_of_f_over_the_pair(framework, name):
     np.testing.assert_array_equal(value, np.full(5, 0.5, np.float32))
 
 
-def test_tensorflow_probability_distributions_are_accepted():
+class TensorFlowProbabilityBernoulli(Problem):
+    """``_function`` under TFP's ``Independent(Bernoulli(logits=LOGITS), 1)``: two batch
+    members of three Bernoulli variables; exact gradient by enumerating each member's 8
+    states."""
+
+    kind = "bernoulli"
+    name = "tensorflow_probability_bernoulli"
+
+    def parameter_values(self):
+        return [LOGITS]
+
+    def distribution(self, logits):
+        tfd = pytest.importorskip("tensorflow_probability").distributions
+        return tfd.Independent(tfd.Bernoulli(logits=logits), 1)
+
+    def function(self, samples):
+        return _function(samples)
+
+    def exact_gradient(self):
+        return np.ravel([enumerate_bernoulli(_function, member)[1] for member in LOGITS])
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_tensorflow_probability_distributions_give_the_fxgx_estimate_bit_for_bit(name):
+    """Deterministic: a TFP ``Independent(Bernoulli)`` and fxgx's ``Bernoulli`` with the same
+    logits and seed give the same value and gradient, bit for bit."""
     tf = pytest.importorskip("tensorflow")
-    tfp = pytest.importorskip("tensorflow_probability")
-    tfd = tfp.distributions
-    logits = tf.Variable(LOGITS, dtype=tf.float32)
-    for name, factory in ESTIMATORS.items():
+    problem = TensorFlowProbabilityBernoulli()
+    results = {}
+    for source, make in (("tfp", problem.distribution),
+                         ("fxgx", lambda logits: Bernoulli(logits, event_ndims=1))):
+        logits = tf.constant(LOGITS, tf.float32)
         with tf.GradientTape() as tape:
-            distribution = tfd.Independent(tfd.Bernoulli(logits=logits), 1)
-            loss = tf.reduce_sum(factory()(_function, distribution, seed=4, num_samples=2))
-        gradient = tape.gradient(loss, logits)
-        assert gradient.shape == (2, 3) and np.all(np.isfinite(gradient.numpy())), name
+            tape.watch(logits)
+            value = ESTIMATORS[name]()(_function, make(logits), seed=4, num_samples=2)
+        results[source] = (value.numpy(), tape.gradient(value, logits).numpy())
+    for tfp_array, fxgx_array in zip(results["tfp"], results["fxgx"], strict=True):
+        assert tfp_array.dtype == np.float32 and tfp_array.shape == fxgx_array.shape
+        np.testing.assert_array_equal(tfp_array.view(np.uint32), fxgx_array.view(np.uint32))
+    assert np.any(results["tfp"][1] != 0)
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_tensorflow_probability_distributions_are_unbiased(name):
+    """The mean of 100,000 estimates from TFP inputs matches the exact gradient by
+    enumeration: Holm z-tests, family-wise false-failure rate 1e-5, power 0.99 to detect a
+    quarter of the gradient's root mean square (``assert_unbiased`` fails if not)."""
+    pytest.importorskip("tensorflow_probability")
+    problem = TensorFlowProbabilityBernoulli()
+    moments = gradient_moments(
+        ESTIMATORS[name](), problem, num_estimates=100_000, seed=32, backend="tensorflow",
+        dtype="float32", num_samples=2,
+    )
+    assert_unbiased(moments, problem.exact_gradient(), false_failure_rate=1e-5,
+                    detectable_bias=problem.detectable_bias)
 
 
 # ----------------------------------------------------------------- f is never differentiated
