@@ -31,6 +31,7 @@ import numpy as np
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = REPOSITORY / "docs" / "results"
+BENCHMARK_RESULTS = REPOSITORY / "benchmarks" / "results"
 MARKER = re.compile(
     r"^(?P<indent>[ \t]*)<!-- table:(?P<name>[a-z0-9_-]+) start -->\n"
     r"(?P<body>.*?)"
@@ -316,7 +317,28 @@ def variable_selection_pips() -> list[str]:
     return [f"Exact PIPs: `{pips}`."]
 
 
+def fit_overhead_table() -> list[str]:
+    """docs/vi.md: fit's per-step time against a hand-written compiled loop (benchmark JSON)."""
+    with open(BENCHMARK_RESULTS / "fit_overhead.json", encoding="utf-8") as handle:
+        run = json.load(handle)
+    lines = ["| backend | latents | samples | fit (µs/step) | hand-written (µs/step) | "
+             "ratio | one-time: fit / hand-written (s) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in run["rows"]:
+        lines.append(
+            f"| {row['backend']} | {row['dimension']} | {row['num_samples']} | "
+            f"{row['fit_microseconds_per_step']:.1f} | "
+            f"{row['hand_written_microseconds_per_step']:.1f} | "
+            f"{row['ratio_fit_to_hand_written']:.2f} | "
+            f"{row['fit_one_time_seconds']:.2f} / {row['hand_written_one_time_seconds']:.2f} |")
+    versions = run["versions"]
+    lines += ["", f"`{run['command']}`, {run['date'][:10]}, {run['machine']['cpu_count']} cores, "
+              + ", ".join(f"{name} {version}" for name, version in sorted(versions.items())) + "."]
+    return lines
+
+
 TABLES = {
+    "fit-overhead": fit_overhead_table,
     "gaussian-mixture": lambda: gaussian_mixture_table("gaussian_mixture"),
     "gaussian-mixture-means-normal":
         lambda: gaussian_mixture_table("gaussian_mixture_means_normal"),

@@ -17,6 +17,29 @@ import os
 # Must be set before TensorFlow is imported anywhere in the test session.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def _share_jax_compilations() -> None:
+    """One JAX persistent compilation cache for the whole run: made by the first process that
+    loads this file (pytest-xdist's controller), inherited by its workers and subprocesses
+    through the environment. Tests compile the same small programs (and JAX's eager mode the
+    same primitives) in many places; a hit skips XLA's compilation (about 12 % of the JAX
+    tests' time, measured cold). The cache starts empty each run and its key includes the
+    jax/jaxlib versions and the compiled program, so results are those of a fresh compile."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    import atexit  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    directory = tempfile.mkdtemp(prefix="fxgx-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = directory
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+
+_share_jax_compilations()
+
 import ml_dtypes  # noqa: E402 - after the TF logging switch above
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -161,3 +184,17 @@ def framework(backend) -> Framework:
 @pytest.fixture(params=FLOAT_DTYPES)
 def float_dtype(request) -> str:
     return request.param
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.jax_in_slow_set``: the JAX instance of a backend-generic test (one whose
+    code is the same on both frameworks and whose TensorFlow instance stays in the default set)
+    is moved to the slow set, which CI runs too. Runs before ``-m`` deselects."""
+    del config
+    for item in items:
+        if item.get_closest_marker("jax_in_slow_set") is None:
+            continue
+        parameters = getattr(getattr(item, "callspec", None), "params", {})
+        if "jax" in (parameters.get("backend"), parameters.get("backend_name")):
+            item.add_marker(pytest.mark.slow)

@@ -108,6 +108,7 @@ def closed_form_variance(name: str, target: float, logit: float) -> float:
     return (0.5 * delta * _sigmoid(abs(logit))) ** 2 * differ * (1.0 - differ)
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name, logit", [("arm", 0.0), ("arm", -2.0), ("disarm", -2.0)])
 def test_exact_variance_on_the_bernoulli_toy(backend, name, logit):
     mean, variance = exact_pair_moments(name, TARGET, logit)
@@ -237,6 +238,7 @@ class BatchOfMatrixBernoulli(Problem):
         return np.ravel(gradients)
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_unbiased_with_batch_and_matrix_events(backend, name):
     problem = BatchOfMatrixBernoulli()
@@ -268,8 +270,9 @@ def _modes(framework, dtype):
 
 
 @pytest.mark.parametrize("dtype, name", [
-    ("float32", "arm"), ("float32", "disarm"), ("float64", "arm"),
-    # DisARM shares ARM's pair machinery; its float64 run is in the slow set.
+    ("float32", "arm"), ("float32", "disarm"),
+    # The float64 runs (the same pair machinery in another dtype) are in the slow set.
+    pytest.param("float64", "arm", marks=pytest.mark.slow),
     pytest.param("float64", "disarm", marks=pytest.mark.slow),
 ])
 def test_same_numbers_in_every_mode(framework, name, dtype):
@@ -417,6 +420,7 @@ def test_the_guard_raises_when_f_is_differentiated(framework):
         framework.value_and_vjp(guarded, framework.constant(LOGITS))
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_f_is_never_differentiated(framework, name):
     guarded = guard_against_differentiation(framework.name, _function)

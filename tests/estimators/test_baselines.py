@@ -405,10 +405,10 @@ def _modes(framework, dtype):
 
 
 # The moving-average and learned baselines share REINFORCE's code path, and the optimal
-# baseline covers REINFORCE-LOO's sample-axis code in float64: those float64 and vmap runs
-# are in the slow set to keep the default run short.
+# baseline covers REINFORCE-LOO's sample-axis code in float64: those twins' mode checks (both
+# dtypes), the float64 run of REINFORCE-LOO and the vmap runs are in the slow set.
 SLOW_TWINS = ("learned_baseline", "moving_average_baseline")
-SLOW_FLOAT64 = SLOW_TWINS + ("reinforce_leave_one_out",)
+SLOW_FLOAT64 = SLOW_TWINS + ("reinforce_leave_one_out", "optimal_baseline")
 
 
 def _names(slow_when):
@@ -417,8 +417,8 @@ def _names(slow_when):
 
 
 @pytest.mark.parametrize("dtype, name", [
-    pytest.param(dtype, name,
-                 marks=[pytest.mark.slow] * (dtype == "float64" and name in SLOW_FLOAT64))
+    pytest.param(dtype, name, marks=[pytest.mark.slow] * (
+        name in SLOW_TWINS or (dtype == "float64" and name in SLOW_FLOAT64)))
     for dtype in ("float32", "float64") for name in sorted(FACTORIES)
 ])
 def test_same_numbers_in_every_mode(framework, name, dtype):
@@ -494,6 +494,7 @@ def test_the_guard_raises_when_f_is_differentiated(framework):
         framework.value_and_vjp(guarded, framework.constant(LOGITS))
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", sorted(FACTORIES) + ["reinforce"])
 def test_f_is_never_differentiated(framework, name):
     guarded = guard_against_differentiation(framework.name, _function)

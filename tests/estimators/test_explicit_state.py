@@ -47,7 +47,22 @@ def _ids(cards):
     return [card.name for card in cards]
 
 
-@pytest.mark.parametrize("card", CARDS, ids=_ids(CARDS))
+#: On JAX in the default set: the cards with state and REINFORCE; the stateless others
+#: run the same backend-generic code and are in the slow set (CI runs it).
+JAX_DEFAULT = STATEFUL + ("reinforce",)
+#: Compiled in the default set: the cards whose state or info is more than a wrapper.
+COMPILED_DEFAULT = ("moving_average_baseline", "relax")
+
+
+def _backend_cases(cards):
+    for card in cards:
+        for backend in ("tensorflow", "jax"):
+            slow = backend == "jax" and card.name not in JAX_DEFAULT
+            yield pytest.param(backend, card, id=f"{card.name}-{backend}",
+                               marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("backend, card", list(_backend_cases(CARDS)), indirect=["backend"])
 def test_apply_from_init_equals_the_plain_call(framework, card):
     """Value and gradient of ``apply(init(q), ...)[0]`` equal the plain call's bitwise."""
     estimator = _make(card)
@@ -89,14 +104,16 @@ def test_stateless_estimators_have_the_empty_state_and_no_info(framework, card):
 def _compiled_cases():
     """Every card in ``tf.function`` and ``jax.jit``, the stateful ones under XLA too. The
     stateless cards run the plain call's code, which their own test files compile in every
-    mode, so their cases are in the slow set (about 30 s)."""
+    mode, so their cases are in the slow set (about 30 s), with those of the learned baseline
+    and REBAR (a wrapper of the plain call, and RELAX's code without a residual)."""
     for card in CARDS:
-        marks = [] if card.name in STATEFUL else [pytest.mark.slow]
+        marks = [] if card.name in COMPILED_DEFAULT else [pytest.mark.slow]
         for backend, mode in (("tensorflow", "function"), ("jax", "jit")):
             yield pytest.param(card, backend, mode, marks=marks,
                                id=f"{card.name}-{backend}-{mode}")
         if card.name in STATEFUL:
-            yield pytest.param(card, "tensorflow", "xla", id=f"{card.name}-tensorflow-xla")
+            yield pytest.param(card, "tensorflow", "xla", id=f"{card.name}-tensorflow-xla",
+                               marks=marks)
 
 
 @pytest.mark.parametrize("card, backend, mode", list(_compiled_cases()),

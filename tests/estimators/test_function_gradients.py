@@ -17,6 +17,7 @@ from fxgx.distributions import Bernoulli, OneHotCategorical
 CARDS = catalogue.load_cards()
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("card", CARDS, ids=[card.name for card in CARDS])
 def test_declared_function_gradient_behaviour(card, backend):
     estimator = card.make()

@@ -84,6 +84,7 @@ def test_quadrature_matches_closed_forms_at_logit_zero():
                                rtol=1e-10)
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 @pytest.mark.parametrize("hard", [False, True], ids=["relaxed", "hard"])
 def test_binary_concrete_mean_equals_quadrature(backend_name, hard):
@@ -100,6 +101,7 @@ def test_binary_concrete_mean_equals_quadrature(backend_name, hard):
         assert_unbiased(moments, problem.exact_gradient(), false_failure_rate=1e-5)
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 @pytest.mark.parametrize("hard", [False, True], ids=["relaxed", "hard"])
 def test_two_class_gumbel_softmax_mean_equals_quadrature(backend_name, hard):
@@ -194,6 +196,7 @@ def test_relaxed_samples_approach_one_hot_as_temperature_falls(backend):
 # ------------------------------------------------------------------- numerical safety
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hard", [False, True], ids=["relaxed", "hard"])
 def test_low_temperature_and_extreme_logits_stay_finite(framework, dtype, hard):

@@ -128,6 +128,7 @@ def _category_problem():
                                  name="category(K=3)")
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("num_conditional_samples", [1, 8])
 def test_categorical_mean_and_variance_match_exact_straight_through(framework,
                                                                       num_conditional_samples):
@@ -188,6 +189,7 @@ def exact_nonadditive_straight_through(temperature=TEMPERATURE):
     return weights @ (conditional * slopes)
 
 
+@pytest.mark.jax_in_slow_set
 def test_bernoulli_mean_matches_exact_straight_through(framework):
     """Gumbel-Rao's mean on ``nonadditive_bernoulli`` equals the exact ST-GS expectation.
     n = 131072, Holm over 8 coordinates at 1e-5, power 0.99 against an error of 0.01."""

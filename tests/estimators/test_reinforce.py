@@ -72,6 +72,7 @@ def _second_derivatives(backend_name, estimator, logits, num_estimates, seed):
     return np.asarray(jax.grad(lambda theta: jnp.sum(jax.grad(total)(theta)))(tiled))
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 @pytest.mark.parametrize("theta", [0.0, -1.5])
 def test_second_derivative_is_unbiased_for_the_dice_form(backend_name, theta):

@@ -95,6 +95,7 @@ def test_closed_form_on_the_bernoulli_toy_matches_enumeration():
                                p * (1 - p) * (2 * p - 1), atol=1e-15)
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 @pytest.mark.parametrize(
     "problem_name, slope",
@@ -147,6 +148,7 @@ def _binomial_holm(counts, trials, probabilities, false_failure_rate=1e-6):
     return holm_rejections(two_sided_p_values(z), false_failure_rate), z
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("dtype, slope", [("float32", 1.0), ("float64", 2.5)])
 def test_bernoulli_block_value_is_the_sample_and_gradient_is_slope_times_sigmoid_derivative(
     framework, dtype, slope
@@ -180,6 +182,7 @@ def test_bernoulli_block_value_is_the_sample_and_gradient_is_slope_times_sigmoid
         np.testing.assert_array_equal(framework.numpy(concrete), results[0][0])
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("dtype, slope", [("float32", 0.5), ("float64", 1.0)])
 def test_categorical_block_value_is_one_hot_and_gradient_is_the_softmax_jacobian(
     framework, dtype, slope
@@ -244,6 +247,7 @@ def test_estimator_value_is_f_at_the_hard_samples(backend):
     np.testing.assert_array_equal(backend.to_numpy(value), backend.to_numpy(expected))
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_extreme_logits_give_finite_values_and_gradients(framework, dtype):
     """JAX compiled (one compilation instead of one per operation), TF eager."""

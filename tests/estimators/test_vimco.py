@@ -34,6 +34,7 @@ def _sharp_log_weight(samples):
     return 3.0 * samples[..., 0] * samples[..., 1] - 2.5 * samples[..., 1] + samples[..., 0] - 1.0
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize(
     "problem_factory",
     [

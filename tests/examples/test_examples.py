@@ -213,6 +213,7 @@ def test_gaussian_mixture_quick_run_stays_below_the_exact_evidence(backend, tmp_
     assert (tmp_path / "gaussian_mixture.png").stat().st_size > 0
 
 
+@pytest.mark.slow  # the mixture's quick run above stays in the default set
 def test_gaussian_mixture_with_a_normal_surrogate_for_the_means(tmp_path):
     module = load_example("gaussian_mixture")
     summary = module.main(["--quick", "--means", "normal", "--points", "4",

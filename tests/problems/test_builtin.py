@@ -41,6 +41,7 @@ def test_names_and_default():
     assert get_problem("gaussian") is not get_problem("gaussian")  # fresh instances
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", PROBLEM_NAMES)
 def test_every_problem_is_consistent(backend, name):
     problem = get_problem(name)

@@ -80,6 +80,7 @@ CASES = [
 ]
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name, num_samples, backend_name, num_estimates", CASES)
 def test_bound_gradient_is_unbiased(name, num_samples, backend_name, num_estimates):
     """Mean gradient w.r.t. (surrogate logits, decoder weights) == exact ``dL_K`` (Holm
