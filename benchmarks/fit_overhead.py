@@ -13,7 +13,7 @@ counts; the marginal per-step time ``(T(long) - T(short)) / (long - short)`` can
 one-time costs (tracing, compilation), and ``ratio = fit / hand-written`` is reported per
 backend with the one-time cost of each. Best of ``--repeats`` runs.
 
-    python benchmarks/fit_overhead.py [--short 2000] [--long 20000] [--json FILE]
+    python benchmarks/fit_overhead.py [--short 5000] [--long 50000] [--json FILE]
 """
 
 from __future__ import annotations
@@ -161,8 +161,8 @@ def versions() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--short", type=int, default=2000, help="steps of the short run")
-    parser.add_argument("--long", type=int, default=20000, help="steps of the long run")
+    parser.add_argument("--short", type=int, default=5000, help="steps of the short run")
+    parser.add_argument("--long", type=int, default=50000, help="steps of the long run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per timing (best kept)")
     parser.add_argument("--backends", default="jax,tensorflow", help="comma-separated")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
