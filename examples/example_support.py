@@ -4,11 +4,12 @@ package: the examples are user code."""
 
 from __future__ import annotations
 
-import argparse
 import functools
-import textwrap
 
 import numpy as np
+
+# The examples' --help shows every default the way `fxgx --help` does.
+from fxgx.cli import HelpFormatter  # noqa: F401 - re-exported for the example scripts
 
 #: One colour per catalogued estimator, in catalogue order (matplotlib's tab10 without its
 #: gray, then darker colours): black and gray stay free for the reference lines (exact
@@ -16,21 +17,6 @@ import numpy as np
 ESTIMATOR_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                     "#e377c2", "#bcbd22", "#17becf", "#000080", "#b8860b", "#008080",
                     "#c71585", "#556b2f", "#800000", "#7b68ee")
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """``--help`` shows ``(default: ...)`` after every option whose default is not None
-    or a flag's False."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
-
-    def _split_lines(self, text, width):
-        # Keep a long default (a list of names) whole rather than cut mid-name.
-        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False,
-                             break_on_hyphens=False)
 
 
 @functools.cache

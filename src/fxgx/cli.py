@@ -62,8 +62,9 @@ class _Parser(argparse.ArgumentParser):
         raise CommandError(f"{message} (see '{self.prog} --help')")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows ``(default: ...)`` after every option that has a default other than None."""
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: ...)`` after every option that has a default other than None or a
+    flag's False, and keeps a long default whole (the examples' parsers use it too)."""
 
     def _get_help_string(self, action):
         if action.default is None or isinstance(action.default, bool):
@@ -512,7 +513,7 @@ def run_list(_arguments) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fxgx", description="fxgx command line: test and compare gradient "
                      "estimators (fxgx compare) and list the catalogue (fxgx list).",
-                     formatter_class=_HelpFormatter)
+                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version",
                         version=f"%(prog)s {package_version()}",
                         help="print the installed fxgx version and exit")
@@ -522,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="test and compare every catalogued estimator on one problem",
         description="Test every catalogued estimator that applies to a problem against the "
         "exact gradient and compare variances and speed.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     compare.add_argument(
         "--backend", default="auto", choices=BACKEND_CHOICES,
@@ -566,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the estimator catalogue",
         description="Print every catalogued estimator: family, unbiasedness, samples and "
         "function evaluations per estimate, supported distributions and a summary.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     return parser
 
