@@ -314,6 +314,7 @@ def test_learned_baseline_depending_on_the_parameters_is_unbiased(backend):
                     detectable_bias=problem.detectable_bias)
 
 
+@pytest.mark.jax_in_slow_set
 def test_learned_baseline_regression_loss_trains_only_the_baseline(framework):
     """``d loss / d c = -2 (mean f - c)`` and ``d surrogate / d c = 0`` (deterministic)."""
     logits = framework.constant([[0.3, -0.2, 0.9], [1.0, 0.5, -1.5]])

@@ -222,6 +222,7 @@ def test_the_card_bias_signs_follow_from_the_exact_expectation():
 # ------------------------------------------------------- values, modes, dtypes, errors
 
 
+@pytest.mark.jax_in_slow_set
 def test_value_is_f_at_the_hard_sample(framework):
     """``f`` sees exactly one-hot (or 0/1) samples and the surrogate is their mean of f."""
     seen = []

@@ -63,6 +63,7 @@ def _measure(count):
     return result["peak"] - result["start"]
 
 
+@pytest.mark.slow  # a subprocess memory measurement; CI runs the slow set
 def test_optimal_baseline_memory_is_linear_in_the_number_of_samples():
     pytest.importorskip("jax")
     small, large = _measure(2**18), _measure(2**20)

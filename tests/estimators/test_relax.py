@@ -364,6 +364,7 @@ def test_same_numbers_in_every_mode(framework):
     assert np.all(np.isfinite(results[0][1]))
 
 
+@pytest.mark.jax_in_slow_set
 def test_float64_and_categorical_with_batch(framework):
     with framework.x64():
         logits = framework.constant(np.array([[[0.1, -0.4, 0.9], [0.0, 0.3, -1.0]]] * 2),

@@ -69,6 +69,7 @@ def test_the_target_is_not_the_single_sample_expectation():
     assert np.max(difference) > 1.5 * problem.detectable_bias
 
 
+@pytest.mark.jax_in_slow_set
 def test_value_estimates_the_objective(framework):
     """The surrogate's value is ``log mean_k exp f(z_k)``: its mean over 200000 independent
     batch members equals the exact ``L`` (z-test at 1e-5, power 0.99 against an error of 0.02,
