@@ -8,7 +8,8 @@ Card fields: ``name``, ``factory`` ("module:function"), ``family``, ``summary``,
 ``formula`` (LaTeX), ``references`` (list), ``unbiased`` (bool), ``distributions`` (list of
 "bernoulli", "categorical", "normal", "any"), ``evaluations_per_sample`` (int), and a
 ``[test]`` table: ``num_samples`` (the estimator's own), ``problems`` (built-in problem names
-for the unbiasedness tests), ``num_estimates``, and for biased estimators ``bias_problem``
+for the unbiasedness tests), ``num_estimates``, optionally ``default_problems`` (those of
+``problems`` whose tests run in the default set; the rest run in the slow set), and for biased estimators ``bias_problem``
 and ``bias_sign`` (+1/-1 on every coordinate of that problem) or ``bias_check = "none"``
 with a ``bias_reason``.
 """

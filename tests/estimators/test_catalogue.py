@@ -70,6 +70,10 @@ REGIMES = (("tensorflow", "graph", False), ("tensorflow", "xla", True), ("jax", 
 #: kind of latent (the non-additive Bernoulli f, the categorical and the Gaussian problems),
 #: on every other problem in the slow set.
 JAX_DEFAULT_PROBLEMS = ("nonadditive_bernoulli", "categorical", "gaussian")
+#: A card may name ``default_problems`` in its ``[test]`` table: then only those of its
+#: problems run in the default set (with the rules above), the others in the slow set. Cards
+#: that share a code path with one already in the default set use it to keep the default
+#: suite within its time budget.
 
 
 # ------------------------------------------ cards whose defaults reduce them to another card
@@ -194,7 +198,8 @@ def _unbiased_cases():
         for problem_name in card.test.get("problems", []):
             for backend, regime, slow in REGIMES:
                 slow = slow or problem_name in SLOW_PROBLEMS or (
-                    backend == "jax" and problem_name not in JAX_DEFAULT_PROBLEMS)
+                    backend == "jax" and problem_name not in JAX_DEFAULT_PROBLEMS) or (
+                    problem_name not in card.test.get("default_problems", (problem_name,)))
                 marks = [pytest.mark.slow] if slow else []
                 label = backend if backend == "jax" else f"{backend}-{regime}"
                 yield pytest.param(card, problem_name, backend, regime, marks=marks,

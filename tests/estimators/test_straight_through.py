@@ -100,7 +100,7 @@ def test_closed_form_on_the_bernoulli_toy_matches_enumeration():
 @pytest.mark.parametrize(
     "problem_name, slope",
     [("bernoulli_toy", 1.0), ("bernoulli_toy", 3.0), ("nonadditive_bernoulli", 1.0),
-     ("categorical", 1.0), ("categorical", 2.0)],
+     ("small_categorical", 1.0), ("small_categorical", 2.0)],
 )
 def test_mean_equals_the_exact_straight_through_expectation(backend_name, problem_name, slope):
     """Mean of the estimates vs the exact E[g] (enumeration). Power 0.99 against a deviation

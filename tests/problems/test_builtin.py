@@ -20,6 +20,8 @@ from fxgx.problems import (
 from fxgx.problems.builtin import (
     CATEGORICAL_LOGITS,
     CATEGORICAL_VALUES,
+    LARGE_CATEGORICAL_LOGITS,
+    LARGE_CATEGORICAL_VALUES,
     NONADDITIVE_LOGITS,
     NONADDITIVE_WEIGHTS,
 )
@@ -35,7 +37,7 @@ def test_unknown_name_lists_the_known_ones():
 def test_names_and_default():
     assert set(PROBLEM_NAMES) == {
         "bernoulli_toy", "bernoulli_toy_0499", "nonadditive_bernoulli", "categorical", "gaussian",
-        "decoder_bernoulli", "decoder_categorical",
+        "small_categorical", "decoder_bernoulli", "decoder_categorical",
     }
     assert DEFAULT_PROBLEM in PROBLEM_NAMES
     assert get_problem("gaussian") is not get_problem("gaussian")  # fresh instances
@@ -110,8 +112,30 @@ def test_nonadditive_bernoulli_against_brute_force():
     np.testing.assert_allclose(problem.exact_gradient(), gradient, rtol=1e-6, atol=1e-9)
 
 
-def test_categorical_against_brute_force():
+def test_large_categorical_against_brute_force_with_finite_differences():
+    """``categorical`` (D = 4, K = 10, 10^4 states): value by summing over every state in NumPy,
+    gradient by central differences of that sum; independent of the problem's autodiff."""
     problem = get_problem("categorical")
+    states = np.eye(10)[np.array(list(itertools.product(range(10), repeat=4)))]
+    linear = np.sum(states * LARGE_CATEGORICAL_VALUES, axis=(-2, -1))
+    values = ((linear - 0.6) ** 2 + states[:, 0, 1] * states[:, 1, 2]
+              - 0.5 * states[:, 2, 3] * states[:, 3, 4])
+
+    def value(logits):
+        log_q = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+        return float(np.sum(np.exp(np.sum(states * log_q, axis=(-2, -1))) * values))
+
+    assert problem.num_coordinates == 40 and problem.logits.shape == (4, 10)
+    assert problem.exact_value() == pytest.approx(value(LARGE_CATEGORICAL_LOGITS), rel=1e-12)
+    step = 1e-5
+    gradient = [(value(LARGE_CATEGORICAL_LOGITS + step * unit.reshape(4, 10))
+                 - value(LARGE_CATEGORICAL_LOGITS - step * unit.reshape(4, 10))) / (2 * step)
+                for unit in np.eye(40)]
+    np.testing.assert_allclose(problem.exact_gradient(), gradient, rtol=1e-6, atol=1e-9)
+
+
+def test_categorical_against_brute_force():
+    problem = get_problem("small_categorical")
     probabilities = np.exp(CATEGORICAL_LOGITS)
     probabilities /= probabilities.sum(axis=-1, keepdims=True)
     total = 0.0
@@ -150,10 +174,10 @@ def test_decoder_problems_add_the_exact_expected_function_gradient():
 def test_decoder_categorical_adds_the_exact_expected_function_gradient():
     """``decoder_categorical``: ``E[df/dv] = E[2 (sum v . z - 0.7) z]`` over the 64 states."""
     decoder = get_problem("decoder_categorical")
-    plain = get_problem("categorical")
+    plain = get_problem("small_categorical")
     np.testing.assert_allclose(decoder.exact_gradient()[:12], plain.exact_gradient(),
                                rtol=1e-12)
-    logits = get_problem("categorical").logits
+    logits = get_problem("small_categorical").logits
     softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     expected = np.zeros((3, 4))
     for indices in itertools.product(range(4), repeat=3):

@@ -256,7 +256,7 @@ def categorical_numpy(states):
 def test_mean_baseline_closed_form_by_enumeration(num_samples):
     """E[g] = (1 - 1/S) grad E[f] for the mean-including-itself baseline, checked on the
     ``categorical`` problem by enumerating all 64^S joint draws (S = 3: 262144 draws)."""
-    problem = get_problem("categorical")
+    problem = get_problem("small_categorical")
     expected = expected_mean_baseline_estimate(categorical_numpy, CATEGORICAL_LOGITS,
                                                num_samples)
     np.testing.assert_allclose(expected, (1 - 1 / num_samples) * problem.exact_gradient(),
@@ -267,7 +267,7 @@ def test_planted_leave_one_out_baseline_that_keeps_the_sample():
     """Bug 2 on ``categorical`` (12 coordinates), S = 4: bias = -grad E[f] / 4 (closed form,
     checked by enumeration above). The nine coordinates with |bias| >= 0.01 must be detected
     with their sign; the other three (|gradient| < 0.04) are too small for a quick test."""
-    problem = get_problem("categorical")
+    problem = get_problem("small_categorical")
     exact = problem.exact_gradient()
     bias = -exact / 4
     coordinates = np.flatnonzero(np.abs(bias) >= 0.01)

@@ -6,8 +6,12 @@
   the gradient's size (``detectable_fraction = 0.5``), which takes ~3e7 REINFORCE estimates.
 - ``nonadditive_bernoulli``: ``(w . b - 1.3)^2 + 0.8 b_0 b_1 b_2`` over ``D = 8`` Bernoulli
   variables; exact by enumerating 256 states. The default problem of ``fxgx compare``.
-- ``categorical``: ``(sum_d v_d . z_d - 0.7)^2 + z_{0,0} z_{1,1}`` over ``D = 3`` four-class
-  variables; exact by enumerating 64 states.
+- ``categorical``: ``(sum_d u_d . z_d - 0.6)^2 + z_{0,1} z_{1,2} - 0.5 z_{2,3} z_{3,4}`` over
+  ``D = 4`` ten-class variables; exact by enumerating ``10^4`` states. The categorical problem
+  of ``fxgx compare`` and the catalogue (K >= 5 classes, D >= 3 variables, non-additive f).
+- ``small_categorical``: ``(sum_d v_d . z_d - 0.7)^2 + z_{0,0} z_{1,1}`` over ``D = 3``
+  four-class variables; exact by enumerating 64 states (small enough to enumerate several
+  joint draws in tests).
 - ``gaussian``: ``E_{N(mu, sigma^2)}[(z - 0.5)^2] = (mu - 0.5)^2 + sigma^2`` (closed form).
 - ``decoder_bernoulli`` and ``decoder_categorical``: ``nonadditive_bernoulli`` and
   ``categorical`` with the weights ``w`` (``v``) as parameters of ``f``, the way a decoder's
@@ -33,6 +37,10 @@ CATEGORICAL_VALUES = np.array(
     [[0.3, -0.5, 0.8, 0.1], [-0.2, 0.6, 0.0, -0.7], [0.5, 0.2, -0.4, 0.9]]
 )
 CATEGORICAL_LOGITS = np.array([[0.5, -0.3, 0.0, 1.0], [-1.0, 0.2, 0.4, 0.0], [0.0, 0.0, 0.7, -0.5]])
+#: ``u`` and the logits of ``categorical`` (D = 4 variables, K = 10 classes): fixed, smooth
+#: and unevenly spread, so that every class has probability between 0.03 and 0.26.
+LARGE_CATEGORICAL_VALUES = np.round(0.8 * np.sin(1.3 * np.arange(40.0) + 0.4), 2).reshape(4, 10)
+LARGE_CATEGORICAL_LOGITS = np.round(1.0 * np.cos(0.7 * np.arange(40.0)), 2).reshape(4, 10)
 
 
 def nonadditive_decoder(samples, weights):
@@ -64,6 +72,17 @@ def categorical_function(samples):
     backend = get_backend(samples)
     return categorical_decoder(
         samples, backend.convert(CATEGORICAL_VALUES, backend.dtype_of(samples)))
+
+
+def large_categorical_function(samples):
+    """``(sum_d u_d . z_d - 0.6)^2 + z_{0,1} z_{1,2} - 0.5 z_{2,3} z_{3,4}`` for one-hot (or
+    relaxed) samples of shape ``[S] + batch + [4, 10]``, with ``u = LARGE_CATEGORICAL_VALUES``."""
+    backend = get_backend(samples)
+    values = backend.convert(LARGE_CATEGORICAL_VALUES, backend.dtype_of(samples))
+    linear = backend.reduce_sum(samples * values, axis=(-2, -1))
+    interaction = (samples[..., 0, 1] * samples[..., 1, 2]
+                   - 0.5 * samples[..., 2, 3] * samples[..., 3, 4])
+    return backend.square(linear - 0.6) + interaction
 
 
 class GaussianQuadratic(Problem):
@@ -142,9 +161,15 @@ def _factories(backend):
             backend=backend,
         ),
         "categorical": lambda: EnumeratedCategorical(
+            large_categorical_function,
+            LARGE_CATEGORICAL_LOGITS,
+            name="categorical(D=4, K=10)",
+            backend=backend,
+        ),
+        "small_categorical": lambda: EnumeratedCategorical(
             categorical_function,
             CATEGORICAL_LOGITS,
-            name="categorical(D=3, K=4)",
+            name="small_categorical(D=3, K=4)",
             backend=backend,
         ),
         "gaussian": GaussianQuadratic,
