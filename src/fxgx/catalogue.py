@@ -9,9 +9,9 @@ Card fields: ``name``, ``factory`` ("module:function"), ``family``, ``summary``,
 "bernoulli", "categorical", "normal", "any"), ``evaluations_per_sample`` (int), and a
 ``[test]`` table: ``num_samples`` (the estimator's own), ``problems`` (built-in problem names
 for the unbiasedness tests), ``num_estimates``, optionally ``default_problems`` (those of
-``problems`` whose tests run in the default set; the rest run in the slow set), and for biased estimators ``bias_problem``
-and ``bias_sign`` (+1/-1 on every coordinate of that problem) or ``bias_check = "none"``
-with a ``bias_reason``.
+``problems`` whose tests run in the default set; the rest run in the slow set), and for
+biased estimators ``bias_problem`` and ``bias_sign`` (+1/-1 on every coordinate of that
+problem) or ``bias_check = "none"`` with a ``bias_reason``.
 """
 
 from __future__ import annotations
