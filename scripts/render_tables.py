@@ -337,7 +337,54 @@ def fit_overhead_table() -> list[str]:
     return lines
 
 
+def _estimator_variance_run() -> dict:
+    with open(BENCHMARK_RESULTS / "estimator_variance.json", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def estimator_variance_table() -> list[str]:
+    """docs/estimators/variance.md: total variance at equal evaluations, per problem."""
+    run = _estimator_variance_run()
+    lines = []
+    for setting in run["settings"]:
+        lines += [f"**{setting['description']}**, {setting['budget']} evaluations of f per "
+                  "estimate", "",
+                  "| estimator | samples | total variance (95 % CI) | ratio to REINFORCE-LOO |",
+                  "| --- | --- | --- | --- |"]
+        for row in setting["rows"]:
+            name = row["name"] if row["unbiased"] else f"{row['name']} (biased)"
+            ratio = row["ratio_to_reference"]
+            lines.append(
+                f"| {name} | {row['num_samples']} | {row['total_variance']:.4g} "
+                f"({row['lower']:.4g}, {row['upper']:.4g}) | "
+                f"{'n/a' if ratio is None else f'{ratio:.3f}'} |")
+        if setting["skipped"]:
+            lines += ["", "Not at this budget: " + "; ".join(
+                f"{item['name']} ({item['reason']})" for item in setting["skipped"]) + "."]
+        lines.append("")
+    versions = run["versions"]
+    lines.append(f"`{run['command']}`: {run['estimates']} estimates each on {run['backend']}, "
+                 f"{run['date'][:10]}, {run['machine']['cpu_count']} cores, "
+                 + ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+                 + ".")
+    return lines
+
+
+def estimator_variance_claims() -> list[str]:
+    """docs/estimators/variance.md: each paper's ordering, checked on the intervals."""
+    run = _estimator_variance_run()
+    lines = ["| paper | claim | problem | evaluations | variance ratio | verdict |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for claim in run["claims"]:
+        lines.append(f"| {claim['paper']} | {claim['lower']} below {claim['higher']} | "
+                     f"{claim['problem']} | {claim['budget']} | {claim['ratio']:.3f} | "
+                     f"{claim['verdict']} |")
+    return lines
+
+
 TABLES = {
+    "estimator-variance": estimator_variance_table,
+    "estimator-variance-claims": estimator_variance_claims,
     "fit-overhead": fit_overhead_table,
     "gaussian-mixture": lambda: gaussian_mixture_table("gaussian_mixture"),
     "gaussian-mixture-means-normal":
