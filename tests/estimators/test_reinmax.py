@@ -21,7 +21,8 @@ import pytest
 
 from fxgx.backends import backend_by_name, get_backend
 from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
-from fxgx.estimators import ReinMax, reinmax, reinmax_samples
+from fxgx.estimators import ReinMax, reinmax
+from fxgx.estimators.reinmax import reinmax_samples
 from fxgx.problems import EnumeratedBernoulli, get_problem
 from fxgx.problems.enumeration import bernoulli_states, categorical_states
 from fxgx.testing import assert_unbiased, gradient_moments
@@ -169,7 +170,7 @@ def test_mean_equals_the_exact_reinmax_expectation(backend_name, problem_name, t
 
 
 @pytest.mark.jax_in_slow_set
-@pytest.mark.parametrize("temperature", [1.0, 2.5])
+@pytest.mark.parametrize("temperature", [1.0, pytest.param(2.5, marks=pytest.mark.slow)])
 def test_bernoulli_gradient_given_the_sample_in_every_mode(framework, temperature):
     """``d b / d theta = 2 q (1 - q) - sigmoid'(theta) / 2`` with ``q = (b + sigmoid(theta /
     tau)) / 2``, for the drawn ``b``; the same sample and gradient eagerly, in graph mode

@@ -29,7 +29,7 @@ from fxgx.estimators.rebar import (
     rebar,
 )
 from fxgx.estimators.reinforce import Reinforce, reinforce
-from fxgx.estimators.reinmax import ReinMax, reinmax, reinmax_samples
+from fxgx.estimators.reinmax import ReinMax, reinmax
 from fxgx.estimators.relax import Relax, relax
 from fxgx.estimators.straight_through import (
     StraightThrough,
@@ -83,5 +83,4 @@ __all__ = [
     "indecater",
     "ReinMax",
     "reinmax",
-    "reinmax_samples",
 ]

@@ -27,6 +27,7 @@ backpropagation: straight-through and beyond", NeurIPS.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from fxgx.core.custom_gradient import custom_gradient
 from fxgx.core.random import gumbel_noise, logistic_noise
@@ -35,7 +36,7 @@ from fxgx.estimators.gumbel import as_dtype_of
 from fxgx.estimators.hyperparameters import positive
 
 
-def reinmax_samples(backend, kind, logits, seed, temperature=1.0, sample_shape=()):
+def reinmax_samples(backend, kind, logits, seed, temperature: Any = 1.0, sample_shape=()):
     """ReinMax samples of shape ``sample_shape + logits.shape``: the exact hard draws, with
     the derivative ``2 J(pi_1) - J(pi_0) / 2`` w.r.t. the logits (Bernoulli: the scalar
     ``2 q (1 - q) - sigmoid'(logits) / 2``).
@@ -103,7 +104,7 @@ class ReinMax(Estimator):
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         noise_seed = sub_seeds(seed, backend, "noise")["noise"]
-        temperature = self.temperature
+        temperature: Any = self.temperature
         if not backend.is_array(temperature):
             temperature = float(temperature)
         samples = reinmax_samples(backend, distribution.kind, distribution.logits, noise_seed,
