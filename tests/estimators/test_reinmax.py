@@ -169,8 +169,8 @@ def test_mean_equals_the_exact_reinmax_expectation(backend_name, problem_name, t
 # ------------------------------------------------------- the gradient given one sample
 
 
-@pytest.mark.jax_in_slow_set
-@pytest.mark.parametrize("temperature", [1.0, pytest.param(2.5, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
 def test_bernoulli_gradient_given_the_sample_in_every_mode(framework, temperature):
     """``d b / d theta = 2 q (1 - q) - sigmoid'(theta) / 2`` with ``q = (b + sigmoid(theta /
     tau)) / 2``, for the drawn ``b``; the same sample and gradient eagerly, in graph mode
