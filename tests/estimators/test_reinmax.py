@@ -174,7 +174,8 @@ def test_mean_equals_the_exact_reinmax_expectation(backend_name, problem_name, t
 def test_bernoulli_gradient_given_the_sample_in_every_mode(framework, temperature):
     """``d b / d theta = 2 q (1 - q) - sigmoid'(theta) / 2`` with ``q = (b + sigmoid(theta /
     tau)) / 2``, for the drawn ``b``; the same sample and gradient eagerly, in graph mode
-    and compiled (XLA / jit)."""
+    and compiled (XLA / jit). In the slow set (an XLA compile per temperature); the default
+    set checks the categorical form and the Bernoulli mean."""
     logits_ = np.linspace(-4.0, 4.0, 17)
     cotangent_ = np.linspace(-1.0, 2.0, 17)
     results = []
