@@ -18,6 +18,7 @@ from fxgx.estimators.gumbel import (
     gumbel_softmax_sample,
 )
 from fxgx.estimators.gumbel_rao import GumbelRao, gumbel_rao
+from fxgx.estimators.indecater import IndeCateR, indecater
 from fxgx.estimators.learned_baseline import LearnedBaseline, learned_baseline
 from fxgx.estimators.leave_one_out import ReinforceLeaveOneOut, reinforce_leave_one_out
 from fxgx.estimators.moving_average import MovingAverageBaseline, moving_average_baseline
@@ -28,6 +29,7 @@ from fxgx.estimators.rebar import (
     rebar,
 )
 from fxgx.estimators.reinforce import Reinforce, reinforce
+from fxgx.estimators.reinmax import ReinMax, reinmax
 from fxgx.estimators.relax import Relax, relax
 from fxgx.estimators.straight_through import (
     StraightThrough,
@@ -77,4 +79,8 @@ __all__ = [
     "gumbel_rao",
     "conditional_gumbel_sample",
     "conditional_logistic_sample",
+    "IndeCateR",
+    "indecater",
+    "ReinMax",
+    "reinmax",
 ]
