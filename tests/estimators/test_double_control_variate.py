@@ -213,16 +213,28 @@ def variance_against_leave_one_out(problem_name, num_samples, num_estimates=400_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("problem_name", ["nonadditive_bernoulli", "bernoulli_toy"])
-def test_variance_against_reinforce_leave_one_out(problem_name):
-    """Measured, not assumed: the total variance over the logits of each estimator with its
-    standard error (the sum of the coordinates' standard errors bounds the total's). The
-    test asserts the claim the numbers support at a one-sided false-failure rate of 1e-5
-    (z = 4.27 on the sum of the two standard errors): the double control variate's
-    variance is below REINFORCE-LOO's at S = 4."""
+@pytest.mark.parametrize("problem_name, lower", [("nonadditive_bernoulli", True),
+                                                 ("bernoulli_toy", False)])
+def test_variance_against_reinforce_leave_one_out(problem_name, lower):
+    """Measured, not assumed: the total variance over the logits of each estimator at S = 4
+    with its standard error (the sum of the coordinates' standard errors bounds the
+    total's), and a one-sided test at false-failure rate 1e-5 (z = 4.27 on the sum of both
+    standard errors) of the direction measured (seed fixed; 400 000 estimates each):
+
+    - ``nonadditive_bernoulli``: 0.447 +- 0.002 against REINFORCE-LOO's 1.167 +- 0.003
+      (the Taylor term helps, 2.6x lower);
+    - ``bernoulli_toy`` (``f = sum (b - t)^2``, ``t`` near 1/2): 0.0641 +- 0.0002 against
+      0.000868 +- 0.000002 (74x HIGHER): ``grad f`` at the binary points is about +-1 while
+      ``f(1) - f(0) = 1 - 2t`` is near 0, so the Taylor term at ``alpha = 1`` adds noise.
+      Train ``alpha`` (``variance_loss``) or use REINFORCE-LOO there.
+    """
     totals = variance_against_leave_one_out(problem_name, 4)
     loo, loo_error = totals["reinforce_leave_one_out"]
     double, double_error = totals["double_control_variate"]
     print(f"{problem_name}: REINFORCE-LOO {loo:.5g} +- {loo_error:.2g}, "
           f"double control variate {double:.5g} +- {double_error:.2g}")
-    assert double + 4.27 * (loo_error + double_error) < loo, totals
+    margin = 4.27 * (loo_error + double_error)
+    if lower:
+        assert double + margin < loo, totals
+    else:
+        assert double - margin > loo, totals
