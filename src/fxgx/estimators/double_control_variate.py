@@ -44,15 +44,30 @@ from fxgx.estimators.reinforce import draw
 
 
 def event_axes(backend, distribution):
-    """The axes of a sample (``[S] + logits.shape``) that belong to one event: the
-    ``event_ndims`` rightmost ones, plus the class axis for a categorical distribution."""
+    """The axes of a sample (``[S] + logits.shape``) that belong to one event.
+
+    Args:
+        backend: the backend module.
+        distribution: a Bernoulli or one-hot categorical distribution.
+
+    Returns:
+        The ``event_ndims`` rightmost axes, plus the class axis for a categorical one.
+    """
     rank = 1 + len(backend.shape_of(distribution.logits))
     event_rank = distribution.event_ndims + (1 if distribution.kind == "categorical" else 0)
     return tuple(range(rank - event_rank, rank))
 
 
 def mean_of(backend, distribution):
-    """``E_q[z]`` with the logits stopped: ``sigmoid(logits)`` or ``softmax(logits)``."""
+    """``E_q[z]`` with the logits stopped.
+
+    Args:
+        backend: the backend module.
+        distribution: a Bernoulli or one-hot categorical distribution.
+
+    Returns:
+        ``sigmoid(logits)`` or ``softmax(logits)``, of the logits' shape.
+    """
     logits = backend.stop_gradient(distribution.logits)
     if distribution.kind == "bernoulli":
         return backend.sigmoid(logits)
@@ -60,24 +75,55 @@ def mean_of(backend, distribution):
 
 
 def covariance_times(backend, distribution, mean, vector):
-    """``Cov_q(z) v`` for one sample ``z`` (equal to ``grad_logits (v . mu)``): ``mu (1 - mu) v``
-    per Bernoulli logit, ``mu (v - sum_c mu_c v_c)`` per categorical variable."""
+    """``Cov_q(z) v`` for one sample ``z``, equal to ``grad_logits (v . mu)``.
+
+    Args:
+        backend: the backend module.
+        distribution: a Bernoulli or one-hot categorical distribution.
+        mean: ``mu``, of the logits' shape.
+        vector: ``v``, of the logits' shape.
+
+    Returns:
+        ``mu (1 - mu) v`` per Bernoulli logit, ``mu (v - sum_c mu_c v_c)`` per categorical
+        variable.
+    """
     if distribution.kind == "bernoulli":
         return mean * (1.0 - mean) * vector
     return mean * (vector - backend.reduce_sum(mean * vector, axis=-1, keepdims=True))
 
 
 def expand_to(backend, value, rank):
-    """``value`` with trailing unit axes appended until it has ``rank`` axes."""
+    """``value`` with trailing unit axes appended until it has ``rank`` axes.
+
+    Args:
+        backend: the backend module.
+        value: an array.
+        rank: the rank wanted.
+
+    Returns:
+        The reshaped ``value`` (unchanged if its rank is already ``rank`` or more).
+    """
     while len(backend.shape_of(value)) < rank:
         value = backend.expand_dims(value, -1)
     return value
 
 
 def values_and_input_gradients(function, samples, distribution, backend, num_samples):
-    """``(f(z), grad_z sum f(z))``: the values stay differentiable w.r.t. what ``f`` closes
-    over; the gradients (``f`` of sample ``s`` depends only on ``z_s``, so these are the
-    per-sample input gradients) are stopped."""
+    """``f`` at the samples and its gradient w.r.t. them, from one backward pass.
+
+    Args:
+        function: ``f``, differentiable in its input.
+        samples: ``[S] + logits.shape`` samples.
+        distribution: the distribution they came from.
+        backend: the backend module.
+        num_samples: ``S``.
+
+    Returns:
+        ``(values, gradients)``: ``f(z)`` (``[S] + batch_shape``), left differentiable
+        w.r.t. what ``f`` closes over; ``grad_z sum f(z)`` (the samples' shape), stopped.
+        Since ``f`` of sample ``s`` depends only on ``z_s``, these are the per-sample input
+        gradients.
+    """
 
     def evaluated(points):
         return evaluate(function, points, distribution, backend, num_samples)

@@ -83,8 +83,17 @@ def neighbours(backend, distribution, samples):
 
 
 def move_probabilities(backend, distribution, samples):
-    """``q_i(y)`` for each Gibbs move, ``[S] + logits.shape``: Bernoulli ``q_i(1 - z_i)`` (the
-    flip), categorical ``q_i(c)`` (variable ``i`` set to class ``c``)."""
+    """``q_i(y)`` for each Gibbs move.
+
+    Args:
+        backend: the backend module.
+        distribution: the Bernoulli or one-hot categorical ``q``.
+        samples: ``[S] + logits.shape`` samples.
+
+    Returns:
+        ``[S] + logits.shape``: Bernoulli ``q_i(1 - z_i)`` (the flip of bit ``i``),
+        categorical ``q_i(c)`` (variable ``i`` set to class ``c``).
+    """
     mean = mean_of(backend, distribution)
     if distribution.kind == "bernoulli":
         return samples * (1.0 - mean) + (1.0 - samples) * mean
@@ -92,7 +101,16 @@ def move_probabilities(backend, distribution, samples):
 
 
 def variable_count(backend, distribution, samples):
-    """``D``, the number of variables in one event (the class axis not counted)."""
+    """``D``, the number of variables in one event (the class axis not counted).
+
+    Args:
+        backend: the backend module.
+        distribution: the Bernoulli or one-hot categorical ``q``.
+        samples: ``[S] + logits.shape`` samples.
+
+    Returns:
+        ``D`` as a Python int.
+    """
     axes = event_axes(backend, distribution)
     if distribution.kind == "categorical":
         axes = axes[:-1]
@@ -101,13 +119,24 @@ def variable_count(backend, distribution, samples):
 
 
 def in_event_layout(backend, values, samples, count):
-    """``[N, S] + batch_shape`` values at the neighbours as ``[S] + logits.shape``: the value
-    at neighbour ``n`` moved to the ``n``-th element of the event."""
+    """Values at the neighbours moved into the event's layout.
+
+    Args:
+        backend: the backend module.
+        values: ``[N, S] + batch_shape``, the values at the ``N`` neighbours of each sample.
+        samples: ``[S] + logits.shape`` samples.
+        count: ``N``, the number of elements of one event.
+
+    Returns:
+        ``[S] + logits.shape``: the value at neighbour ``n`` at the ``n``-th element of the
+        event.
+    """
     shape = tuple(backend.shape_of(samples))
     rank = len(backend.shape_of(values))
     moved = backend.transpose(values, tuple(range(1, rank)) + (0,))
     event_shape = shape[rank - 1:]
-    assert math.prod(event_shape) == count
+    if math.prod(event_shape) != count:
+        raise ValueError(f"expected {count} neighbours per sample, got shape {shape}.")
     return backend.reshape(moved, shape[:rank - 1] + event_shape)
 
 
