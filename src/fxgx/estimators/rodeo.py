@@ -250,7 +250,9 @@ class Rodeo(VarianceObjectiveMixin, Estimator):
         return estimator
 
     def _surrogate_values(self, backend, points, count, dtype, batch_shape):
-        values = self.control_variate(points, self.control_variate_parameters)
+        surrogate = self.control_variate
+        assert surrogate is not None  # only called with a control variate
+        values = surrogate(points, self.control_variate_parameters)
         if not backend.is_array(values):
             values = backend.convert(values, dtype)
         values = check_control_values(backend, values, count, batch_shape, "control_variate")
