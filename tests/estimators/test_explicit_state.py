@@ -14,11 +14,12 @@ import pytest
 
 from fxgx import catalogue
 from fxgx.distributions import Bernoulli
-from fxgx.estimators import learned_baseline, moving_average_baseline, reinforce, relax
+from fxgx.estimators import learned_baseline, moving_average_baseline, reinforce, relax, rodeo
 from fxgx.estimators.moving_average import MovingAverageState
 
 CARDS = catalogue.load_cards()
-STATEFUL = ("moving_average_baseline", "learned_baseline", "rebar", "relax")
+STATEFUL = ("moving_average_baseline", "learned_baseline", "rebar", "relax",
+            "double_control_variate", "rodeo")
 LOGITS = [[-1.0, 0.5, 2.0], [0.3, -0.2, 0.0]]
 TARGET = np.array([0.45, 0.2, 0.8], dtype=np.float32)
 
@@ -30,6 +31,8 @@ def _make(card):
         return learned_baseline(lambda distribution: 0.3)
     if card.name == "relax":
         return relax(lambda perturbed, parameters: 0.1 * (perturbed[..., 0] ** 2))
+    if card.name == "rodeo":
+        return rodeo(lambda samples, parameters: 0.1 * (samples[..., 0] - samples[..., 1]) ** 2)
     return card.make()
 
 

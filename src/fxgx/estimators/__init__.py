@@ -9,6 +9,7 @@ from fxgx.estimators.arm import Arm, arm
 from fxgx.estimators.base import Estimator
 from fxgx.estimators.control_variate import OptimalBaseline, optimal_baseline
 from fxgx.estimators.disarm import Disarm, disarm
+from fxgx.estimators.double_control_variate import DoubleControlVariate, double_control_variate
 from fxgx.estimators.gumbel import (
     GumbelSoftmax,
     GumbelSoftmaxHard,
@@ -31,6 +32,7 @@ from fxgx.estimators.rebar import (
 from fxgx.estimators.reinforce import Reinforce, reinforce
 from fxgx.estimators.reinmax import ReinMax, reinmax
 from fxgx.estimators.relax import Relax, relax
+from fxgx.estimators.rodeo import Rodeo, rodeo
 from fxgx.estimators.straight_through import (
     StraightThrough,
     StraightThroughSlope,
@@ -83,4 +85,8 @@ __all__ = [
     "indecater",
     "ReinMax",
     "reinmax",
+    "DoubleControlVariate",
+    "double_control_variate",
+    "Rodeo",
+    "rodeo",
 ]
