@@ -9,6 +9,16 @@ from fxgx.estimators.arm import Arm, arm
 from fxgx.estimators.base import Estimator
 from fxgx.estimators.control_variate import OptimalBaseline, optimal_baseline
 from fxgx.estimators.disarm import Disarm, disarm
+from fxgx.estimators.gaussian import (
+    DeltaMethodControlVariate,
+    MeasureValued,
+    Pathwise,
+    delta_method_control_variate,
+    double_sided_maxwell_sample,
+    measure_valued,
+    pathwise,
+    rayleigh_sample,
+)
 from fxgx.estimators.gumbel import (
     GumbelSoftmax,
     GumbelSoftmaxHard,
@@ -77,4 +87,12 @@ __all__ = [
     "gumbel_rao",
     "conditional_gumbel_sample",
     "conditional_logistic_sample",
+    "Pathwise",
+    "pathwise",
+    "MeasureValued",
+    "measure_valued",
+    "DeltaMethodControlVariate",
+    "delta_method_control_variate",
+    "rayleigh_sample",
+    "double_sided_maxwell_sample",
 ]
