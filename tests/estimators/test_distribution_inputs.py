@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from fxgx import catalogue
-from fxgx.distributions import Bernoulli, OneHotCategorical
+from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
 
 tf = pytest.importorskip("tensorflow")
 tfd = pytest.importorskip("tensorflow_probability").distributions
@@ -30,6 +30,14 @@ CENTER = np.array([0.2, 0.7, 0.4], np.float32)
 def _forms(kind):
     """``{name: (make_distribution(logits), event_axes_of_f)}``: fxgx and TFP forms with the
     same latents, the pairs that must agree, and how many trailing axes ``f`` sums."""
+    if kind == "normal":  # the Gaussian-only cards: loc = logits, scale = exp(0.3 logits)
+        return {
+            "fxgx-event": (lambda logits: Normal(logits, tf.exp(0.3 * logits), event_ndims=1), 1),
+            "tfd-independent": (lambda logits: tfd.Independent(
+                tfd.Normal(logits, tf.exp(0.3 * logits)), 1), 1),
+            "fxgx-element": (lambda logits: Normal(logits, tf.exp(0.3 * logits)), 0),
+            "tfd-element": (lambda logits: tfd.Normal(logits, tf.exp(0.3 * logits)), 0),
+        }
     if kind == "bernoulli":
         return {
             "fxgx-event": (lambda logits: Bernoulli(logits, event_ndims=1), 1),
@@ -56,6 +64,9 @@ DEFAULT_CARDS = ("reinforce", "disarm", "relax", "vimco")
 def _cases():
     for card in CARDS:
         marks = [] if card.name in DEFAULT_CARDS else [pytest.mark.slow]
+        if card.distributions == ("normal",):
+            yield pytest.param(card, "normal", id=f"{card.name}-normal", marks=marks)
+            continue
         yield pytest.param(card, "bernoulli", id=f"{card.name}-bernoulli", marks=marks)
         if card.supports("categorical") and "any" not in card.distributions:
             # The same conversion path with a class axis: in the slow set (CI runs it).
@@ -66,7 +77,7 @@ def _cases():
 def _run(card, kind, make, event_axes, mode):
     estimator = card.make()
     num_samples = max(card.num_samples, estimator.minimum_samples, 2)
-    logits = tf.Variable(LOGITS if kind == "bernoulli" else CATEGORICAL_LOGITS)
+    logits = tf.Variable(CATEGORICAL_LOGITS if kind == "categorical" else LOGITS)
     center = tf.Variable(CENTER)
 
     def function(samples):

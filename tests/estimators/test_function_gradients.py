@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fxgx import catalogue
-from fxgx.distributions import Bernoulli, OneHotCategorical
+from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
 
 CARDS = catalogue.load_cards()
 
@@ -23,9 +23,12 @@ def test_declared_function_gradient_behaviour(card, backend):
     estimator = card.make()
     if card.supports("bernoulli"):
         distribution = Bernoulli(backend.convert(np.array([0.3, -0.2], np.float32)), event_ndims=1)
-    else:
+    elif card.supports("categorical"):
         logits = np.array([[0.3, -0.2, 0.1], [0.0, 0.4, -0.5]], np.float32)
         distribution = OneHotCategorical(backend.convert(logits), event_ndims=1)
+    else:  # the Gaussian-only cards
+        distribution = Normal(backend.convert(np.array([0.3, -0.2], np.float32)),
+                              backend.convert(np.array([0.5, 1.2], np.float32)), event_ndims=1)
     num_samples = max(card.num_samples, estimator.minimum_samples)
 
     def total(constant):

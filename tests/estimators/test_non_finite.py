@@ -32,6 +32,8 @@ def _backend_cases():
     for card in CARDS:
         for backend in ("tensorflow", "jax"):
             slow = backend == "jax" and card.name not in PRIMITIVE_MASKED + ("reinforce",)
+            # The Gaussian-only cards: in the default set through the NaN-scale test below.
+            slow = slow or card.distributions == ("normal",)
             yield pytest.param(backend, card, id=f"{card.name}-{backend}",
                                marks=[pytest.mark.slow] if slow else [])
 
@@ -42,8 +44,12 @@ def test_a_non_finite_logit_gives_nan_value_and_non_finite_gradient(framework, c
     num_samples = max(card.num_samples, estimator.minimum_samples)
 
     def surrogate(logits):
+        if card.supports("bernoulli"):
+            distribution = Bernoulli(logits, event_ndims=1)
+        else:  # the Gaussian-only cards: the non-finite values as means
+            distribution = Normal(logits, 0.7, event_ndims=1)
         return estimator(lambda z: framework.backend.reduce_sum(z * z, -1),
-                         Bernoulli(logits, event_ndims=1), seed=2, num_samples=num_samples)
+                         distribution, seed=2, num_samples=num_samples)
 
     # The rule is one backend-generic function: eagerly on both backends, compiled on TF's
     # XLA for every card; JAX's jit for the cards whose gradient the primitive would zero.
@@ -107,3 +113,20 @@ def test_tensorflow_probability_validate_args_carries_over():
     with pytest.raises(ValueError, match=MESSAGE):
         reinforce()(lambda z: z, tfd.Independent(tfd.Bernoulli(logits=LOGITS), 1,
                                                  validate_args=True), seed=0)
+
+
+@pytest.mark.jax_in_slow_set
+@pytest.mark.parametrize("card", [card for card in CARDS if card.distributions == ("normal",)],
+                         ids=lambda card: card.name)
+def test_a_nan_scale_gives_nan_for_the_gaussian_estimators(framework, card):
+    """The Gaussian-only cards (pathwise, measure-valued, delta method): a NaN scale gives a
+    NaN value and gradient for its batch member only."""
+    estimator = card.make()
+
+    def surrogate(scale):
+        return estimator(lambda z: z * z, Normal(framework.constant([0.0, 1.0]), scale),
+                         seed=0, num_samples=3)
+
+    value, (gradient,) = framework.value_and_vjp(surrogate, framework.constant([math.nan, 1.0]))
+    assert np.isnan(value[0]) and np.isfinite(value[1])
+    assert np.isnan(gradient[0]) and np.isfinite(gradient[1])

@@ -37,7 +37,8 @@ def test_unknown_name_lists_the_known_ones():
 def test_names_and_default():
     assert set(PROBLEM_NAMES) == {
         "bernoulli_toy", "bernoulli_toy_0499", "nonadditive_bernoulli", "categorical", "gaussian",
-        "small_categorical", "decoder_bernoulli", "decoder_categorical",
+        "small_categorical", "decoder_bernoulli", "decoder_categorical", "gaussian_linear",
+        "gaussian_quadratic", "gaussian_cubic",
     }
     assert DEFAULT_PROBLEM in PROBLEM_NAMES
     assert get_problem("gaussian") is not get_problem("gaussian")  # fresh instances
@@ -87,6 +88,55 @@ def test_gaussian_closed_form_against_quadrature_and_finite_differences(loc, sca
                - quadrature_value(loc, scale - step, center)) / (2 * step)
     np.testing.assert_allclose(problem.exact_gradient(), [d_loc, d_scale], rtol=1e-6,
                                atol=1e-7)
+
+
+def hermite_expectation(problem, loc, scale):
+    """``E[f]`` for ``z ~ N(loc, diag scale^2)`` by a 3-D tensor-product Gauss-Hermite rule
+    with 8 nodes per axis (exact for polynomials of degree up to 15 in each variable),
+    evaluating the problem's own ``f`` in float64 NumPy."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(8)
+    weights = weights / math.sqrt(2 * math.pi)
+    grid = np.stack(np.meshgrid(nodes, nodes, nodes, indexing="ij"), -1).reshape(-1, 3)
+    grid_weights = np.prod(np.stack(np.meshgrid(weights, weights, weights, indexing="ij"), -1)
+                           .reshape(-1, 3), axis=-1)
+    samples = np.asarray(loc) + np.asarray(scale) * grid
+    linear, quadratic, cubic = problem.linear, problem.quadratic, problem.cubic
+    values = (np.sum(linear * samples + quadratic * samples**2 + cubic * samples**3, -1)
+              + problem.pair * samples[:, 0] * samples[:, 1]
+              + problem.triple * samples[:, 0] * samples[:, 1] * samples[:, 2])
+    return float(np.sum(grid_weights * values))
+
+
+@pytest.mark.parametrize("name", ["gaussian_linear", "gaussian_quadratic", "gaussian_cubic"])
+def test_gaussian_polynomials_against_quadrature_and_finite_differences(framework, name):
+    """The closed forms against Gauss-Hermite quadrature and central differences of it
+    (step 1e-4: the value is a cubic in each parameter, so the error is about 1e-8), and the
+    problem's ``f`` on a backend against the NumPy polynomial used by the quadrature."""
+    problem = get_problem(name)
+    loc, scale = problem.parameter_values()
+    assert len(set(loc)) == 3 and len(set(scale)) == 3  # distinct means and scales
+    assert problem.exact_value() == pytest.approx(hermite_expectation(problem, loc, scale),
+                                                  rel=1e-12)
+    step, numeric = 1e-4, []
+    for which in (0, 1):
+        for index in range(3):
+            shifted = [np.array(loc, float), np.array(scale, float)]
+            shifted[which][index] += step
+            upper = hermite_expectation(problem, *shifted)
+            shifted[which][index] -= 2 * step
+            numeric.append((upper - hermite_expectation(problem, *shifted)) / (2 * step))
+    np.testing.assert_allclose(problem.exact_gradient(), numeric, rtol=1e-7, atol=1e-7)
+    points = np.array([[0.3, -1.2, 2.0], [1.5, 0.4, -0.8]])
+    backend = framework.backend
+    expected = (np.sum(problem.linear * points + problem.quadratic * points**2
+                       + problem.cubic * points**3, -1)
+                + problem.pair * points[:, 0] * points[:, 1]
+                + problem.triple * np.prod(points, -1))
+    dtype = backend.widest_float()  # float32 on JAX without x64
+    got = backend.to_numpy(problem.function(backend.convert(points, dtype)))
+    np.testing.assert_allclose(got, expected, rtol=1e-12 if dtype == "float64" else 1e-5)
+    if name != "gaussian_linear":
+        assert np.any(problem.exact_gradient()[3:] != 0)
 
 
 def test_nonadditive_bernoulli_against_brute_force():

@@ -10,6 +10,16 @@ from fxgx.estimators.base import Estimator
 from fxgx.estimators.control_variate import OptimalBaseline, optimal_baseline
 from fxgx.estimators.disarm import Disarm, disarm
 from fxgx.estimators.double_control_variate import DoubleControlVariate, double_control_variate
+from fxgx.estimators.gaussian import (
+    DeltaMethodControlVariate,
+    MeasureValued,
+    Pathwise,
+    delta_method_control_variate,
+    double_sided_maxwell_sample,
+    measure_valued,
+    pathwise,
+    rayleigh_sample,
+)
 from fxgx.estimators.gumbel import (
     GumbelSoftmax,
     GumbelSoftmaxHard,
@@ -89,4 +99,12 @@ __all__ = [
     "double_control_variate",
     "Rodeo",
     "rodeo",
+    "Pathwise",
+    "pathwise",
+    "MeasureValued",
+    "measure_valued",
+    "DeltaMethodControlVariate",
+    "delta_method_control_variate",
+    "rayleigh_sample",
+    "double_sided_maxwell_sample",
 ]

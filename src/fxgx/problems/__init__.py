@@ -2,7 +2,13 @@
 
 from fxgx.problems.base import Problem
 from fxgx.problems.bernoulli_toy import BernoulliToy
-from fxgx.problems.builtin import DEFAULT_PROBLEM, PROBLEM_NAMES, GaussianQuadratic, get_problem
+from fxgx.problems.builtin import (
+    DEFAULT_PROBLEM,
+    PROBLEM_NAMES,
+    GaussianPolynomial,
+    GaussianQuadratic,
+    get_problem,
+)
 from fxgx.problems.enumeration import (
     EnumeratedBernoulli,
     EnumeratedCategorical,
@@ -13,6 +19,7 @@ from fxgx.problems.enumeration import (
 __all__ = [
     "DEFAULT_PROBLEM",
     "GaussianQuadratic",
+    "GaussianPolynomial",
     "PROBLEM_NAMES",
     "get_problem",
     "BernoulliToy",

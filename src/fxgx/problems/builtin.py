@@ -13,6 +13,11 @@
   four-class variables; exact by enumerating 64 states (small enough to enumerate several
   joint draws in tests).
 - ``gaussian``: ``E_{N(mu, sigma^2)}[(z - 0.5)^2] = (mu - 0.5)^2 + sigma^2`` (closed form).
+- ``gaussian_linear``, ``gaussian_quadratic`` and ``gaussian_cubic``: polynomials of degree 1,
+  2 and 3 (with cross terms ``z_0 z_1`` and, for the cubic, ``z_0 z_1 z_2``) over a ``D = 3``
+  diagonal normal with distinct means and scales; closed form from the normal's moments
+  (``GaussianPolynomial``). The problems of the Gaussian-only estimators (pathwise,
+  measure-valued, the delta-method control variate).
 - ``decoder_bernoulli`` and ``decoder_categorical``: ``nonadditive_bernoulli`` and
   ``categorical`` with the weights ``w`` (``v``) as parameters of ``f``, the way a decoder's
   weights are: the parameters are ``[logits, w]``, and the exact gradient holds
@@ -148,6 +153,135 @@ class GaussianQuadratic(Problem):
         return np.array([2 * (self.loc - self.center), 2 * self.scale])
 
 
+#: Means and scales of the ``D = 3`` Gaussian polynomial problems: distinct, mixed signs.
+POLYNOMIAL_LOC = np.array([0.4, -0.7, 1.1])
+POLYNOMIAL_SCALE = np.array([0.6, 1.3, 0.9])
+#: Coefficients ``(a, b, c, r, t)`` of ``sum_i (a_i z_i + b_i z_i^2 + c_i z_i^3) + r z_0 z_1 +
+#: t z_0 z_1 z_2`` for the linear, quadratic and cubic problems.
+POLYNOMIAL_COEFFICIENTS = {
+    "linear": ([0.8, -0.5, 0.3], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], 0.0, 0.0),
+    "quadratic": ([0.8, -0.5, 0.3], [0.5, -0.2, 0.35], [0.0, 0.0, 0.0], 0.6, 0.0),
+    "cubic": ([0.8, -0.5, 0.3], [0.5, -0.2, 0.35], [0.15, -0.1, 0.05], 0.6, -0.3),
+}
+
+
+class GaussianPolynomial(Problem):
+    """``E_{z ~ N(mu, diag sigma^2)}[f(z)]`` for the polynomial
+
+        f(z) = sum_i (a_i z_i + b_i z_i^2 + c_i z_i^3) + r z_0 z_1 + t z_0 z_1 z_2
+
+    over ``D >= 3`` independent normals. With ``E[z] = mu``, ``E[z^2] = mu^2 + sigma^2`` and
+    ``E[z^3] = mu^3 + 3 mu sigma^2``, and independence for the cross terms,
+
+        E[f] = sum_i (a_i mu_i + b_i (mu_i^2 + sigma_i^2) + c_i (mu_i^3 + 3 mu_i sigma_i^2))
+               + r mu_0 mu_1 + t mu_0 mu_1 mu_2,
+        dE/dmu_i    = a_i + 2 b_i mu_i + 3 c_i (mu_i^2 + sigma_i^2) + (cross terms),
+        dE/dsigma_i = 2 b_i sigma_i + 6 c_i mu_i sigma_i.
+
+    The parameters are ``[mu, sigma]`` (``D`` entries each); the normal has one event axis.
+
+    Args:
+        loc: ``mu``, ``D`` entries.
+        scale: ``sigma``, ``D`` entries (positive).
+        linear: ``a``.
+        quadratic: ``b``.
+        cubic: ``c``.
+        pair: ``r``, the coefficient of ``z_0 z_1``.
+        triple: ``t``, the coefficient of ``z_0 z_1 z_2``.
+        name: the problem's name in reports.
+    """
+
+    kind = "normal"
+
+    def __init__(self, loc, scale, linear, quadratic, cubic, pair=0.0, triple=0.0,
+                 name="gaussian_polynomial"):
+        self.loc = np.asarray(loc, np.float64)
+        self.scale = np.asarray(scale, np.float64)
+        self.linear = np.asarray(linear, np.float64)
+        self.quadratic = np.asarray(quadratic, np.float64)
+        self.cubic = np.asarray(cubic, np.float64)
+        self.pair, self.triple = float(pair), float(triple)
+        self.name = name
+
+    def parameter_values(self):
+        """``[mu, sigma]``.
+
+        Returns:
+            Two float64 NumPy arrays of ``D`` entries.
+        """
+        return [self.loc, self.scale]
+
+    def distribution(self, loc, scale):
+        """``N(loc, diag scale^2)`` with one event axis.
+
+        Args:
+            loc: the means, ``batch + [D]``.
+            scale: the standard deviations, ``batch + [D]``.
+
+        Returns:
+            A ``Normal`` with ``event_ndims=1``.
+        """
+        return Normal(loc, scale, event_ndims=1)
+
+    def function(self, samples):
+        """``f(z)``, summed over the event axis.
+
+        Args:
+            samples: ``[S] + batch + [D]`` normal samples.
+
+        Returns:
+            ``f`` per sample and batch member, shape ``[S] + batch``.
+        """
+        backend = get_backend(samples)
+        dtype = backend.dtype_of(samples)
+        linear, quadratic, cubic = (backend.convert(value, dtype) for value in
+                                    (self.linear, self.quadratic, self.cubic))
+        polynomial = samples * (linear + samples * (quadratic + samples * cubic))
+        total = backend.reduce_sum(polynomial, axis=-1)
+        first, second, third = samples[..., 0], samples[..., 1], samples[..., 2]
+        return total + self.pair * first * second + self.triple * first * second * third
+
+    def exact_value(self):
+        """The closed form of ``E[f]`` (class docstring).
+
+        Returns:
+            A float.
+        """
+        mu, variance = self.loc, self.scale**2
+        single = (self.linear * mu + self.quadratic * (mu**2 + variance)
+                  + self.cubic * (mu**3 + 3 * mu * variance))
+        return float(np.sum(single) + self.pair * mu[0] * mu[1]
+                     + self.triple * mu[0] * mu[1] * mu[2])
+
+    def exact_gradient(self):
+        """``(dE/dmu, dE/dsigma)`` in closed form (class docstring).
+
+        Returns:
+            A float64 array of ``2 D`` entries.
+        """
+        mu, sigma = self.loc, self.scale
+        d_loc = self.linear + 2 * self.quadratic * mu + 3 * self.cubic * (mu**2 + sigma**2)
+        d_loc[0] += self.pair * mu[1] + self.triple * mu[1] * mu[2]
+        d_loc[1] += self.pair * mu[0] + self.triple * mu[0] * mu[2]
+        d_loc[2] += self.triple * mu[0] * mu[1]
+        d_scale = 2 * self.quadratic * sigma + 6 * self.cubic * mu * sigma
+        return np.concatenate([d_loc, d_scale])
+
+
+def gaussian_polynomial(degree: str) -> GaussianPolynomial:
+    """The built-in ``gaussian_<degree>`` problem.
+
+    Args:
+        degree: ``"linear"``, ``"quadratic"`` or ``"cubic"``.
+
+    Returns:
+        The problem at ``POLYNOMIAL_LOC``, ``POLYNOMIAL_SCALE``.
+    """
+    linear, quadratic, cubic, pair, triple = POLYNOMIAL_COEFFICIENTS[degree]
+    return GaussianPolynomial(POLYNOMIAL_LOC, POLYNOMIAL_SCALE, linear, quadratic, cubic, pair,
+                              triple, name=f"gaussian_{degree}(D=3)")
+
+
 def _factories(backend):
     return {
         "bernoulli_toy": lambda: BernoulliToy(0.45, [-2.0, 0.0, 2.0]),
@@ -173,6 +307,9 @@ def _factories(backend):
             backend=backend,
         ),
         "gaussian": GaussianQuadratic,
+        "gaussian_linear": lambda: gaussian_polynomial("linear"),
+        "gaussian_quadratic": lambda: gaussian_polynomial("quadratic"),
+        "gaussian_cubic": lambda: gaussian_polynomial("cubic"),
         "decoder_bernoulli": lambda: EnumeratedBernoulli(
             nonadditive_decoder,
             NONADDITIVE_LOGITS,
