@@ -1,8 +1,8 @@
 """Variance of every estimator at equal evaluations of ``f``, and the papers' orderings.
 
 For each toy problem and budget ``B`` (evaluations of ``f`` per estimate), every catalogued
-estimator that fits the budget runs with ``num_samples = B / evaluations_per_sample`` (its
-card's cost) and draws ``--estimates`` independent gradient estimates on the problem's exact
+estimator that fits the budget runs with ``num_samples = B / c``, where ``c`` is its card's
+evaluations per sample on that problem (``Card.evaluations_on``) and draws ``--estimates`` independent gradient estimates on the problem's exact
 setting. The table reports the total variance ``V = sum_j Var(g_j)`` over the distribution's
 parameters (the logits; the Normal's mean and scale), with a 95 % confidence interval from the
 per-coordinate standard errors of the variance (fourth moments; their sum bounds the standard
@@ -102,9 +102,9 @@ def _relax(card):
 CONFIGURATIONS = {"relax": _relax}
 
 
-def fits(card, estimator, budget):
+def fits(card, estimator, budget, problem):
     """``num_samples`` for ``budget`` evaluations, or None with the reason it does not fit."""
-    cost = card.evaluations_per_sample
+    cost = card.evaluations_on(problem)
     if budget % cost:
         return None, f"costs {cost} evaluations per sample; {budget} is not a multiple"
     num_samples = budget // cost
@@ -131,7 +131,7 @@ def measure(problem_name, budget, backend, num_estimates, seed):
         if estimator is None:
             skipped.append({"name": card.name, "reason": reason})
             continue
-        num_samples, reason = fits(card, estimator, budget)
+        num_samples, reason = fits(card, estimator, budget, problem)
         if num_samples is None:
             skipped.append({"name": card.name, "reason": reason})
             continue
@@ -144,7 +144,7 @@ def measure(problem_name, budget, backend, num_estimates, seed):
         total, total_error = float(variance.sum()), float(error.sum())
         rows.append({
             "name": card.name, "unbiased": card.unbiased, "num_samples": num_samples,
-            "evaluations": num_samples * card.evaluations_per_sample,
+            "evaluations": num_samples * card.evaluations_on(problem),
             "total_variance": total, "lower": total - 1.96 * total_error,
             "upper": total + 1.96 * total_error,
             "seconds": time.perf_counter() - start,

@@ -91,7 +91,8 @@ class Recipe:
 
     @property
     def evaluations(self) -> int:
-        return self.num_samples * self.card.evaluations_per_sample
+        # Each toy is one Bernoulli variable with its own f (D = 1).
+        return self.num_samples * self.card.evaluations(num_variables=1, num_classes=2)
 
     def __call__(self, backend, function, logits, extra, state, seed):
         from fxgx.distributions import Bernoulli

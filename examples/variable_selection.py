@@ -271,8 +271,8 @@ def fit_one(card, model, backend, arguments, exact):
     from fxgx.distributions import Bernoulli
 
     estimator = card.make()
-    num_samples = max(getattr(estimator, "minimum_samples", 1),
-                      arguments.evaluations // card.evaluations_per_sample)
+    cost = card.evaluations(num_variables=model.predictors, num_classes=2)
+    num_samples = max(getattr(estimator, "minimum_samples", 1), arguments.evaluations // cost)
     algebra = FrameworkAlgebra(backend)
     prior_logit = math.log(model.prior_inclusion / (1 - model.prior_inclusion))
     parameters = make_parameters(backend, [np.full(model.predictors, prior_logit, np.float32)])
@@ -292,7 +292,7 @@ def fit_one(card, model, backend, arguments, exact):
     _, _, models, log_joint = exact
     return {
         "name": card.name, "unbiased": card.unbiased, "num_samples": num_samples,
-        "evaluations_per_step": num_samples * card.evaluations_per_sample,
+        "evaluations_per_step": num_samples * cost,
         "elbo_estimates": (-np.asarray(losses)).tolist(),
         "variance_steps": variance_steps,
         "gradient_variance": variances,

@@ -6,7 +6,10 @@ them, so adding an estimator is: code, card, done.
 
 Card fields: ``name``, ``factory`` ("module:function"), ``family``, ``summary``,
 ``formula`` (LaTeX), ``references`` (list), ``unbiased`` (bool), ``distributions`` (list of
-"bernoulli", "categorical", "normal", "any"), ``evaluations_per_sample`` (int), and a
+"bernoulli", "categorical", "normal", "any"), ``evaluations_per_sample`` (int),
+optionally ``evaluations_per_variable`` and ``evaluations_per_class`` (ints, for a cost that
+grows with the latents: ``measure_valued`` costs ``1 + 3 D`` per sample, IndeCateR ``D K``;
+``Card.evaluations`` adds them up), and a
 ``[test]`` table: ``num_samples`` (the estimator's own), ``problems`` (built-in problem names
 for the unbiasedness tests), ``num_estimates``, optionally ``default_problems`` (those of
 ``problems`` whose tests run in the default set; the rest run in the slow set), and for
@@ -49,7 +52,11 @@ class Card:
         unbiased: whether its gradient estimate is unbiased.
         distributions: the latents it supports (``"bernoulli"``, ``"categorical"``,
             ``"normal"`` or ``"any"``).
-        evaluations_per_sample: evaluations of ``f`` per sample.
+        evaluations_per_sample: evaluations of ``f`` per sample (the part that does not
+            depend on the number of latent variables).
+        evaluations_per_variable: further evaluations per sample and latent variable.
+        evaluations_per_class: further evaluations per sample, latent variable and class
+            (Bernoulli variables have 2 classes).
         test: the ``[test]`` table: ``num_samples``, ``problems``, ``num_estimates`` and the
             bias check of a biased estimator.
         path: the card's file.
@@ -66,6 +73,66 @@ class Card:
     evaluations_per_sample: int
     test: dict
     path: Path
+    evaluations_per_variable: int = 0
+    evaluations_per_class: int = 0
+
+    @property
+    def cost_depends_on_latents(self) -> bool:
+        """Whether the cost per sample grows with the number of latent variables."""
+        return bool(self.evaluations_per_variable or self.evaluations_per_class)
+
+    def evaluations(self, num_variables: int | None = None, num_classes: int = 2) -> int:
+        """Evaluations of ``f`` per sample for ``num_variables`` latents of ``num_classes``.
+
+        ``evaluations_per_sample + evaluations_per_variable D + evaluations_per_class D K``.
+
+        Args:
+            num_variables: ``D``, the latent variables in one evaluation of ``f``; needed
+                only when the cost depends on it.
+            num_classes: ``K`` (2 for Bernoulli variables).
+
+        Returns:
+            The number of evaluations.
+
+        Raises:
+            ValueError: the cost depends on ``num_variables`` and it was not given.
+        """
+        if not self.cost_depends_on_latents:
+            return self.evaluations_per_sample
+        if num_variables is None:
+            raise ValueError(f"{self.name}'s cost grows with the latents: pass num_variables.")
+        return (self.evaluations_per_sample + self.evaluations_per_variable * num_variables
+                + self.evaluations_per_class * num_variables * num_classes)
+
+    def evaluations_on(self, problem) -> int:
+        """Evaluations of ``f`` per sample on a built-in ``problem``.
+
+        Args:
+            problem: an ``fxgx.problems.Problem``; its first parameter holds the latents'
+                logits (``[..., D]`` Bernoulli, ``[..., D, K]`` categorical) or means.
+
+        Returns:
+            The number of evaluations.
+        """
+        import numpy as np  # noqa: PLC0415 - the catalogue itself needs no NumPy
+
+        shape = np.shape(problem.parameter_values()[0])
+        if problem.kind == "categorical":
+            return self.evaluations(int(np.prod(shape[:-1])), int(shape[-1]))
+        return self.evaluations(int(np.prod(shape)), 2)
+
+    def cost_formula(self) -> str:
+        """The cost per sample in words: ``"1"``, ``"1 + 3 D"``, ``"D K"``.
+
+        Returns:
+            The formula.
+        """
+        terms = [str(self.evaluations_per_sample)] if self.evaluations_per_sample else []
+        for coefficient, symbol in ((self.evaluations_per_variable, "D"),
+                                    (self.evaluations_per_class, "D K")):
+            if coefficient:
+                terms.append(symbol if coefficient == 1 else f"{coefficient} {symbol}")
+        return " + ".join(terms) or "0"
 
     def make(self, **hyperparameters):
         """Import the factory and build the estimator.
@@ -163,6 +230,8 @@ def read_card(path: Path) -> Card:
         evaluations_per_sample=int(data["evaluations_per_sample"]),
         test=dict(data["test"]),
         path=path,
+        evaluations_per_variable=int(data.get("evaluations_per_variable", 0)),
+        evaluations_per_class=int(data.get("evaluations_per_class", 0)),
     )
 
 

@@ -333,8 +333,8 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
                 "p_value": report.min_p_value,
                 "max_abs_z": report.max_abs_z,
                 "samples_per_estimate": card.num_samples,
-                "evaluations_per_sample": card.evaluations_per_sample,
-                "evaluations_per_estimate": card.evaluations_per_sample * card.num_samples,
+                "evaluations_per_sample": card.evaluations_on(problem),
+                "evaluations_per_estimate": card.evaluations_on(problem) * card.num_samples,
                 "variance": variance,
                 "variance_per_coordinate": moments.variance.tolist(),
                 "mean": moments.mean.tolist(),
@@ -481,6 +481,15 @@ def plot_figure(result: dict):
     return figure
 
 
+def evaluations_text(card) -> str:
+    """Evaluations of ``f`` per estimate: a number, or a formula in the latents' number ``D``
+    and classes ``K`` where the cost grows with them (``"1 + 3 D"``, ``"2 x (D K)"``)."""
+    if not card.cost_depends_on_latents:
+        return str(card.evaluations_per_sample * card.num_samples)
+    formula = card.cost_formula()
+    return formula if card.num_samples == 1 else f"{card.num_samples} x ({formula})"
+
+
 def format_list(cards) -> str:
     table = [["name", "family", "unbiased", "samples", "evals", "distributions"]]
     for card in cards:
@@ -489,7 +498,7 @@ def format_list(cards) -> str:
             card.family,
             "yes" if card.unbiased else "no",
             str(card.num_samples),
-            str(card.evaluations_per_sample * card.num_samples),
+            evaluations_text(card),
             ", ".join(card.distributions),
         ])
     lines = _aligned(table, right={3, 4})

@@ -254,6 +254,24 @@ def test_every_card_points_at_an_estimator_factory():
         assert estimator.target == card.test.get("target", "expectation"), card.name
 
 
+def test_costs_that_grow_with_the_latents_are_counted_per_problem():
+    """IndeCateR evaluates f at every class of every variable (D K per sample); the
+    measure-valued estimator at two points per mean and one per scale plus a shared base
+    sample (1 + 3 D); the others a constant. The counts are what the estimators evaluate
+    (their own tests count the rows f receives)."""
+    indecater, measure_valued = catalogue.get_card("indecater"), catalogue.get_card(
+        "measure_valued")
+    assert indecater.evaluations_on(get_problem("categorical")) == 40
+    assert indecater.evaluations_on(get_problem("nonadditive_bernoulli")) == 16
+    assert measure_valued.evaluations_on(get_problem("gaussian_cubic")) == 10
+    assert measure_valued.evaluations_on(get_problem("gaussian")) == 4
+    assert (indecater.cost_formula(), measure_valued.cost_formula()) == ("D K", "1 + 3 D")
+    with pytest.raises(ValueError, match="num_variables"):
+        indecater.evaluations()
+    disarm = catalogue.get_card("disarm")
+    assert disarm.evaluations_on(get_problem("nonadditive_bernoulli")) == 2 == disarm.evaluations()
+
+
 def test_every_estimator_has_a_card():
     carded = {card.name for card in CARDS}
     classes = {
