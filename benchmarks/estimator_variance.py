@@ -2,13 +2,14 @@
 
 For each toy problem and budget ``B`` (evaluations of ``f`` per estimate), every catalogued
 estimator that fits the budget runs with ``num_samples = B / c``, where ``c`` is its card's
-evaluations per sample on that problem (``Card.evaluations_on``) and draws ``--estimates`` independent gradient estimates on the problem's exact
-setting. The table reports the total variance ``V = sum_j Var(g_j)`` over the distribution's
-parameters (the logits; the Normal's mean and scale), with a 95 % confidence interval from the
-per-coordinate standard errors of the variance (fourth moments; their sum bounds the standard
-error of the total, so the interval is conservative), and ``V / V_ref``, the ratio to
-REINFORCE-LOO at the same budget. Biased estimators are listed with their variance too, marked
-biased: a low variance does not make up for a bias.
+evaluations per sample on that problem (``Card.evaluations_on``), and draws ``--estimates``
+independent gradient estimates on the problem's exact setting. The table reports the total
+variance ``V = sum_j Var(g_j)`` over the distribution's parameters (the logits; the Normal's
+mean and scale), with a 95 % confidence interval from the per-coordinate standard errors of the
+variance (fourth moments; their sum bounds the standard error of the total, so the interval is
+conservative), and ``V / V_ref``, the ratio to REINFORCE-LOO at the same budget. Biased
+estimators are listed with their variance too, marked biased: a low variance does not make up
+for a bias.
 
 ``CLAIMS`` lists the headline orderings of the papers that introduced the estimators ("A has
 lower variance than B at equal evaluations"). Each is checked on the intervals:
