@@ -207,3 +207,16 @@ def encoder_gradient_variance(batch_loss, parameters, batch, backend, seed, draw
         stacked = np.stack([np.asarray(estimate[part], np.float64) for estimate in estimates])
         total += float(np.sum(np.var(stacked, axis=0, ddof=1)))
     return total
+
+
+def run_failing_softly(run, card, skipped, *arguments):
+    """``run(card, *arguments)``, or ``None`` when it raises: the error is printed and
+    recorded in ``skipped`` (a card that fails, or a run that diverges, is reported and the
+    comparison goes on with the other cards)."""
+    try:
+        return run(card, *arguments)
+    except Exception as error:  # noqa: BLE001 - reported, not hidden
+        message = (str(error).strip().splitlines() or [""])[0]
+        skipped[card.name] = f"failed: {type(error).__name__}: {message}"
+        print(f"{card.name} {skipped[card.name]}", flush=True)
+        return None

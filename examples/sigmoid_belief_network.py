@@ -51,6 +51,7 @@ from example_support import (
     make_parameters,
     minibatch,
     quiet_tensorflow,
+    run_failing_softly,
     smooth,
 )
 
@@ -362,7 +363,9 @@ def main(argv=None):
                                 configured=CONFIGURED)
     records = []
     for card in cards:
-        record = run_estimator(card, model, train, test, arguments)
+        record = run_failing_softly(run_estimator, card, skipped, model, train, test, arguments)
+        if record is None:
+            continue
         records.append(record)
         print(f"{record['name']:<24} train ELBO {record['final_train_elbo']:8.2f}  "
               f"test ELBO {record['test_elbo']:8.2f}  ({record['seconds']:.0f} s)", flush=True)

@@ -250,6 +250,25 @@ def test_the_examples_take_every_catalogue_card_that_runs_in_the_loss(capsys):
     assert [card.name for card in cards] == ["relax"] and list(skipped) == ["learned_baseline"]
 
 
+def test_a_failing_estimator_is_reported_and_the_comparison_goes_on(capsys):
+    load_example("categorical_vae")
+    from example_support import run_failing_softly
+
+    from fxgx.catalogue import get_card
+
+    def run(card, steps):
+        if card.name == "rebar":
+            raise FloatingPointError(f"non-finite loss at step {steps}\nmore detail")
+        return {"name": card.name}
+
+    skipped = {}
+    records = [run_failing_softly(run, get_card(name), skipped, 7)
+               for name in ("reinforce", "rebar")]
+    assert records == [{"name": "reinforce"}, None]
+    assert skipped == {"rebar": "failed: FloatingPointError: non-finite loss at step 7"}
+    assert "rebar failed: FloatingPointError" in capsys.readouterr().out
+
+
 def test_categorical_vae_log_joint_and_posterior_match_numpy():
     """log p(x, z) of the model against NumPy (rounding tolerance), and q(z | x) sums to 1
     over all K^D states (the logits' layout)."""
