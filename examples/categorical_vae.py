@@ -326,7 +326,8 @@ def plot(records, arguments, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    rows = -(-len(records) // 4)  # the legend below the panels: 4 columns
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6 + 0.22 * rows))
     window = max(1, arguments.steps // 30)
     lows, highs = [], []
     for record in records:
@@ -350,10 +351,11 @@ def plot(records, arguments, path):
     right.set_ylabel("log10 total variance of the gradient")
     right.set_title("traced by fxgx.vi.fit (8 extra estimates)" if arguments.checkpoints
                     else "not traced (--checkpoints 0)")
-    left.legend(fontsize=7)
+    handles, labels = left.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     figure.suptitle(f"binarised 8x8 digits, {arguments.backend} backend, "
                     f"budget {arguments.evaluations} decoder evaluations per image and step")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.22 * rows / (4.6 + 0.22 * rows) + 0.01, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
