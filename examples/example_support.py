@@ -124,16 +124,22 @@ def select_cards(names, kind):
 
 def configuration_need(card) -> str | None:
     """Why a plain call of ``card``'s estimator inside a loss would leave out part of it, or
-    ``None``: a factory argument that is a user function (a learned baseline, RELAX's
-    residual) or state kept between steps (a moving average), which ``fxgx.vi.fit``'s
-    ``loss(parameters, seed)`` has no place for without code written for that estimator."""
+    ``None``: a factory argument without a default or that is a user function (a learned
+    baseline, RELAX's residual), or state kept between steps (a moving average), which
+    ``fxgx.vi.fit``'s ``loss(parameters, seed)`` has no place for without code written for
+    that estimator."""
     import inspect
 
     from fxgx.catalogue import load_factory
     from fxgx.estimators.base import Estimator
 
-    callables = [name for name, parameter in
-                 inspect.signature(load_factory(card.factory)).parameters.items()
+    parameters = inspect.signature(load_factory(card.factory)).parameters
+    required = [name for name, parameter in parameters.items()
+                if parameter.default is inspect.Parameter.empty
+                and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
+    if required:
+        return f"its factory needs the arguments {', '.join(required)}"
+    callables = [name for name, parameter in parameters.items()
                  if "Callable" in str(parameter.annotation)]
     if callables:
         return f"it needs a user function ({', '.join(callables)})"
@@ -165,12 +171,12 @@ def loss_cards(names, kind, evaluations, configured=()):
             skipped[name] = "not in the estimator catalogue"
         elif not card.supports(kind):
             skipped[name] = f"it does not support {kind} latents"
+        elif name not in configured and (need := configuration_need(card)) is not None:
+            skipped[name] = f"{need}; this example does not configure it"
         elif (cost := card.evaluations_per_sample
               * getattr(card.make(), "minimum_samples", 1)) > evaluations:
             skipped[name] = (f"it needs {cost} evaluations of f per data point, over the "
                              f"budget of {evaluations}")
-        elif name not in configured and (need := configuration_need(card)) is not None:
-            skipped[name] = f"{need}; this example does not configure it"
         else:
             selected.append(card)
             continue

@@ -10,6 +10,7 @@ floating-point rounding, so their tolerances are rounding tolerances.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import math
@@ -248,6 +249,11 @@ def test_the_examples_take_every_catalogue_card_that_runs_in_the_loss(capsys):
     assert all(f"skipping {name}: {reason}" in out for name, reason in skipped.items())
     cards, skipped = loss_cards("relax,learned_baseline", "bernoulli", 4, configured=("relax",))
     assert [card.name for card in cards] == ["relax"] and list(skipped) == ["learned_baseline"]
+    # A factory with arguments that have no default cannot be called plainly either.
+    from example_support import configuration_need
+
+    needy = dataclasses.replace(load_cards()[0], factory="math:pow")
+    assert configuration_need(needy) == "its factory needs the arguments x, y"
 
 
 def test_a_failing_estimator_is_reported_and_the_comparison_goes_on(capsys):
