@@ -120,3 +120,109 @@ def select_cards(names, kind):
         else:
             selected.append(cards[name])
     return selected
+
+
+def configuration_need(card) -> str | None:
+    """Why a plain call of ``card``'s estimator inside a loss would leave out part of it, or
+    ``None``: a factory argument without a default or that is a user function (a learned
+    baseline, RELAX's residual), or state kept between steps (a moving average), which
+    ``fxgx.vi.fit``'s ``loss(parameters, seed)`` has no place for without code written for
+    that estimator."""
+    import inspect
+
+    from fxgx.catalogue import load_factory
+    from fxgx.estimators.base import Estimator
+
+    parameters = inspect.signature(load_factory(card.factory)).parameters
+    required = [name for name, parameter in parameters.items()
+                if parameter.default is inspect.Parameter.empty
+                and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
+    if required:
+        return f"its factory needs the arguments {', '.join(required)}"
+    callables = [name for name, parameter in parameters.items()
+                 if "Callable" in str(parameter.annotation)]
+    if callables:
+        return f"it needs a user function ({', '.join(callables)})"
+    if type(card.make()).init is not Estimator.init:
+        return "it keeps state between steps (a plain call restarts from its initial state)"
+    return None
+
+
+def loss_cards(names, kind, evaluations, configured=()):
+    """``(cards, skipped)``: the catalogue cards to train with, and ``{name: reason}`` for the
+    others, each reason printed.
+
+    ``names`` is ``"all"`` (every card, in catalogue order) or comma-separated names. A card
+    runs when it supports ``kind`` latents, its smallest sample count fits the budget of
+    ``evaluations`` evaluations of ``f`` per data point and step, and a plain call is the
+    whole estimator (``configuration_need``) or the example configures it (``configured``).
+    """
+    from fxgx.catalogue import load_cards
+
+    cards = {card.name: card for card in load_cards()}
+    if names.strip() == "all":  # the cards for other latents are not worth a line each
+        wanted = [name for name, card in cards.items() if card.supports(kind)]
+    else:
+        wanted = list(dict.fromkeys(name.strip() for name in names.split(",") if name.strip()))
+    selected, skipped = [], {}
+    for name in wanted:
+        card = cards.get(name)
+        if card is None:
+            skipped[name] = "not in the estimator catalogue"
+        elif not card.supports(kind):
+            skipped[name] = f"it does not support {kind} latents"
+        elif name not in configured and (need := configuration_need(card)) is not None:
+            skipped[name] = f"{need}; this example does not configure it"
+        elif (cost := card.evaluations_per_sample
+              * getattr(card.make(), "minimum_samples", 1)) > evaluations:
+            skipped[name] = (f"it needs {cost} evaluations of f per data point, over the "
+                             f"budget of {evaluations}")
+        else:
+            selected.append(card)
+            continue
+        print(f"skipping {name}: {skipped[name]}")
+    return selected, skipped
+
+
+def minibatch(backend, data, size, seed):
+    """``size`` rows of ``data`` drawn uniformly with replacement (a one-hot product, so it
+    compiles on every backend)."""
+    count = backend.shape_of(data)[0]
+    uniform = backend.uniform((size,), seed, "float32")
+    index = backend.minimum(backend.cast(uniform * count, "int32"), count - 1)
+    return backend.matmul(backend.one_hot(index, count, "float32"), data)
+
+
+def encoder_gradient_variance(batch_loss, parameters, batch, backend, seed, draws=16):
+    """``sum_j Var(g_j)`` over the encoder's weights and biases (``parameters[0]`` and
+    ``parameters[1]``, the parameters of ``q``, the only ones whose gradient the discrete
+    estimator forms), from ``draws`` independent estimates of the gradient of ``batch_loss``
+    at ``parameters`` on one fixed ``batch`` (so that only the latent samples vary)."""
+    batch = backend.convert(batch)
+
+    def encoder_gradient(parameters, seed):
+        _, gradients = backend.value_and_gradient(
+            lambda *values: batch_loss(list(values), batch, seed), parameters)
+        return gradients[0], gradients[1]
+
+    compiled = backend.compile(encoder_gradient, jit_compile=backend.name == "jax")
+    estimates = [compiled(parameters, np.array([seed, index], np.int32))
+                 for index in range(draws)]
+    total = 0.0
+    for part in range(2):
+        stacked = np.stack([np.asarray(estimate[part], np.float64) for estimate in estimates])
+        total += float(np.sum(np.var(stacked, axis=0, ddof=1)))
+    return total
+
+
+def run_failing_softly(run, card, skipped, *arguments):
+    """``run(card, *arguments)``, or ``None`` when it raises: the error is printed and
+    recorded in ``skipped`` (a card that fails, or a run that diverges, is reported and the
+    comparison goes on with the other cards)."""
+    try:
+        return run(card, *arguments)
+    except Exception as error:  # noqa: BLE001 - reported, not hidden
+        message = (str(error).strip().splitlines() or [""])[0]
+        skipped[card.name] = f"failed: {type(error).__name__}: {message}"
+        print(f"{card.name} {skipped[card.name]}", flush=True)
+        return None

@@ -33,7 +33,7 @@ def test_the_documented_tables_exist():
         for match in renderer.MARKER.finditer(path.read_text(encoding="utf-8"))
     }
     assert {"sbn", "sbn-full", "sbn-seeds", "bernoulli-toy", "gaussian-mixture",
-            "variable-selection"} <= names
+            "variable-selection", "categorical_vae", "categorical_vae_full"} <= names
 
 
 @pytest.mark.parametrize("path", FILES_WITH_TABLES,

@@ -10,7 +10,9 @@ floating-point rounding, so their tolerances are rounding tolerances.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -38,7 +40,7 @@ def load_example(name):
 
 @pytest.mark.parametrize(
     "name", ["bernoulli_toy", "sigmoid_belief_network", "gaussian_mixture", "variable_selection",
-             "own_training_loop"]
+             "categorical_vae", "own_training_loop"]
 )
 def test_help_exits_cleanly(name, capsys):
     module = load_example(name)
@@ -66,7 +68,8 @@ def test_own_training_loop_trains_the_decoder_through_the_estimator(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["bernoulli_toy", "sigmoid_belief_network", "gaussian_mixture", "variable_selection"]
+    "name", ["bernoulli_toy", "sigmoid_belief_network", "gaussian_mixture", "variable_selection",
+             "categorical_vae"]
 )
 def test_help_shows_every_option_with_its_default(name, capsys, monkeypatch):
     parsers = []
@@ -196,6 +199,105 @@ def test_sigmoid_belief_network_quick_run_prints_the_table(backend, tmp_path, ca
         assert record["test_importance_weighted_bound"] >= record["test_elbo"] - 0.5
     assert "| vimco |" in out
     assert (tmp_path / "sigmoid_belief_network.png").stat().st_size > 0
+
+
+@pytest.mark.slow  # about 4 s on TensorFlow (its compilations), over the default set's 3 s
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_categorical_vae_quick_run_prints_the_table(backend, tmp_path, capsys, saved_figures):
+    pytest.importorskip("sklearn")
+    module = load_example("categorical_vae")
+    records = module.main(["--quick", "--estimators", "reinforce_leave_one_out,disarm,nothing",
+                           "--backend", backend, "--output-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "skipping disarm: it does not support categorical latents" in out
+    assert "skipping nothing" in out
+    (record,) = records
+    assert (record["name"], record["num_samples"], record["evaluations_per_step"]) == (
+        "reinforce_leave_one_out", 4, 4)
+    assert record["variance_steps"] == [0, 2] and "nan" not in out.lower()
+    (figure,) = saved_figures
+    assert_every_curve_shows(figure, ["reinforce_leave_one_out"])
+    # Nats per 64-pixel image: the decoder starts at the pixel marginals (about -25 nats, far
+    # above 64 log(1/2) = -44.4); the ELBO is below 0.
+    assert 64 * math.log(0.5) < record["final_train_elbo"] < 0.0
+    assert record["test_importance_weighted_bound"] >= record["test_elbo"] - 0.5
+    assert "| reinforce_leave_one_out |" in out and "wall time" in out
+    assert (tmp_path / "categorical_vae.png").stat().st_size > 0
+    assert json.loads((tmp_path / "categorical_vae.json").read_text())["skipped"] == {
+        "disarm": "it does not support categorical latents",
+        "nothing": "not in the estimator catalogue"}
+
+
+def test_the_examples_take_every_catalogue_card_that_runs_in_the_loss(capsys):
+    """``--estimators all``: every card for the latents, less those over the budget and those
+    whose plain call leaves out a user function or state; none dropped without a reason."""
+    load_example("categorical_vae")  # puts examples/ on sys.path
+    from example_support import loss_cards
+
+    from fxgx.catalogue import load_cards
+
+    cards, skipped = loss_cards("all", "categorical", 2, configured=("relax",))
+    names = [card.name for card in cards]
+    categorical = [card.name for card in load_cards() if card.supports("categorical")]
+    assert sorted(names + list(skipped)) == sorted(categorical)
+    assert {"reinforce_leave_one_out", "vimco", "straight_through"} <= set(names)
+    assert "arm" not in skipped  # Bernoulli only: not listed under "all"
+    assert "over the budget of 2" in skipped["rebar"] and "over the budget" in skipped["relax"]
+    assert "user function (baseline)" in skipped["learned_baseline"]
+    assert "keeps state" in skipped["moving_average_baseline"]
+    out = capsys.readouterr().out
+    assert all(f"skipping {name}: {reason}" in out for name, reason in skipped.items())
+    cards, skipped = loss_cards("relax,learned_baseline", "bernoulli", 4, configured=("relax",))
+    assert [card.name for card in cards] == ["relax"] and list(skipped) == ["learned_baseline"]
+    # A factory with arguments that have no default cannot be called plainly either.
+    from example_support import configuration_need
+
+    needy = dataclasses.replace(load_cards()[0], factory="math:pow")
+    assert configuration_need(needy) == "its factory needs the arguments x, y"
+
+
+def test_a_failing_estimator_is_reported_and_the_comparison_goes_on(capsys):
+    load_example("categorical_vae")
+    from example_support import run_failing_softly
+
+    from fxgx.catalogue import get_card
+
+    def run(card, steps):
+        if card.name == "rebar":
+            raise FloatingPointError(f"non-finite loss at step {steps}\nmore detail")
+        return {"name": card.name}
+
+    skipped = {}
+    records = [run_failing_softly(run, get_card(name), skipped, 7)
+               for name in ("reinforce", "rebar")]
+    assert records == [{"name": "reinforce"}, None]
+    assert skipped == {"rebar": "failed: FloatingPointError: non-finite loss at step 7"}
+    assert "rebar failed: FloatingPointError" in capsys.readouterr().out
+
+
+def test_categorical_vae_log_joint_and_posterior_match_numpy():
+    """log p(x, z) of the model against NumPy (rounding tolerance), and q(z | x) sums to 1
+    over all K^D states (the logits' layout)."""
+    from fxgx.backends import backend_by_name
+
+    module = load_example("categorical_vae")
+    backend = backend_by_name("tensorflow")
+    model = module.CategoricalVae(backend, data_size=6, variables=2, categories=3)
+    generator = np.random.default_rng(1)
+    arrays = [generator.standard_normal(array.shape).astype(np.float32)
+              for array in model.initial_parameters(0, np.full(6, 0.3), control_variate=False)]
+    data = (generator.random((4, 6)) < 0.5).astype(np.float32)
+    states = np.stack([np.eye(3)[[first, second]] for first in range(3) for second in range(3)])
+    latents = np.broadcast_to(states[:, None], (9, 4, 2, 3)).astype(np.float32)
+    parameters = [backend.convert(array) for array in arrays]
+    actual = backend.to_numpy(model.log_joint(parameters, backend.convert(data),
+                                              backend.convert(latents)))
+    logits = latents.reshape(9, 4, 6) @ arrays[2].astype(np.float64) + arrays[3]
+    expected = (np.sum(data * logits - np.logaddexp(0.0, logits), axis=-1) - 2 * math.log(3))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+    posterior = model.posterior(parameters, backend.convert(data))
+    probabilities = np.exp(backend.to_numpy(posterior.log_prob(backend.convert(latents))))
+    np.testing.assert_allclose(probabilities.sum(axis=0), np.ones(4), rtol=1e-5)
 
 
 @pytest.mark.parametrize("backend", BACKENDS_JAX_SLOW)

@@ -1,0 +1,414 @@
+"""A categorical VAE on binarised 8x8 digits, trained with every categorical estimator of the
+catalogue at the same budget of decoder evaluations.
+
+The model has ``D`` categorical latents of ``K`` categories each (default 10 x 10), one-hot:
+
+    p(z)     = prod_d Categorical(z_d; uniform over K)
+    p(x | z) = prod_i Bernoulli(x_i; sigmoid(W vec(z) + c)_i)       (decoder: linear + sigmoid)
+    q(z | x) = prod_d Categorical(z_d; softmax((V x + e)_d))         (encoder: linear + softmax)
+
+and is fitted by maximising the evidence lower bound ``E_q[log p(x, z) - log q(z | x)]``
+(``fxgx.vi.elbo``, the entropy of ``q`` exact) or, for estimators of the multi-sample bound
+(VIMCO), the importance-weighted bound (``fxgx.vi.importance_weighted_bound``). The data are
+scikit-learn's 1797 handwritten digits, thresholded at 8 of 16 grey levels, as in
+``sigmoid_belief_network.py``.
+
+Every estimator gets the same budget of decoder evaluations per data point and step
+(``--evaluations``): ``num_samples = max(1, budget // evaluations_per_sample)`` from its
+catalogue card. By default the estimators are every catalogue card that supports categorical
+latents (``--estimators all``, read from ``fxgx.catalogue`` when the script runs); a card is
+skipped, with the reason printed, when even its smallest sample count exceeds the budget or
+when a plain call is not the whole estimator (a user function or state between steps) and
+this script does not configure it. RELAX is configured as in the SBN example: its control
+variate (temperature, scale and a residual network of ``z`` and ``x``) is trained by
+minimising the squared norm of its encoder gradient.
+
+The script prints the wall time, a table of final training and test ELBOs, the test
+importance-weighted bound (``K = 100``) and the gradient variance; the figure shows the
+training bound and the log-variance of the gradient over training.
+
+    python examples/categorical_vae.py                          # TensorFlow, every estimator
+    python examples/categorical_vae.py --backend jax --estimators reinforce_leave_one_out,rebar
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from example_support import (
+    HelpFormatter,
+    binarised_digits,
+    encoder_gradient_variance,
+    estimator_style,
+    loss_cards,
+    make_parameters,
+    minibatch,
+    quiet_tensorflow,
+    run_failing_softly,
+    smooth,
+)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: Estimators this script configures beyond a plain call.
+CONFIGURED = ("relax",)
+#: Gradient scale of RELAX's control-variate objective (see sigmoid_belief_network.py).
+RELAX_WEIGHT = 1e-6
+EVALUATION_SAMPLES = 16
+IMPORTANCE_SAMPLES = 100
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Train a categorical VAE (D categorical latents of K categories) on "
+        "binarised 8x8 digits with every categorical gradient estimator at the same budget "
+        "of decoder evaluations; plot ELBO curves and gradient variance, print a table.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                        help="framework that runs the training.")
+    parser.add_argument("--variables", type=int, default=10, help="categorical latents D.")
+    parser.add_argument("--categories", type=int, default=10,
+                        help="categories K of each latent.")
+    parser.add_argument("--steps", type=int, default=4000, help="Adam steps per estimator.")
+    parser.add_argument("--batch-size", type=int, default=50, help="images per step.")
+    parser.add_argument("--learning-rate", type=float, default=1e-2, help="Adam's step size.")
+    parser.add_argument("--evaluations", type=int, default=4,
+                        help="decoder evaluations per data point and step (the shared budget).")
+    parser.add_argument("--checkpoints", type=int, default=20,
+                        help="how many times fit traces the gradient variance (0: never).")
+    parser.add_argument("--estimators", default="all",
+                        help="comma-separated catalogue names, or 'all': every card that "
+                        "supports categorical latents.")
+    parser.add_argument("--seed", type=int, default=0, help="random seed.")
+    parser.add_argument("--output-dir", default="out/categorical_vae",
+                        help="folder for the figure and the JSON results.")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny model and a few steps (smoke test).")
+    arguments = parser.parse_args(argv)
+    if arguments.quick:
+        arguments.steps = min(arguments.steps, 4)
+        arguments.variables = min(arguments.variables, 3)
+        arguments.categories = min(arguments.categories, 4)
+        arguments.batch_size = min(arguments.batch_size, 8)
+        arguments.checkpoints = min(arguments.checkpoints, 2)
+    if min(arguments.steps, arguments.variables, arguments.batch_size,
+           arguments.evaluations) < 1:
+        parser.error("--steps, --variables, --batch-size and --evaluations must be positive.")
+    if arguments.categories < 2:
+        parser.error("--categories must be at least 2.")
+    if arguments.checkpoints < 0:
+        parser.error("--checkpoints must be >= 0.")
+    arguments.checkpoints = min(arguments.checkpoints, arguments.steps)
+    return arguments
+
+
+# --------------------------------------------------------------------------------- model
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalVae:
+    """Parameter layout and densities; parameters are a list of arrays (or ``tf.Variable``).
+
+    Order: encoder weights ``V`` [P, D K], encoder bias ``e`` [D K], decoder weights ``W``
+    [D K, P], decoder bias ``c`` [P]; RELAX appends its control variate (``log
+    temperature``, ``scale``, residual-network weights).
+    """
+
+    backend: object
+    data_size: int
+    variables: int
+    categories: int
+    hidden: int = 32
+
+    @property
+    def width(self) -> int:
+        return self.variables * self.categories
+
+    def initial_parameters(self, seed, data_mean, control_variate: bool):
+        generator = np.random.default_rng(seed)
+        size, width = self.data_size, self.width
+        mean = np.clip(data_mean, 1e-3, 1 - 1e-3)
+        parameters = [
+            0.01 * generator.standard_normal((size, width)),
+            np.zeros(width),
+            0.01 * generator.standard_normal((width, size)),
+            np.log(mean) - np.log1p(-mean),  # decoder bias: the pixel marginals
+        ]
+        if control_variate:
+            parameters += [
+                np.asarray(math.log(0.5)), np.asarray(1.0),
+                0.01 * generator.standard_normal((width + size, self.hidden)),
+                np.zeros(self.hidden), np.zeros(self.hidden), np.zeros(()),
+            ]
+        return [np.asarray(value, np.float32) for value in parameters]
+
+    def posterior(self, parameters, data):
+        """``q(z | x)``: a one-hot categorical with batch shape [B] and event shape [D]."""
+        from fxgx.distributions import OneHotCategorical
+
+        backend = self.backend
+        logits = backend.matmul(data, parameters[0]) + parameters[1]
+        shape = (backend.shape_of(data)[0], self.variables, self.categories)
+        return OneHotCategorical(backend.reshape(logits, shape), event_ndims=1)
+
+    def _affine(self, values, weights, bias):
+        """``values @ weights + bias`` for values of any leading shape."""
+        backend = self.backend
+        shape = backend.shape_of(values)
+        flat = backend.reshape(values, (-1, shape[-1]))
+        result = backend.matmul(flat, weights) + bias
+        return backend.reshape(result, tuple(shape[:-1]) + (backend.shape_of(weights)[-1],))
+
+    def _flat(self, latents):
+        """``[..., D, K]`` -> ``[..., D K]``."""
+        shape = self.backend.shape_of(latents)
+        return self.backend.reshape(latents, tuple(shape[:-2]) + (self.width,))
+
+    def log_joint(self, parameters, data, latents):
+        """``log p(x, z)`` for one-hot latents of shape ``[S, B, D, K]`` (or relaxations)."""
+        from fxgx.distributions import Bernoulli
+
+        decoder_logits = self._affine(self._flat(latents), parameters[2], parameters[3])
+        likelihood = Bernoulli(decoder_logits, event_ndims=1).log_prob(data)
+        return likelihood - self.variables * math.log(self.categories)  # uniform prior
+
+    def residual(self, data):
+        """RELAX's residual ``r(z, x)``: one tanh layer of ``[softmax(z), x]``."""
+        backend = self.backend
+
+        def control_variate(perturbed, parameters):
+            weights, bias, output_weights, output_bias = parameters
+            features = self._flat(backend.softmax(perturbed, axis=-1))
+            shape = backend.shape_of(features)
+            tiled = backend.broadcast_to(data, tuple(shape[:-1]) + (self.data_size,))
+            features = backend.concat([features, tiled], axis=-1)
+            hidden = backend.tanh(self._affine(features, weights, bias))
+            return backend.reduce_sum(hidden * output_weights, axis=-1) + output_bias
+
+        return control_variate
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def multi_sample(estimator) -> bool:
+    """Whether the estimator's gradient is that of the importance-weighted bound (VIMCO)."""
+    return getattr(estimator, "target", "expectation") == "log_mean_exp"
+
+
+def training_loss(card, model, train, arguments):
+    """``(loss, batch_loss, num_samples)``: ``loss(parameters, seed)`` is minus the training
+    bound on a random minibatch drawn from the seed, ``batch_loss(parameters, batch, seed)``
+    the same on a given minibatch."""
+    from fxgx import vi
+    from fxgx.core.seeds import canonical_seed, split_seed
+
+    backend = model.backend
+    minimum = getattr(card.make(), "minimum_samples", 1)
+    num_samples = max(minimum, arguments.evaluations // card.evaluations_per_sample)
+    data_tensor = backend.convert(train)
+
+    def relax_estimator(parameters, batch, stop):
+        hold = backend.stop_gradient if stop else (lambda value: value)
+        return dataclasses.replace(
+            card.make(control_variate=model.residual(batch)),
+            temperature=backend.exp(hold(parameters[4])), scale=hold(parameters[5]),
+            control_variate_parameters=[hold(value) for value in parameters[6:]],
+        )
+
+    def loss(parameters, seed):
+        seeds = split_seed(canonical_seed(seed, backend), ("batch", "bound"), backend)
+        batch = minibatch(backend, data_tensor, arguments.batch_size, seeds["batch"])
+        return batch_loss(parameters, batch, seeds["bound"])
+
+    def batch_loss(parameters, batch, seed):
+        seeds = split_seed(canonical_seed(seed, backend), ("bound", "variance"), backend)
+        posterior = model.posterior(parameters, batch)
+
+        def target(latents):
+            return model.log_joint(parameters, batch, latents)
+
+        estimator = card.make()
+        if multi_sample(estimator):
+            bound = vi.importance_weighted_bound(target, posterior, seed=seeds["bound"],
+                                                 num_samples=num_samples, estimator=estimator)
+            return -backend.reduce_mean(bound)
+        if card.name == "relax":
+            estimator = relax_estimator(parameters, batch, stop=True)
+        bound = vi.elbo(target, posterior, seed=seeds["bound"], num_samples=num_samples,
+                        estimator=estimator)
+        value = -backend.reduce_mean(bound)
+        if card.name == "relax":
+            # As in sigmoid_belief_network.py: the control variate minimises the squared norm
+            # of the encoder-logit gradient for the model held fixed; the term adds nothing to
+            # the value and its gradient is scaled by RELAX_WEIGHT.
+            frozen = [backend.stop_gradient(value) for value in parameters[:4]]
+
+            def learning_signal(latents):
+                return model.log_joint(frozen, batch, latents)
+
+            variance = relax_estimator(parameters, batch, stop=False).variance_loss(
+                learning_signal, model.posterior(frozen, batch), seed=seeds["variance"],
+                num_samples=num_samples)
+            scaled = RELAX_WEIGHT * variance
+            value = value + scaled - backend.stop_gradient(scaled)
+        return value
+
+    return loss, batch_loss, num_samples
+
+
+def evaluation(model, backend):
+    """Compiled ``(elbo, importance-weighted bound)`` per data point, from fixed seeds."""
+    from fxgx.core.seeds import canonical_seed
+
+    def bounds(parameters, data, seed):
+        seed = canonical_seed(seed, backend)
+        posterior = model.posterior(parameters, data)
+        latents = backend.stop_gradient(posterior.sample((IMPORTANCE_SAMPLES,), seed))
+        weights = model.log_joint(parameters, data, latents) - posterior.log_prob(latents)
+        elbo = backend.reduce_mean(weights[:EVALUATION_SAMPLES], axis=0)
+        bound = backend.logsumexp(weights, axis=0) - math.log(IMPORTANCE_SAMPLES)
+        return backend.reduce_mean(elbo), backend.reduce_mean(bound)
+
+    return backend.compile(bounds)
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def run_estimator(card, model, train, test, arguments):
+    from fxgx import vi
+
+    backend = model.backend
+    loss, batch_loss, num_samples = training_loss(card, model, train, arguments)
+    arrays = model.initial_parameters(arguments.seed, train.mean(axis=0),
+                                      control_variate=card.name == "relax")
+    parameters = make_parameters(backend, arrays)
+    every = max(1, arguments.steps // arguments.checkpoints) if arguments.checkpoints else 0
+    result = vi.fit(loss, parameters, num_steps=arguments.steps, seed=arguments.seed,
+                    learning_rate=arguments.learning_rate, trace_variance_every=every,
+                    progress=False)
+    bounds = evaluation(model, backend)
+    final = result.parameters
+    train_elbo, _ = bounds(final, backend.convert(train), np.array([arguments.seed, 8], np.int32))
+    test_elbo, test_bound = bounds(final, backend.convert(test),
+                                   np.array([arguments.seed, 9], np.int32))
+    encoder_variance = encoder_gradient_variance(batch_loss, final,
+                                                 train[: arguments.batch_size], backend,
+                                                 arguments.seed + 1)
+    traced = np.flatnonzero(np.isfinite(result.gradient_variance))
+    variances = result.gradient_variance[traced]
+    return {
+        "name": card.name, "unbiased": card.unbiased, "num_samples": num_samples,
+        "evaluations_per_step": num_samples * card.evaluations_per_sample,
+        "objective": "IWAE bound" if multi_sample(card.make()) else "ELBO",
+        "training_bound": (-np.asarray(result.losses, float)).tolist(),
+        "variance_steps": traced.tolist(),
+        "log10_gradient_variance": np.log10(np.maximum(variances, 1e-30)).tolist(),
+        "final_train_elbo": float(train_elbo), "test_elbo": float(test_elbo),
+        "test_importance_weighted_bound": float(test_bound), "seconds": result.seconds,
+        "log10_final_encoder_gradient_variance": float(np.log10(max(encoder_variance, 1e-30))),
+    }
+
+
+def plot(records, arguments, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(records) // 4)  # the legend below the panels: 4 columns
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6 + 0.22 * rows))
+    window = max(1, arguments.steps // 30)
+    lows, highs = [], []
+    for record in records:
+        style = estimator_style(record["name"])
+        label = f"{record['name']} ({record['evaluations_per_step']} f/step)"
+        if record["objective"] != "ELBO":
+            label += f", {record['objective']}"
+        curve = smooth(record["training_bound"], window)
+        left.plot(np.arange(1, len(curve) + 1), curve, label=label, **style)
+        lows.append(np.percentile(curve, 5))
+        highs.append(curve.max())
+        right.plot(record["variance_steps"], record["log10_gradient_variance"], marker=".",
+                   label=label, **style)
+    spread = max(highs) - min(lows) + 1e-9
+    left.set_ylim(min(lows) - 0.05 * spread, max(highs) + 0.05 * spread)
+    left.set_xlabel("step")
+    left.set_ylabel(f"training bound, nats per image ({window}-step average)")
+    left.set_title(f"categorical VAE, D = {arguments.variables} latents of "
+                   f"K = {arguments.categories} categories")
+    right.set_xlabel("step")
+    right.set_ylabel("log10 total variance of the gradient")
+    right.set_title("traced by fxgx.vi.fit (8 extra estimates)" if arguments.checkpoints
+                    else "not traced (--checkpoints 0)")
+    handles, labels = left.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    figure.suptitle(f"binarised 8x8 digits, {arguments.backend} backend, "
+                    f"budget {arguments.evaluations} decoder evaluations per image and step")
+    figure.tight_layout(rect=(0, 0.22 * rows / (4.6 + 0.22 * rows) + 0.01, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv=None):
+    arguments = parse_arguments(argv)
+    from fxgx.backends import backend_by_name
+
+    start = time.perf_counter()
+    backend = backend_by_name(arguments.backend)
+    if backend.name == "tensorflow":
+        quiet_tensorflow()
+    output = Path(arguments.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    train, test = binarised_digits(arguments.seed)
+    model = CategoricalVae(backend, train.shape[1], arguments.variables, arguments.categories)
+    cards, skipped = loss_cards(arguments.estimators, "categorical", arguments.evaluations,
+                                configured=CONFIGURED)
+    records = []
+    for card in cards:
+        record = run_failing_softly(run_estimator, card, skipped, model, train, test, arguments)
+        if record is None:
+            continue
+        records.append(record)
+        print(f"{record['name']:<24} train ELBO {record['final_train_elbo']:8.2f}  "
+              f"test ELBO {record['test_elbo']:8.2f}  ({record['seconds']:.0f} s)", flush=True)
+    if not records:
+        raise SystemExit("no estimator to run")
+    header = (f"| estimator | samples | f/step | objective | train ELBO | test ELBO | "
+              f"test log p(x) >= (K={IMPORTANCE_SAMPLES}) | log10 Var (all, median) | "
+              f"log10 Var (encoder, final) | seconds |")
+    print()
+    print(header)
+    print("|" + "---|" * 10)
+    for record in records:
+        traced = record["log10_gradient_variance"]
+        print(f"| {record['name']} | {record['num_samples']} | "
+              f"{record['evaluations_per_step']} | {record['objective']} | "
+              f"{record['final_train_elbo']:.2f} | {record['test_elbo']:.2f} | "
+              f"{record['test_importance_weighted_bound']:.2f} | "
+              f"{f'{np.median(traced):.2f}' if traced else 'not traced'} | "
+              f"{record['log10_final_encoder_gradient_variance']:.2f} | "
+              f"{record['seconds']:.0f} |")
+    figure_path = output / "categorical_vae.png"
+    plot(records, arguments, figure_path)
+    wall = time.perf_counter() - start
+    with open(output / "categorical_vae.json", "w") as handle:
+        json.dump({"arguments": vars(arguments), "skipped": skipped, "wall_seconds": wall,
+                   "results": records}, handle, indent=1)
+    print(f"\nfigure: {figure_path}")
+    print(f"wall time: {wall:.0f} s for {len(records)} estimators")
+    return records
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
