@@ -14,7 +14,7 @@ scikit-learn's 1797 handwritten digits, thresholded at 8 of 16 grey levels, as i
 ``sigmoid_belief_network.py``.
 
 Every estimator gets the same budget of decoder evaluations per data point and step
-(``--evaluations``): ``num_samples = max(1, budget // evaluations_per_sample)`` from its
+(``--evaluations``): ``num_samples = max(1, budget // evaluations per sample)`` from its
 catalogue card. By default the estimators are every catalogue card that supports categorical
 latents (``--estimators all``, read from ``fxgx.catalogue`` when the script runs); a card is
 skipped, with the reason printed, when even its smallest sample count exceeds the budget or
@@ -214,7 +214,8 @@ def training_loss(card, model, train, arguments):
 
     backend = model.backend
     minimum = getattr(card.make(), "minimum_samples", 1)
-    num_samples = max(minimum, arguments.evaluations // card.evaluations_per_sample)
+    cost = card.evaluations(arguments.variables, arguments.categories)
+    num_samples = max(minimum, arguments.evaluations // cost)
     data_tensor = backend.convert(train)
 
     def relax_estimator(parameters, batch, stop):
@@ -309,7 +310,8 @@ def run_estimator(card, model, train, test, arguments):
     variances = result.gradient_variance[traced]
     return {
         "name": card.name, "unbiased": card.unbiased, "num_samples": num_samples,
-        "evaluations_per_step": num_samples * card.evaluations_per_sample,
+        "evaluations_per_step": num_samples * card.evaluations(arguments.variables,
+                                                              arguments.categories),
         "objective": "IWAE bound" if multi_sample(card.make()) else "ELBO",
         "training_bound": (-np.asarray(result.losses, float)).tolist(),
         "variance_steps": traced.tolist(),
@@ -373,7 +375,8 @@ def main(argv=None):
     train, test = binarised_digits(arguments.seed)
     model = CategoricalVae(backend, train.shape[1], arguments.variables, arguments.categories)
     cards, skipped = loss_cards(arguments.estimators, "categorical", arguments.evaluations,
-                                configured=CONFIGURED)
+                                configured=CONFIGURED, num_variables=arguments.variables,
+                                num_classes=arguments.categories)
     records = []
     for card in cards:
         record = run_failing_softly(run_estimator, card, skipped, model, train, test, arguments)

@@ -148,7 +148,7 @@ def configuration_need(card) -> str | None:
     return None
 
 
-def loss_cards(names, kind, evaluations, configured=()):
+def loss_cards(names, kind, evaluations, configured=(), *, num_variables, num_classes=2):
     """``(cards, skipped)``: the catalogue cards to train with, and ``{name: reason}`` for the
     others, each reason printed.
 
@@ -156,6 +156,8 @@ def loss_cards(names, kind, evaluations, configured=()):
     runs when it supports ``kind`` latents, its smallest sample count fits the budget of
     ``evaluations`` evaluations of ``f`` per data point and step, and a plain call is the
     whole estimator (``configuration_need``) or the example configures it (``configured``).
+    A card's cost per sample is ``card.evaluations(num_variables, num_classes)``: it grows
+    with the latents for some estimators (IndeCateR evaluates every class of every variable).
     """
     from fxgx.catalogue import load_cards
 
@@ -173,7 +175,7 @@ def loss_cards(names, kind, evaluations, configured=()):
             skipped[name] = f"it does not support {kind} latents"
         elif name not in configured and (need := configuration_need(card)) is not None:
             skipped[name] = f"{need}; this example does not configure it"
-        elif (cost := card.evaluations_per_sample
+        elif (cost := card.evaluations(num_variables, num_classes)
               * getattr(card.make(), "minimum_samples", 1)) > evaluations:
             skipped[name] = (f"it needs {cost} evaluations of f per data point, over the "
                              f"budget of {evaluations}")

@@ -14,7 +14,7 @@ and is fitted by maximising the evidence lower bound ``E_q[log p(x, z) - log q(z
 thresholded at 8 of 16 grey levels.
 
 Every estimator gets the same budget of decoder evaluations per data point and step
-(``--evaluations``): ``num_samples = max(1, budget // evaluations_per_sample)`` from its
+(``--evaluations``): ``num_samples = max(1, budget // evaluations per sample)`` from its
 catalogue card. By default the estimators are every catalogue card that supports Bernoulli
 latents (``--estimators all``, read from ``fxgx.catalogue`` when the script runs); a card is
 skipped, with the reason printed, when even its smallest sample count exceeds the budget or
@@ -202,7 +202,8 @@ def training_loss(card, model, train, arguments):
 
     backend = model.backend
     minimum = getattr(card.make(), "minimum_samples", 1)
-    num_samples = max(minimum, arguments.evaluations // card.evaluations_per_sample)
+    cost = card.evaluations(arguments.latents, 2)
+    num_samples = max(minimum, arguments.evaluations // cost)
     data_tensor = backend.convert(train)
 
     def relax_estimator(parameters, batch, stop):
@@ -300,7 +301,7 @@ def run_estimator(card, model, train, test, arguments):
     variances = result.gradient_variance[traced]
     return {
         "name": card.name, "num_samples": num_samples,
-        "evaluations_per_step": num_samples * card.evaluations_per_sample,
+        "evaluations_per_step": num_samples * card.evaluations(arguments.latents, 2),
         "objective": "IWAE bound" if multi_sample(card.make()) else "ELBO",
         "training_bound": (-np.asarray(result.losses, float)).tolist(),
         "variance_steps": traced.tolist(),
@@ -360,7 +361,7 @@ def main(argv=None):
     train, test = binarised_digits(arguments.seed)
     model = SigmoidBeliefNetwork(backend, train.shape[1], arguments.latents)
     cards, skipped = loss_cards(arguments.estimators, "bernoulli", arguments.evaluations,
-                                configured=CONFIGURED)
+                                configured=CONFIGURED, num_variables=arguments.latents)
     records = []
     for card in cards:
         record = run_failing_softly(run_estimator, card, skipped, model, train, test, arguments)

@@ -236,7 +236,8 @@ def test_the_examples_take_every_catalogue_card_that_runs_in_the_loss(capsys):
 
     from fxgx.catalogue import load_cards
 
-    cards, skipped = loss_cards("all", "categorical", 2, configured=("relax",))
+    cards, skipped = loss_cards("all", "categorical", 2, configured=("relax",), num_variables=3,
+                                num_classes=4)
     names = [card.name for card in cards]
     categorical = [card.name for card in load_cards() if card.supports("categorical")]
     assert sorted(names + list(skipped)) == sorted(categorical)
@@ -247,7 +248,8 @@ def test_the_examples_take_every_catalogue_card_that_runs_in_the_loss(capsys):
     assert "keeps state" in skipped["moving_average_baseline"]
     out = capsys.readouterr().out
     assert all(f"skipping {name}: {reason}" in out for name, reason in skipped.items())
-    cards, skipped = loss_cards("relax,learned_baseline", "bernoulli", 4, configured=("relax",))
+    cards, skipped = loss_cards("relax,learned_baseline", "bernoulli", 4, configured=("relax",),
+                                num_variables=4)
     assert [card.name for card in cards] == ["relax"] and list(skipped) == ["learned_baseline"]
     # A factory with arguments that have no default cannot be called plainly either.
     from example_support import configuration_need
