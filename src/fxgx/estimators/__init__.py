@@ -7,6 +7,7 @@ top-level ``estimators/`` folder describe each one.
 
 from fxgx.estimators.arm import Arm, arm
 from fxgx.estimators.base import Estimator
+from fxgx.estimators.categorical_disarm import CategoricalDisarm, categorical_disarm
 from fxgx.estimators.control_variate import OptimalBaseline, optimal_baseline
 from fxgx.estimators.disarm import Disarm, disarm
 from fxgx.estimators.gumbel import (
@@ -29,6 +30,7 @@ from fxgx.estimators.rebar import (
 )
 from fxgx.estimators.reinforce import Reinforce, reinforce
 from fxgx.estimators.relax import Relax, relax
+from fxgx.estimators.stick_breaking_disarm import StickBreakingDisarm, stick_breaking_disarm
 from fxgx.estimators.straight_through import (
     StraightThrough,
     StraightThroughSlope,
@@ -77,4 +79,8 @@ __all__ = [
     "gumbel_rao",
     "conditional_gumbel_sample",
     "conditional_logistic_sample",
+    "CategoricalDisarm",
+    "categorical_disarm",
+    "StickBreakingDisarm",
+    "stick_breaking_disarm",
 ]
