@@ -31,9 +31,11 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from fxgx.backends import backend_by_name
-from fxgx.distributions import Bernoulli, OneHotCategorical
+from fxgx.core.seeds import canonical_seed
+from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
 from fxgx.estimators import categorical_disarm, disarm, stick_breaking_disarm
 from fxgx.estimators.categorical_disarm import categorical_disarm_gradient
 from fxgx.estimators.stick_breaking import CoupledCategoricalPairs, coupled_pairs
@@ -226,3 +228,134 @@ def test_exact_variance_against_reinforce_leave_one_out(capsys):
         loo = traces[case, "reinforce_leave_one_out(S=2)"]
         assert traces[case, "stick_breaking_disarm"] < loo
         assert traces[case, "categorical_disarm"] < loo
+
+
+# ------------------------------------------------------------------ the sampler's law
+
+LAW_DRAWS = 2**16
+LAW_FALSE_FAILURE_RATE = 1e-6
+
+
+def _zero_function(samples):
+    from fxgx.backends import get_backend
+
+    return get_backend(samples).reduce_sum(samples, axis=(-2, -1)) * 0.0
+
+
+@pytest.mark.jax_in_slow_set
+def test_sampled_pairs_follow_the_coupling_law(backend):
+    """Chi-square test of the sampled ``(z_d, z~_d)`` against ``coupling_probabilities`` for
+    each of the ``categorical`` problem's four ten-class variables (error rates: module
+    docstring)."""
+    logits = backend.convert(LARGE_CATEGORICAL_LOGITS, "float32")
+    pairs = coupled_pairs(_zero_function, OneHotCategorical(logits, event_ndims=1), backend,
+                          canonical_seed(7, backend), LAW_DRAWS)
+    first = np.argmax(backend.to_numpy(pairs.first), axis=-1)  # [S, D]
+    second = np.argmax(backend.to_numpy(pairs.second), axis=-1)
+    num_classes = LARGE_CATEGORICAL_LOGITS.shape[-1]
+    for d, row in enumerate(LARGE_CATEGORICAL_LOGITS):
+        expected = coupling_probabilities(row).ravel() * LAW_DRAWS
+        observed = np.bincount(first[:, d] * num_classes + second[:, d],
+                               minlength=num_classes**2)
+        assert observed[expected == 0].sum() == 0, f"variable {d}: an impossible pair was drawn"
+        large, small = expected >= 5, (expected > 0) & (expected < 5)
+        pooled_expected = np.append(expected[large], expected[small].sum())
+        pooled_observed = np.append(observed[large], observed[small].sum())
+        if not small.any():
+            pooled_expected, pooled_observed = pooled_expected[:-1], pooled_observed[:-1]
+        statistic = np.sum((pooled_observed - pooled_expected) ** 2 / pooled_expected)
+        critical = stats.chi2.ppf(1 - LAW_FALSE_FAILURE_RATE / 4, len(pooled_expected) - 1)
+        assert statistic < critical, f"variable {d}: chi2 = {statistic:.1f} > {critical:.1f}"
+
+
+# ------------------------------------------------------------------ K = 2 is Bernoulli DisARM
+
+TWO_CLASS_LOGITS = np.array([-1.3, 0.0, 0.4, 2.2, -0.2])
+
+
+def _bits_function(bits):
+    from fxgx.backends import get_backend
+
+    backend = get_backend(bits)
+    weights = backend.convert(np.linspace(-1.0, 1.5, 5), backend.dtype_of(bits))
+    return backend.square(backend.reduce_sum(bits * weights, axis=-1) - 0.4) + bits[..., 0] * bits[..., 3]
+
+
+@pytest.mark.jax_in_slow_set
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_two_classes_are_bernoulli_disarm(framework, name):
+    """With ``theta = [eta, 0]`` per variable and ``f(z) = h(z[..., 0])`` both estimators
+    give Bernoulli DisARM's value and gradient on ``eta`` with ``h`` (same seed, same
+    uniforms), ``+g`` on ``theta_0`` and ``-g`` on ``theta_1``; float64, to 1e-12."""
+    estimator = ESTIMATORS[name]()
+    two_class = np.stack([TWO_CLASS_LOGITS, np.zeros(5)], axis=-1)
+
+    def categorical_surrogate(logits):
+        return estimator(lambda samples: _bits_function(samples[..., 0]),
+                         OneHotCategorical(logits, event_ndims=1), seed=4, num_samples=6)
+
+    def bernoulli_surrogate(logits):
+        return disarm()(_bits_function, Bernoulli(logits, event_ndims=1), seed=4,
+                        num_samples=6)
+
+    with framework.x64("float64"):
+        value, (gradient,) = framework.value_and_vjp(
+            categorical_surrogate, framework.constant(two_class, "float64"))
+        expected_value, (expected,) = framework.value_and_vjp(
+            bernoulli_surrogate, framework.constant(TWO_CLASS_LOGITS, "float64"))
+    assert np.any(expected != 0)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-12)
+    np.testing.assert_allclose(gradient[:, 0], expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(gradient[:, 1], -expected, rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------------------------ modes and bad input
+
+MODE_LOGITS = np.array([[[0.3, -0.2, 1.0, 0.0], [1.0, 0.5, -0.5, 0.2]],
+                        [[-0.7, 0.0, 0.1, 0.9], [0.0, 0.0, 0.0, 0.0]]])
+
+
+def _event_function(samples):
+    """``(sum_{d,k} k z_{d,k} - 2)^2 + z_{0,1}`` per batch member of samples ``[..., 2, 4]``."""
+    from fxgx.backends import get_backend
+
+    backend = get_backend(samples)
+    weights = backend.convert(np.arange(4.0), backend.dtype_of(samples))
+    linear = backend.reduce_sum(samples * weights, axis=(-2, -1))
+    return backend.square(linear - 2.0) + samples[..., 0, 1]
+
+
+@pytest.mark.jax_in_slow_set
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_same_numbers_in_every_mode(framework, name):
+    """Eager, graph and XLA (TensorFlow) or eager and jit (JAX) give the same value and
+    gradient for one seed (float32: rtol 1e-5, atol 1e-6)."""
+    estimator = ESTIMATORS[name]()
+
+    def surrogate(logits):
+        return estimator(_event_function, OneHotCategorical(logits, event_ndims=1), seed=5,
+                         num_samples=3)
+
+    results = {mode: framework.value_and_vjp(surrogate, framework.constant(MODE_LOGITS),
+                                             mode=mode)
+               for mode in framework.modes}
+    value, (gradient,) = results["eager"]
+    assert value.shape == (2,) and gradient.shape == (2, 2, 4)
+    assert np.all(np.isfinite(gradient)) and np.any(gradient != 0)
+    for mode, (other_value, (other_gradient,)) in results.items():
+        np.testing.assert_allclose(other_value, value, rtol=1e-6, err_msg=mode)
+        np.testing.assert_allclose(other_gradient, gradient, rtol=1e-5, atol=1e-6, err_msg=mode)
+
+
+@pytest.mark.jax_in_slow_set
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_bad_distributions_are_rejected(framework, name):
+    estimator = ESTIMATORS[name]()
+    logits = framework.constant(np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        estimator(lambda samples: samples[..., 0], OneHotCategorical(logits), seed=1)
+    with pytest.raises(TypeError, match="supports categorical"):
+        estimator(lambda samples: samples, Bernoulli(framework.constant(np.zeros(3))), seed=1)
+    with pytest.raises(TypeError, match="supports categorical"):
+        estimator(lambda samples: samples, Normal(framework.constant(np.zeros(3)),
+                                                  framework.constant(np.ones(3))), seed=1)
