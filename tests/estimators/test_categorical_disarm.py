@@ -278,7 +278,8 @@ def _bits_function(bits):
 
     backend = get_backend(bits)
     weights = backend.convert(np.linspace(-1.0, 1.5, 5), backend.dtype_of(bits))
-    return backend.square(backend.reduce_sum(bits * weights, axis=-1) - 0.4) + bits[..., 0] * bits[..., 3]
+    linear = backend.reduce_sum(bits * weights, axis=-1)
+    return backend.square(linear - 0.4) + bits[..., 0] * bits[..., 3]
 
 
 @pytest.mark.jax_in_slow_set
