@@ -88,6 +88,25 @@ def coupling_probabilities(logits):
     return table
 
 
+def class_order(logits, ascending):
+    """The coupling's class order: ascending logits (stable) or the given order."""
+    logits = np.asarray(logits)
+    return np.argsort(logits, kind="stable") if ascending else np.arange(logits.shape[-1])
+
+
+def ordered_coupling_probabilities(logits, ascending):
+    """``coupling_probabilities`` of the classes in the coupling's order, indexed by the
+    given classes."""
+    order = class_order(logits, ascending)
+    table = np.zeros((len(order), len(order)))
+    table[np.ix_(order, order)] = coupling_probabilities(np.asarray(logits)[order])
+    return table
+
+
+#: categorical_disarm runs the coupling over classes sorted by ascending logit.
+ASCENDING = {"categorical_disarm": True, "stick_breaking_disarm": False}
+
+
 def test_the_coupling_has_the_categorical_as_both_marginals():
     """Deterministic: the product formula's margins are ``softmax(theta)`` (1e-14)."""
     for logits in list(CATEGORICAL_LOGITS) + list(LARGE_CATEGORICAL_LOGITS):
@@ -101,21 +120,26 @@ def _backend():
 
 
 def _pairs_from_classes(backend, logits, first_classes, second_classes, first_values,
-                        second_values):
-    """``CoupledCategoricalPairs`` for given classes, in float64: the decisions up to a
-    sequence's class are determined by it (0 before, 1 at it); later ones are set to 0 (the
-    estimators do not read them)."""
+                        second_values, ascending):
+    """``CoupledCategoricalPairs`` for given classes (``[N, D]``), in float64: the decisions
+    up to a sequence's class (in the coupling's order) are determined by it (0 before, 1 at
+    it); later ones are set to 0 (the estimators do not read them)."""
     num_classes = logits.shape[-1]
     steps = np.arange(num_classes - 1)
+    orders = np.stack([class_order(row, ascending) for row in logits])  # [D, K]
+    ranks = np.argsort(orders, axis=-1)  # rank of each given class
+    dimension = np.arange(logits.shape[0])
 
     def parts(classes):
-        decisions = (steps == classes[..., None]).astype(np.float64)
-        alive = (steps <= classes[..., None]).astype(np.float64)
+        rank = ranks[dimension, classes]
+        decisions = (steps == rank[..., None]).astype(np.float64)
+        alive = (steps <= rank[..., None]).astype(np.float64)
         return decisions, np.eye(num_classes)[classes], alive
 
     first_decisions, first, first_alive = parts(first_classes)
     second_decisions, second, second_alive = parts(second_classes)
-    eta = np.log(stop_probabilities(logits)) - np.log1p(-stop_probabilities(logits))
+    ordered = np.take_along_axis(logits, orders, axis=-1)
+    eta = np.log(stop_probabilities(ordered)) - np.log1p(-stop_probabilities(ordered))
     convert = lambda array: backend.convert(np.asarray(array, np.float64), "float64")  # noqa: E731
     return CoupledCategoricalPairs(
         convert(eta), convert(first_decisions), convert(second_decisions), convert(first),
@@ -139,7 +163,7 @@ def exact_moments(name, function, logits):
     the ``(K^2)^D`` joint pair states. ``logits`` has shape ``[D, K]``."""
     logits = np.asarray(logits, np.float64)
     dimension, num_classes = logits.shape
-    tables = [coupling_probabilities(row) for row in logits]
+    tables = [ordered_coupling_probabilities(row, ASCENDING[name]) for row in logits]
     per_variable = list(itertools.product(range(num_classes), repeat=2))
     states = np.array(list(itertools.product(per_variable, repeat=dimension)))  # [N, D, 2]
     probability = np.prod([tables[d][states[:, d, 0], states[:, d, 1]]
@@ -150,7 +174,8 @@ def exact_moments(name, function, logits):
     backend = _backend()
     values = [backend.to_numpy(function(backend.convert(eye[states[:, :, side]], "float64")))
               for side in (0, 1)]
-    pairs = _pairs_from_classes(backend, logits, states[:, :, 0], states[:, :, 1], *values)
+    pairs = _pairs_from_classes(backend, logits, states[:, :, 0], states[:, :, 1], *values,
+                                ascending=ASCENDING[name])
     if name == "categorical_disarm":
         gradient = backend.to_numpy(categorical_disarm_gradient(backend, pairs, 1))
     else:
@@ -182,12 +207,8 @@ def leave_one_out_exact_moments(function, logits):
     return mean, np.einsum("ij,ijk->k", weight, gradient**2) - mean**2
 
 
-LARGE_TWO = LARGE_CATEGORICAL_LOGITS[:2]
-
-
 def two_large_variables(samples):
-    """A non-additive ``f`` over two ten-class variables (the ``categorical`` problem's first
-    two logits rows, whose stick-breaking probabilities reach 0.46)."""
+    """A non-additive ``f`` over two ten-class variables."""
     from fxgx.backends import get_backend
 
     backend = get_backend(samples)
@@ -196,9 +217,13 @@ def two_large_variables(samples):
     return backend.square(linear - 0.3) + samples[..., 0, 8] * samples[..., 1, 2]
 
 
+#: ``small_categorical``; the ``categorical`` problem's logits rows 0-1 (in the given order
+#: every stick-breaking probability before the last decision is below 1/2) and rows 2-3
+#: (``pi_7 = 0.55`` and ``0.46, 0.65``: the given order cannot part the pairs (8, 9)).
 CASES = {
     "small_categorical": (categorical_function, CATEGORICAL_LOGITS),
-    "two_ten_class": (two_large_variables, LARGE_TWO),
+    "ten_class_rows_0_1": (two_large_variables, LARGE_CATEGORICAL_LOGITS[:2]),
+    "ten_class_rows_2_3": (two_large_variables, LARGE_CATEGORICAL_LOGITS[2:]),
 }
 
 
@@ -243,18 +268,19 @@ def _zero_function(samples):
 
 
 @pytest.mark.jax_in_slow_set
-def test_sampled_pairs_follow_the_coupling_law(backend):
-    """Chi-square test of the sampled ``(z_d, z~_d)`` against ``coupling_probabilities`` for
-    each of the ``categorical`` problem's four ten-class variables (error rates: module
-    docstring)."""
+@pytest.mark.parametrize("ascending", [False, True])
+def test_sampled_pairs_follow_the_coupling_law(backend, ascending):
+    """Chi-square test of the sampled ``(z_d, z~_d)`` against the product formula for each
+    of the ``categorical`` problem's four ten-class variables, in the given class order and
+    in ascending order of logit (error rates: module docstring)."""
     logits = backend.convert(LARGE_CATEGORICAL_LOGITS, "float32")
     pairs = coupled_pairs(_zero_function, OneHotCategorical(logits, event_ndims=1), backend,
-                          canonical_seed(7, backend), LAW_DRAWS)
+                          canonical_seed(7, backend), LAW_DRAWS, ascending=ascending)
     first = np.argmax(backend.to_numpy(pairs.first), axis=-1)  # [S, D]
     second = np.argmax(backend.to_numpy(pairs.second), axis=-1)
     num_classes = LARGE_CATEGORICAL_LOGITS.shape[-1]
     for d, row in enumerate(LARGE_CATEGORICAL_LOGITS):
-        expected = coupling_probabilities(row).ravel() * LAW_DRAWS
+        expected = ordered_coupling_probabilities(row, ascending).ravel() * LAW_DRAWS
         observed = np.bincount(first[:, d] * num_classes + second[:, d],
                                minlength=num_classes**2)
         assert observed[expected == 0].sum() == 0, f"variable {d}: an impossible pair was drawn"
@@ -270,7 +296,9 @@ def test_sampled_pairs_follow_the_coupling_law(backend):
 
 # ------------------------------------------------------------------ K = 2 is Bernoulli DisARM
 
-TWO_CLASS_LOGITS = np.array([-1.3, 0.0, 0.4, 2.2, -0.2])
+#: ``theta_0 - theta_1`` per variable, all <= 0 so that categorical_disarm's ascending order
+#: is the given one (a tie keeps it).
+TWO_CLASS_LOGITS = np.array([-1.3, 0.0, -0.4, -2.2, -0.2])
 
 
 def _bits_function(bits):
@@ -360,3 +388,16 @@ def test_bad_distributions_are_rejected(framework, name):
     with pytest.raises(TypeError, match="supports categorical"):
         estimator(lambda samples: samples, Normal(framework.constant(np.zeros(3)),
                                                   framework.constant(np.ones(3))), seed=1)
+
+
+def test_only_the_ascending_order_parts_every_pair_of_classes():
+    """Deterministic: in the given order row 3 of the ``categorical`` logits has
+    ``pi_7 > 1/2``, so the pair of classes (8, 9) has coupling probability 0 although
+    ``q(8) q(9) > 0`` (importance sampling would miss it); in ascending order every
+    off-diagonal pair has positive probability, for every row."""
+    row = LARGE_CATEGORICAL_LOGITS[3]
+    assert stop_probabilities(row)[7] > 0.5
+    assert coupling_probabilities(row)[8, 9] == 0.0 and np.prod(_softmax(row)[8:]) > 0
+    for row in list(LARGE_CATEGORICAL_LOGITS) + list(CATEGORICAL_LOGITS):
+        table = ordered_coupling_probabilities(row, ascending=True)
+        assert np.all(table[~np.eye(len(row), dtype=bool)] > 0)

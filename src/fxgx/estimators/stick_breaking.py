@@ -23,6 +23,11 @@ its decisions after ``z`` do not change ``z``. The joint probability of the pair
 symmetric in ``(n, m)``, and ``P(z = z~ = n) = prod_{i<n} max(0, 1 - 2 pi_i) max(0, 2 pi_n - 1)``
 (``K - 1``: the product alone). ``fxgx.estimators.categorical_disarm`` and
 ``fxgx.estimators.stick_breaking_disarm`` build on this pair.
+
+The order of the classes is a free choice. In the given order two sequences can part at
+every class only if ``pi_i < 1/2`` for every ``i < K - 2``; ``coupled_pairs(...,
+ascending=True)`` runs the decisions over the classes sorted by ascending logit, which
+guarantees it (then ``pi_i <= p_i / (p_i + p_{i+1} + p_{i+2}) <= 1/3`` for ``i <= K - 3``).
 Reference: Dong, Mnih & Tucker (2021), "Coupled gradient estimators for discrete latent
 variables", NeurIPS.
 """
@@ -77,14 +82,40 @@ def categorical_from_decisions(backend, decisions):
     return backend.concat([stops, last], axis=-1), alive
 
 
+def ascending_permutation(backend, logits):
+    """The permutation that sorts each variable's classes by ascending logit (ties in the
+    given order), as a 0/1 matrix.
+
+    Args:
+        backend: the backend module.
+        logits: shape ``[..., K]``.
+
+    Returns:
+        ``P``, shape ``[..., K, K]``, with ``P[..., k, r] = 1`` when class ``k`` is the
+        ``r``-th smallest: sorted logits are ``sum_k logits_k P[k, r]`` and a one-hot ``s`` in
+        sorted order is ``sum_r P[k, r] s_r`` in the given order.
+    """
+    dtype = backend.dtype_of(logits)
+    num_classes = backend.shape_of(logits)[-1]
+    row = backend.expand_dims(logits, -1)  # theta_k along axis -2
+    column = backend.expand_dims(logits, -2)  # theta_j along axis -1
+    index = backend.arange(num_classes, dtype)
+    earlier = backend.less(backend.expand_dims(index, 0), backend.expand_dims(index, 1))
+    below = backend.cast(backend.less(column, row), dtype)
+    tied_earlier = backend.cast(backend.equal(column, row), dtype) * backend.cast(earlier, dtype)
+    rank = backend.reduce_sum(below + tied_earlier, axis=-1)  # [..., K]
+    return backend.cast(backend.equal(backend.expand_dims(rank, -1), index), dtype)
+
+
 class CoupledCategoricalPairs(NamedTuple):
     """``S`` coupled categorical pairs (gradient-stopped) and ``f`` at both members (left
-    differentiable w.r.t. what ``f`` closes over; stop them before using them as weights)."""
+    differentiable w.r.t. what ``f`` closes over; stop them before using them as weights).
+    The decisions are in the coupling's class order; the one-hot samples in the given one."""
 
     decision_logits: Any  # eta, stopped, shape batch_shape + event + [K - 1]
     first_decisions: Any  # b, shape [S] + batch_shape + event + [K - 1]
     second_decisions: Any  # b~
-    first: Any  # one-hot z, shape [S] + batch_shape + event + [K]
+    first: Any  # one-hot z (given class order), shape [S] + batch_shape + event + [K]
     second: Any  # one-hot z~
     first_alive: Any  # 1[k <= z], shape of the decisions
     second_alive: Any  # 1[k <= z~]
@@ -92,7 +123,8 @@ class CoupledCategoricalPairs(NamedTuple):
     second_values: Any  # f(z~)
 
 
-def coupled_pairs(function, distribution, backend, seed, num_samples) -> CoupledCategoricalPairs:
+def coupled_pairs(function, distribution, backend, seed, num_samples, *,
+                  ascending=False) -> CoupledCategoricalPairs:
     """Draw ``num_samples`` stick-breaking coupled pairs from a one-hot categorical and
     evaluate ``f`` once on all ``2 S`` samples.
 
@@ -102,6 +134,8 @@ def coupled_pairs(function, distribution, backend, seed, num_samples) -> Coupled
         backend: the backend module.
         seed: a native seed of ``backend``.
         num_samples: ``S``, the number of pairs.
+        ascending: run the decisions over the classes sorted by ascending logit (else in
+            the given order).
 
     Returns:
         The pairs (see ``CoupledCategoricalPairs``).
@@ -116,6 +150,9 @@ def coupled_pairs(function, distribution, backend, seed, num_samples) -> Coupled
             f"logits have shape {tuple(backend.shape_of(logits))}."
         )
     dtype = backend.dtype_of(logits)
+    permutation = ascending_permutation(backend, logits) if ascending else None
+    if permutation is not None:
+        logits = backend.reduce_sum(backend.expand_dims(logits, -1) * permutation, axis=-2)
     decision_logits = backend.stop_gradient(stick_breaking_logits(backend, logits))
     seeds = sub_seeds(seed, backend, "uniform")
     shape = (num_samples,) + tuple(backend.shape_of(decision_logits))
@@ -127,6 +164,9 @@ def coupled_pairs(function, distribution, backend, seed, num_samples) -> Coupled
         backend.greater(uniform, backend.sigmoid(-decision_logits)), dtype)
     first, first_alive = categorical_from_decisions(backend, first_decisions)
     second, second_alive = categorical_from_decisions(backend, second_decisions)
+    if permutation is not None:
+        first = backend.reduce_sum(permutation * backend.expand_dims(first, -2), axis=-1)
+        second = backend.reduce_sum(permutation * backend.expand_dims(second, -2), axis=-1)
     both = backend.stop_gradient(backend.concat([first, second], axis=0))
     values = evaluate(function, both, distribution, backend, 2 * num_samples)
     return CoupledCategoricalPairs(
