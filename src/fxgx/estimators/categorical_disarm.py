@@ -102,9 +102,9 @@ def categorical_disarm() -> CategoricalDisarm:
 
     ``(z, z~)`` is the stick-breaking coupled pair (classes in ascending order of logit) and
     ``w_d = q(z_d) q(z~_d) / c(z_d, z~_d)`` its importance weight (see
-    ``fxgx.estimators.categorical_disarm``); the paper's DisARM-IW. Unbiased, for one-hot categorical latents with ``K >= 2`` classes;
-    ``num_samples`` coupled pairs (two evaluations of ``f`` each). For ``K = 2`` it is
-    Bernoulli DisARM. Reference: Dong, Mnih & Tucker (2021), "Coupled gradient estimators for
+    ``fxgx.estimators.categorical_disarm``); the paper's DisARM-IW. Unbiased, for one-hot
+    categorical latents with ``K >= 2`` classes; ``num_samples`` coupled pairs (two
+    evaluations of ``f`` each). For ``K = 2`` it is Bernoulli DisARM. Reference: Dong, Mnih & Tucker (2021), "Coupled gradient estimators for
     discrete latent variables", NeurIPS.
 
     Returns:
