@@ -24,7 +24,8 @@ form: if the two sequences part at decision ``m = min(z_d, z~_d)``,
 estimate biased (measured: z = 8.8 on the ``categorical`` problem), so fxgx runs the coupling
 over the classes sorted by ascending logit, where every ``pi_i <= 1/3`` for ``i <= K - 3``:
 ``c > 0`` off the diagonal and ``w_d <= (4/3)^{K-2}``. For ``K = 2`` (and ``theta_0 <=
-theta_1``) this is Bernoulli DisARM on ``eta = theta_0 - theta_1`` with ``b = 1[z = 0]``.
+theta_1``) this is Bernoulli DisARM on ``eta = theta_0 - theta_1`` with ``b = 1[z = 0]``; a
+Bernoulli distribution gets DisARM itself.
 This is the importance-weighted estimator of the paper (called DisARM-IW there); it is
 unbiased, costs two evaluations of ``f`` per pair, and ``f`` is never differentiated w.r.t.
 the samples. Reference: Dong, Mnih & Tucker (2021), "Coupled gradient estimators for discrete
@@ -36,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 
 from fxgx.estimators.base import Estimator
+from fxgx.estimators.disarm import Disarm
 from fxgx.estimators.stick_breaking import coupled_pairs, coupled_surrogate, half_difference
 
 
@@ -87,9 +89,11 @@ class CategoricalDisarm(Estimator):
     ``categorical_disarm``."""
 
     name = "categorical_disarm"
-    supports = ("categorical",)
+    supports = ("bernoulli", "categorical")
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
+        if distribution.kind == "bernoulli":  # the two-class case: DisARM itself
+            return Disarm()._estimate(function, distribution, backend, seed, num_samples)
         pairs = coupled_pairs(function, distribution, backend, seed, num_samples,
                               ascending=True)
         per_pair = categorical_disarm_gradient(backend, pairs, distribution.event_ndims)
@@ -103,9 +107,10 @@ def categorical_disarm() -> CategoricalDisarm:
     ``(z, z~)`` is the stick-breaking coupled pair (classes in ascending order of logit) and
     ``w_d = q(z_d) q(z~_d) / c(z_d, z~_d)`` its importance weight (see
     ``fxgx.estimators.categorical_disarm``); the paper's DisARM-IW. Unbiased, for one-hot
-    categorical latents with ``K >= 2`` classes; ``num_samples`` coupled pairs (two
-    evaluations of ``f`` each). For ``K = 2`` it is Bernoulli DisARM. Reference: Dong, Mnih & Tucker (2021), "Coupled gradient estimators for
-    discrete latent variables", NeurIPS.
+    categorical latents with ``K >= 2`` classes (for ``K = 2``, and on a Bernoulli, it is
+    DisARM); ``num_samples`` coupled pairs (two evaluations of ``f`` each). Reference: Dong,
+    Mnih & Tucker (2021), "Coupled gradient estimators for discrete latent variables",
+    NeurIPS.
 
     Returns:
         An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;

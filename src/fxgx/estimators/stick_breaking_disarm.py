@@ -19,7 +19,7 @@ softmax logits ``theta`` follows by the chain rule through ``eta`` (autodiff). U
 evaluations of ``f`` per pair; ``f`` is never differentiated w.r.t. the samples. The paper
 also uses a balanced binary tree of decisions (DisARM-Tree); this module uses the
 stick-breaking sequence in the given class order (DisARM-SB). For ``K = 2`` it is Bernoulli
-DisARM on ``eta = theta_0 - theta_1``. Reference: Dong, Mnih & Tucker (2021), "Coupled
+DisARM on ``eta = theta_0 - theta_1``; a Bernoulli distribution gets DisARM itself. Reference: Dong, Mnih & Tucker (2021), "Coupled
 gradient estimators for discrete latent variables", NeurIPS.
 """
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 
 from fxgx.estimators.base import Estimator
+from fxgx.estimators.disarm import Disarm
 from fxgx.estimators.stick_breaking import (
     coupled_pairs,
     coupled_surrogate,
@@ -66,9 +67,11 @@ class StickBreakingDisarm(Estimator):
     ``stick_breaking_disarm``."""
 
     name = "stick_breaking_disarm"
-    supports = ("categorical",)
+    supports = ("bernoulli", "categorical")
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
+        if distribution.kind == "bernoulli":  # the two-class case: DisARM itself
+            return Disarm()._estimate(function, distribution, backend, seed, num_samples)
         pairs = coupled_pairs(function, distribution, backend, seed, num_samples)
         per_pair = stick_breaking_disarm_gradient(backend, pairs, distribution.event_ndims)
         decision_logits = stick_breaking_logits(backend, distribution.logits)
@@ -83,8 +86,8 @@ def stick_breaking_disarm() -> StickBreakingDisarm:
     are alive, ``1/2 (f(z) - f(z~)) (b_k - sigmoid(eta_k))`` (or the mirror image) where only
     one is, 0 elsewhere; chained to the logits through ``eta_k = theta_k -
     logsumexp(theta_{k+1:})``. The paper's DisARM-SB, in the given class order. Unbiased, for
-    one-hot categorical latents with ``K >= 2`` classes; ``num_samples`` coupled pairs (two
-    evaluations of ``f`` each). Reference: Dong, Mnih & Tucker (2021), "Coupled gradient
+    one-hot categorical latents with ``K >= 2`` classes (for ``K = 2``, and on a Bernoulli,
+    it is DisARM); ``num_samples`` coupled pairs (two evaluations of ``f`` each). Reference: Dong, Mnih & Tucker (2021), "Coupled gradient
     estimators for discrete latent variables", NeurIPS.
 
     Returns:
