@@ -19,8 +19,9 @@ softmax logits ``theta`` follows by the chain rule through ``eta`` (autodiff). U
 evaluations of ``f`` per pair; ``f`` is never differentiated w.r.t. the samples. The paper
 also uses a balanced binary tree of decisions (DisARM-Tree); this module uses the
 stick-breaking sequence in the given class order (DisARM-SB). For ``K = 2`` it is Bernoulli
-DisARM on ``eta = theta_0 - theta_1``; a Bernoulli distribution gets DisARM itself. Reference: Dong, Mnih & Tucker (2021), "Coupled
-gradient estimators for discrete latent variables", NeurIPS.
+DisARM on ``eta = theta_0 - theta_1``; a Bernoulli distribution gets DisARM itself.
+Reference: Dong, Mnih & Tucker (2021), "Coupled gradient estimators for discrete latent
+variables", NeurIPS.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ def stick_breaking_disarm() -> StickBreakingDisarm:
     one is, 0 elsewhere; chained to the logits through ``eta_k = theta_k -
     logsumexp(theta_{k+1:})``. The paper's DisARM-SB, in the given class order. Unbiased, for
     one-hot categorical latents with ``K >= 2`` classes (for ``K = 2``, and on a Bernoulli,
-    it is DisARM); ``num_samples`` coupled pairs (two evaluations of ``f`` each). Reference: Dong, Mnih & Tucker (2021), "Coupled gradient
-    estimators for discrete latent variables", NeurIPS.
+    it is DisARM); ``num_samples`` coupled pairs (two evaluations of ``f`` each).
+    Reference: Dong, Mnih & Tucker (2021), "Coupled gradient estimators for discrete latent
+    variables", NeurIPS.
 
     Returns:
         An estimator, called as ``estimator(f, distribution, *, seed, num_samples=1)``;
