@@ -403,3 +403,24 @@ def test_only_the_ascending_order_parts_every_pair_of_classes():
     for row in list(LARGE_CATEGORICAL_LOGITS) + list(CATEGORICAL_LOGITS):
         table = ordered_coupling_probabilities(row, ascending=True)
         assert np.all(table[~np.eye(len(row), dtype=bool)] > 0)
+
+
+@pytest.mark.jax_in_slow_set
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_a_non_finite_logit_poisons_only_its_batch_member(framework, name):
+    """The generic non-finite test runs on Bernoulli latents (DisARM here); this is the
+    categorical path: batch member 0 holds a NaN, member 1 an infinity, member 2 is finite
+    (deterministic)."""
+    logits = np.array(MODE_LOGITS[0].tolist() + [[0.1, -0.4, 0.0, 0.3]], np.float32)
+    logits = np.stack([logits[:2], logits[1:], logits[[0, 2]]])  # [3, 2, 4]
+    logits[0, 0, 1], logits[1, 1, 2] = np.nan, np.inf
+    estimator = ESTIMATORS[name]()
+
+    def surrogate(value):
+        return estimator(_event_function, OneHotCategorical(value, event_ndims=1), seed=3,
+                         num_samples=2)
+
+    value, (gradient,) = framework.value_and_vjp(surrogate, framework.constant(logits))
+    assert np.isnan(value[0]) and np.isnan(value[1]) and np.isfinite(value[2])
+    assert not np.isfinite(gradient[0, 0, 1]) and not np.isfinite(gradient[1, 1, 2])
+    assert np.all(np.isfinite(gradient[2]))
