@@ -40,12 +40,13 @@ from fxgx.estimators import categorical_disarm, disarm, stick_breaking_disarm
 from fxgx.estimators.categorical_disarm import categorical_disarm_gradient
 from fxgx.estimators.stick_breaking import CoupledCategoricalPairs, coupled_pairs
 from fxgx.estimators.stick_breaking_disarm import stick_breaking_disarm_gradient
-from fxgx.problems import enumerate_categorical
+from fxgx.problems import enumerate_categorical, get_problem
 from fxgx.problems.builtin import (
     CATEGORICAL_LOGITS,
     LARGE_CATEGORICAL_LOGITS,
     categorical_function,
 )
+from fxgx.testing import assert_unbiased, assert_variance, gradient_moments
 
 ESTIMATORS = {"categorical_disarm": categorical_disarm,
               "stick_breaking_disarm": stick_breaking_disarm}
@@ -424,3 +425,27 @@ def test_a_non_finite_logit_poisons_only_its_batch_member(framework, name):
     assert np.isnan(value[0]) and np.isnan(value[1]) and np.isfinite(value[2])
     assert not np.isfinite(gradient[0, 0, 1]) and not np.isfinite(gradient[1, 1, 2])
     assert np.all(np.isfinite(gradient[2]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_sampled_variance_is_the_enumerated_variance(name):
+    """End to end: the estimator's own draws (JAX, float64) have the enumerated variance and
+    mean on ``small_categorical`` (``assert_variance``: z-tests per logit, fourth-moment
+    standard errors, false-failure rate 1e-5; with 2^18 estimates a variance error of 7 % is
+    detected with power 0.99 on every coordinate: measured, the detectable error is 4 %
+    (median) to 6.8 % (largest); Holm-corrected mean test at 1e-5)."""
+    jax = pytest.importorskip("jax")
+    problem = get_problem("small_categorical", backend="jax")
+    function, logits = CASES["small_categorical"]
+    mean, variance = exact_moments(name, function, logits)
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        moments = gradient_moments(ESTIMATORS[name](), problem, num_estimates=2**18, seed=17,
+                                   backend="jax", dtype="float64", num_samples=1)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+    assert_variance(moments, variance, false_failure_rate=1e-5)
+    assert_unbiased(moments, mean, false_failure_rate=1e-5,
+                    detectable_bias=problem.detectable_bias)
