@@ -22,7 +22,10 @@ Tests and their error rates:
   with two samples (the same two evaluations of ``f``), whose variance is enumerated over
   the independent pairs; the numbers are printed (``-s``) and the test asserts only what
   was computed: the trace of each coupled estimator's covariance against REINFORCE-LOO's.
-- K = 2 and modes: equalities to rounding (tolerances stated at each assertion).
+- Sampled against enumerated (slow set): the estimators' own draws against the enumerated
+  variance and mean (rates in the test's docstring).
+- K = 2 and modes: equalities to rounding (tolerances stated at each assertion). TensorFlow
+  and JAX draw different uniforms for one seed, so modes are compared within a framework.
 """
 
 from __future__ import annotations
