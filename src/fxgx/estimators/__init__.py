@@ -7,6 +7,7 @@ top-level ``estimators/`` folder describe each one.
 
 from fxgx.estimators.arm import Arm, arm
 from fxgx.estimators.base import Estimator
+from fxgx.estimators.categorical_disarm import CategoricalDisarm, categorical_disarm
 from fxgx.estimators.control_variate import OptimalBaseline, optimal_baseline
 from fxgx.estimators.disarm import Disarm, disarm
 from fxgx.estimators.double_control_variate import DoubleControlVariate, double_control_variate
@@ -43,6 +44,7 @@ from fxgx.estimators.reinforce import Reinforce, reinforce
 from fxgx.estimators.reinmax import ReinMax, reinmax
 from fxgx.estimators.relax import Relax, relax
 from fxgx.estimators.rodeo import Rodeo, rodeo
+from fxgx.estimators.stick_breaking_disarm import StickBreakingDisarm, stick_breaking_disarm
 from fxgx.estimators.straight_through import (
     StraightThrough,
     StraightThroughSlope,
@@ -107,4 +109,8 @@ __all__ = [
     "delta_method_control_variate",
     "rayleigh_sample",
     "double_sided_maxwell_sample",
+    "CategoricalDisarm",
+    "categorical_disarm",
+    "StickBreakingDisarm",
+    "stick_breaking_disarm",
 ]
