@@ -16,7 +16,10 @@ from fxgx.cli import HelpFormatter  # noqa: F401 - re-exported for the example s
 #: answers, best mean-field fits). Biased estimators are also drawn dashed.
 ESTIMATOR_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                     "#e377c2", "#bcbd22", "#17becf", "#000080", "#b8860b", "#008080",
-                    "#c71585", "#556b2f", "#800000", "#7b68ee", "#ff6347", "#4682b4")
+                    "#c71585", "#556b2f", "#800000", "#7b68ee", "#ff6347", "#4682b4",
+                    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+                    "#f7b6d2", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31",
+                    "#843c39", "#7b4173")
 
 
 @functools.cache
