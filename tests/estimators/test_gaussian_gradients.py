@@ -165,7 +165,7 @@ def test_measure_valued_evaluates_f_3d_plus_1_times_per_sample(framework):
         measure_valued()(function, distribution, seed=0, num_samples=5)
         assert sum(rows) == 5 * (3 * dimension + 1)
         if dimension == 3:
-            assert card.evaluations_per_sample == 3 * dimension + 1
+            assert card.evaluations(dimension) == 3 * dimension + 1
 
 
 # ---------------------------------------------------------------------------- delta method
