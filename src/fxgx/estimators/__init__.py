@@ -38,6 +38,14 @@ from fxgx.estimators.straight_through import (
     straight_through_slope,
 )
 from fxgx.estimators.vimco import Vimco, vimco
+from fxgx.estimators.without_replacement import (
+    SumAndSample,
+    UnorderedSet,
+    sample_without_replacement,
+    sum_and_sample,
+    unordered_set,
+    unordered_set_terms,
+)
 
 __all__ = [
     "Estimator",
@@ -77,4 +85,10 @@ __all__ = [
     "gumbel_rao",
     "conditional_gumbel_sample",
     "conditional_logistic_sample",
+    "UnorderedSet",
+    "unordered_set",
+    "SumAndSample",
+    "sum_and_sample",
+    "sample_without_replacement",
+    "unordered_set_terms",
 ]
