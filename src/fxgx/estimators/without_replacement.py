@@ -71,10 +71,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fxgx.backends import get_backend
 from fxgx.core.custom_gradient import custom_gradient
 from fxgx.core.random import gumbel_noise
 from fxgx.core.seeds import canonical_seed
-from fxgx.distributions import OneHotCategorical, as_fxgx_distribution, backend_of_distribution
+from fxgx.distributions import (
+    Bernoulli,
+    OneHotCategorical,
+    as_fxgx_distribution,
+    backend_of_distribution,
+)
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
 
 #: The largest set size of the unordered set estimator: its probabilities enumerate the
@@ -102,7 +108,8 @@ class UnorderedSetTerms(NamedTuple):
 
 def _flat_log_probabilities(distribution, backend):
     """Stopped per-variable log-probabilities ``[B, D, K]``, with the batch shape and the
-    event shape ``E + [K]`` of a one-hot categorical distribution."""
+    event shape of a one-hot categorical (``E + [K]``) or Bernoulli (``E``, two classes:
+    0 and 1) distribution."""
     logits = backend.stop_gradient(distribution.logits)
     batch_shape = tuple(distribution.batch_shape)
     event_shape = tuple(distribution.event_shape)
@@ -111,16 +118,25 @@ def _flat_log_probabilities(distribution, backend):
             f"sampling without replacement needs static shapes; the logits have shape "
             f"{tuple(backend.shape_of(logits))}."
         )
-    num_classes = event_shape[-1]
-    num_variables = math.prod(event_shape[:-1])
     batch_size = math.prod(batch_shape)
-    flat = backend.reshape(logits, (batch_size, num_variables, num_classes))
+    if distribution.kind == "bernoulli":
+        flat = backend.reshape(logits, (batch_size, math.prod(event_shape)))
+        log_probabilities = backend.stack(
+            [backend.log_sigmoid(-flat), backend.log_sigmoid(flat)], axis=-1)
+        return log_probabilities, batch_shape, event_shape
+    flat = backend.reshape(logits, (batch_size, math.prod(event_shape[:-1]), event_shape[-1]))
     return backend.log_softmax(flat), batch_shape, event_shape
 
 
-def _check_set_size(num_samples, event_shape, argument="num_samples"):
-    num_classes = event_shape[-1]
-    num_variables = math.prod(event_shape[:-1])
+def _joint_space(distribution_kind, event_shape):
+    """``(K, D)``: classes per variable and variables of one joint state."""
+    if distribution_kind == "bernoulli":
+        return 2, math.prod(event_shape)
+    return event_shape[-1], math.prod(event_shape[:-1])
+
+
+def _check_set_size(num_samples, distribution_kind, event_shape, argument="num_samples"):
+    num_classes, num_variables = _joint_space(distribution_kind, event_shape)
     num_states = num_classes**num_variables
     if num_samples > num_states:
         raise ValueError(
@@ -181,10 +197,13 @@ def _beam_search(backend, log_probabilities, beam_size, seed):
     return states, scores
 
 
-def _to_sample_layout(backend, states, batch_shape, event_shape):
-    """``[B, k, D, K]`` states as ``[k] + batch_shape + event_shape`` samples."""
+def _to_sample_layout(backend, states, distribution_kind, batch_shape, event_shape):
+    """``[B, k, D, K]`` states as ``[k] + batch_shape + event_shape`` samples (Bernoulli:
+    the indicator of class 1)."""
     beam_size = backend.shape_of(states)[1]
     leading_first = backend.transpose(states, (1, 0, 2, 3))
+    if distribution_kind == "bernoulli":
+        leading_first = leading_first[..., 1]
     return backend.reshape(leading_first, (beam_size,) + batch_shape + event_shape)
 
 
@@ -202,9 +221,9 @@ def _to_sample_first(backend, values, batch_shape):
 
 def _as_categorical(distribution, argument="distribution"):
     converted = as_fxgx_distribution(distribution)
-    if not isinstance(converted, OneHotCategorical):
+    if not isinstance(converted, (OneHotCategorical, Bernoulli)):
         raise TypeError(
-            f"{argument} must be a one-hot categorical distribution, got "
+            f"{argument} must be a one-hot categorical or Bernoulli distribution, got "
             f"{type(distribution).__name__}."
         )
     return converted
@@ -242,9 +261,10 @@ def sample_without_replacement(distribution, num_samples: int, *, seed):
     backend = backend_of_distribution(distribution, seed=seed)
     seed = canonical_seed(seed, backend)
     log_probabilities, batch_shape, event_shape = _flat_log_probabilities(distribution, backend)
-    _check_set_size(num_samples, event_shape)
+    _check_set_size(num_samples, distribution.kind, event_shape)
     states, _ = _beam_search(backend, log_probabilities, num_samples, seed)
-    return backend.stop_gradient(_to_sample_layout(backend, states, batch_shape, event_shape))
+    samples = _to_sample_layout(backend, states, distribution.kind, batch_shape, event_shape)
+    return backend.stop_gradient(samples)
 
 
 # ------------------------------------------------------------- unordered set probabilities
@@ -290,8 +310,6 @@ def unordered_set_terms(log_probabilities, *, backend=None) -> UnorderedSetTerms
         ValueError: ``k`` is above ``MAXIMUM_SET_SIZE`` or the shape is not static.
     """
     if backend is None:
-        from fxgx.backends import get_backend
-
         backend = get_backend(log_probabilities)
     shape = tuple(backend.shape_of(log_probabilities))
     if not shape or any(size is None for size in shape):
@@ -355,7 +373,7 @@ class UnorderedSet(Estimator):
     """The unordered set estimator with its built-in baseline. See ``unordered_set``."""
 
     name = "unordered_set"
-    supports = ("categorical",)
+    supports = ("bernoulli", "categorical")
     minimum_samples = 2
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
@@ -366,11 +384,11 @@ class UnorderedSet(Estimator):
             )
         log_probabilities, batch_shape, event_shape = _flat_log_probabilities(distribution,
                                                                               backend)
-        _check_set_size(num_samples, event_shape)
+        _check_set_size(num_samples, distribution.kind, event_shape)
         seeds = sub_seeds(seed, backend, "perturbation")
         states, _ = _beam_search(backend, log_probabilities, num_samples, seeds["perturbation"])
-        samples = backend.stop_gradient(_to_sample_layout(backend, states, batch_shape,
-                                                          event_shape))
+        samples = backend.stop_gradient(_to_sample_layout(
+            backend, states, distribution.kind, batch_shape, event_shape))
         values = evaluate(function, samples, distribution, backend, num_samples)
         log_prob = distribution.log_prob(samples)
         terms = unordered_set_terms(_to_batch_first(backend, backend.stop_gradient(log_prob)),
@@ -412,19 +430,19 @@ class SumAndSample(Estimator):
     ``sum_and_sample``."""
 
     name = "sum_and_sample"
-    supports = ("categorical",)
+    supports = ("bernoulli", "categorical")
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         log_probabilities, batch_shape, event_shape = _flat_log_probabilities(distribution,
                                                                               backend)
-        _check_set_size(num_samples, event_shape)
+        _check_set_size(num_samples, distribution.kind, event_shape)
         seeds = sub_seeds(seed, backend, "perturbation")
         drawn, _ = _beam_search(backend, log_probabilities, num_samples, seeds["perturbation"])
         if num_samples == 1:
             states = drawn
         else:
             summed, _ = _beam_search(backend, log_probabilities, num_samples - 1, None)
-            num_variables = math.prod(event_shape[:-1])
+            _, num_variables = _joint_space(distribution.kind, event_shape)
             matches = backend.reduce_sum(backend.expand_dims(drawn, 2)
                                          * backend.expand_dims(summed, 1), axis=(-2, -1))
             in_summed = backend.reduce_sum(
@@ -436,8 +454,8 @@ class SumAndSample(Estimator):
                 backend.dtype_of(drawn))
             sampled = backend.reduce_sum(first[:, :, None, None] * drawn, axis=1)
             states = backend.concat([summed, backend.expand_dims(sampled, 1)], axis=1)
-        samples = backend.stop_gradient(_to_sample_layout(backend, states, batch_shape,
-                                                          event_shape))
+        samples = backend.stop_gradient(_to_sample_layout(
+            backend, states, distribution.kind, batch_shape, event_shape))
         values = evaluate(function, samples, distribution, backend, num_samples)
         log_prob = distribution.log_prob(samples)
         stopped_log_prob = _to_batch_first(backend, backend.stop_gradient(log_prob))
