@@ -88,6 +88,7 @@ def brute_force_terms(probabilities, chosen):
 # ----------------------------------------------------------------------------- the backend
 
 
+@pytest.mark.jax_in_slow_set
 def test_top_k_returns_the_largest_values_in_order(backend):
     values = backend.convert(np.array([[0.5, 2.0, -1.0, 2.0, 0.1], [3.0, -np.inf, 1.0, 0.0,
                                                                       -2.0]]))
@@ -151,6 +152,12 @@ NUM_DRAWS = 200_000
 FAMILY_RATE = 1e-6
 
 
+def _set_counts(states):
+    """``{frozenset(S): count}`` of the unordered sets in the columns of ``states [k, N]``."""
+    rows, counts = np.unique(np.sort(states, axis=0).T, axis=0, return_counts=True)
+    return {frozenset(row.tolist()): int(count) for row, count in zip(rows, counts, strict=True)}
+
+
 def _z_test(counts, probabilities, draws):
     """Two-sided z-tests of ``counts / draws`` against ``probabilities`` (Bonferroni at
     ``FAMILY_RATE``); returns the largest detectable difference at power 0.99."""
@@ -185,10 +192,7 @@ def test_sampled_sets_are_distinct_and_as_frequent_as_their_probability(framewor
                      for a in range(3) for b in range(3)}
     exact = ordered_sample_probabilities(probabilities, 3)
     keys = sorted(exact, key=sorted)
-    drawn = {}
-    for column in np.sort(states, axis=0).T:
-        key = frozenset(column.tolist())
-        drawn[key] = drawn.get(key, 0) + 1
+    drawn = _set_counts(states)
     assert set(drawn) <= set(exact)
     power_sets = _z_test([drawn.get(key, 0) for key in keys], [exact[key] for key in keys],
                          NUM_DRAWS)
@@ -216,10 +220,7 @@ def test_bernoulli_sets_are_as_frequent_as_their_probability():
                      for index, bits in enumerate(itertools.product((0, 1), repeat=3))}
     exact = ordered_sample_probabilities(probabilities, 3)
     keys = sorted(exact, key=sorted)
-    drawn = {}
-    for column in states.T.astype(int):
-        key = frozenset(column.tolist())
-        drawn[key] = drawn.get(key, 0) + 1
+    drawn = _set_counts(states.astype(int))
     power = _z_test([drawn.get(key, 0) for key in keys], [exact[key] for key in keys], draws)
     assert power < 0.007, power
 
@@ -310,7 +311,7 @@ def test_the_gradient_is_the_formula_on_the_drawn_set():
 
 
 @pytest.mark.parametrize("name, num_samples, problem_name", [
-    ("unordered_set", 3, "small_categorical"),
+    pytest.param("unordered_set", 3, "small_categorical", marks=pytest.mark.slow),
     pytest.param("unordered_set", 4, "small_categorical", marks=pytest.mark.slow),
     pytest.param("unordered_set", 4, "categorical", marks=pytest.mark.slow),
     pytest.param("sum_and_sample", 3, "small_categorical", marks=pytest.mark.slow),
@@ -319,7 +320,8 @@ def test_the_gradient_is_the_formula_on_the_drawn_set():
 def test_unbiased_at_larger_sets(name, num_samples, problem_name):
     """The catalogue's test at k = 3 and 4 (TensorFlow graph mode): false-failure rate 1e-5
     family-wise, power 0.99 for a bias of the problem's ``detectable_bias`` (asserted by
-    ``assert_unbiased``)."""
+    ``assert_unbiased``). In the slow set: the catalogue runs k = 2 in the default set, and
+    the terms that k >= 3 adds are checked deterministically above."""
     estimator = {"unordered_set": unordered_set, "sum_and_sample": sum_and_sample}[name]()
     problem = get_problem(problem_name)
     moments = gradient_moments(estimator, problem, num_estimates=65536, seed=20261201,
@@ -331,9 +333,11 @@ def test_unbiased_at_larger_sets(name, num_samples, problem_name):
 
 @pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)],
                          indirect=True)
-@pytest.mark.parametrize("make", [unordered_set, sum_and_sample])
+@pytest.mark.parametrize("make", [unordered_set,
+                                  pytest.param(sum_and_sample, marks=pytest.mark.slow)])
 def test_same_numbers_in_every_mode(framework, make):
-    """Eager, tf.function and XLA (TensorFlow) or eager and jit (JAX) agree for one seed."""
+    """Eager, tf.function and XLA (TensorFlow) or eager and jit (JAX) agree for one seed
+    (sum-and-sample, whose search is the same code, in the slow set)."""
     estimator = make()
     logits_ = np.array([[[0.3, -0.5, 0.9], [1.0, 0.0, -2.0]], [[0.1, 0.2, 0.3], [0.0, 0.5, -0.5]]])
 
