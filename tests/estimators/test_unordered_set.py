@@ -390,3 +390,21 @@ def test_sum_and_sample_with_one_sample_is_reinforce():
     f_value = problem.function(tf.constant(sample[None])).numpy()[0]
     np.testing.assert_allclose(value.numpy(), f_value, rtol=1e-12)
     np.testing.assert_allclose(gradient, f_value * (sample - per_variable), rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_jax_vmap_matches_a_loop():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    estimator = unordered_set()
+
+    def gradient(logits):
+        return jax.grad(lambda l: estimator(
+            lambda z: jnp.sum(z * jnp.arange(3.0), (-2, -1)) ** 2,
+            OneHotCategorical(l, event_ndims=1), seed=3, num_samples=3))(logits)
+
+    batch = jnp.asarray(np.random.default_rng(0).normal(size=(4, 2, 3)), jnp.float32)
+    compiled = jax.jit(gradient)
+    looped = np.stack([np.asarray(compiled(row)) for row in batch])
+    np.testing.assert_allclose(np.asarray(jax.jit(jax.vmap(gradient))(batch)), looped,
+                               rtol=1e-5, atol=1e-7)

@@ -219,7 +219,7 @@ def _to_sample_first(backend, values, batch_shape):
     return backend.reshape(backend.transpose(values, (1, 0)), (beam_size,) + batch_shape)
 
 
-def _as_categorical(distribution, argument="distribution"):
+def _as_discrete(distribution, argument="distribution"):
     converted = as_fxgx_distribution(distribution)
     if not isinstance(converted, (OneHotCategorical, Bernoulli)):
         raise TypeError(
@@ -253,7 +253,7 @@ def sample_without_replacement(distribution, num_samples: int, *, seed):
         TypeError: ``distribution`` is not one-hot categorical or ``num_samples`` not an int.
         ValueError: ``num_samples`` is below 1 or above ``K^D``.
     """
-    distribution = _as_categorical(distribution)
+    distribution = _as_discrete(distribution)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int):
         raise TypeError(f"num_samples must be an int, got {num_samples!r}.")
     if num_samples < 1:
