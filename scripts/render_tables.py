@@ -447,6 +447,24 @@ def estimator_variance_claims() -> list[str]:
         lines.append(f"| {claim['paper']} | {claim['lower']} below {claim['higher']} | "
                      f"{claim['problem']} | {claim['budget']} | {claim['ratio']:.3f} | "
                      f"{claim['verdict']} |")
+def without_replacement_variance_table() -> list[str]:
+    """docs/estimators/without_replacement.md: total gradient variance at equal evaluations."""
+    with open(BENCHMARK_RESULTS / "without_replacement_variance.json", encoding="utf-8") as handle:
+        run = json.load(handle)
+    names = list(dict.fromkeys(row["estimator"] for row in run["rows"]))
+    lines = ["| problem | k | " + " | ".join(f"`{name}`" for name in names) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    groups = dict.fromkeys((row["description"], row["num_samples"]) for row in run["rows"])
+    for description, num_samples in groups:
+        cells = []
+        for name in names:
+            row = next(row for row in run["rows"] if row["description"] == description
+                       and row["num_samples"] == num_samples and row["estimator"] == name)
+            cells.append(f"{row['total_variance']:.3g} ± {row['interval_95']:.2g}")
+        lines.append(f"| {description} | {num_samples} | " + " | ".join(cells) + " |")
+    count = run["rows"][0]["num_estimates"]
+    lines += ["", f"`{run['command']}`, {run['date'][:10]}: {count:,} estimates per cell, "
+              "sum over the logits of the gradient's variance, 95 % interval."]
     return lines
 
 
@@ -469,6 +487,7 @@ TABLES = {
     "categorical_vae_full": categorical_vae_full_table,
     "categorical_vae_configuration": categorical_vae_configuration,
     "bernoulli-toy-configuration": bernoulli_toy_configuration,
+    "without-replacement-variance": without_replacement_variance_table,
 }
 
 

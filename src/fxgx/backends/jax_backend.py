@@ -123,6 +123,12 @@ def exclusive_cumsum(value, axis=0, reverse=False):
 
 
 
+def top_k(value, k):
+    """The ``k`` largest values along the last axis (descending) and their int32 indices."""
+    values, indices = jax.lax.top_k(value, k)
+    return values, indices.astype(jnp.int32)
+
+
 def zeros(shape, dtype):
     return jnp.zeros(shape, dtype=_as_dtype(dtype))
 

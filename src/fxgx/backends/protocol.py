@@ -187,6 +187,11 @@ class Backend(Protocol):
         """The int32 index of the largest value along ``axis``."""
         ...
 
+    def top_k(self, value: Array, k: int, /) -> tuple[Array, Array]:
+        """The ``k`` largest values along the last axis, in descending order, and their int32
+        indices (ties: the lower index first)."""
+        ...
+
     def assert_finite(self, value: Array, message: str, /) -> Array:
         """``value``, checked to be finite when the computation runs (raises ``message``)."""
         ...

@@ -117,6 +117,12 @@ def exclusive_cumsum(value, axis=0, reverse=False):
 
 
 
+def top_k(value, k):
+    """The ``k`` largest values along the last axis (descending) and their int32 indices."""
+    result = tf.math.top_k(value, k=k, sorted=True)
+    return result.values, tf.cast(result.indices, tf.int32)
+
+
 def zeros(shape, dtype):
     return tf.zeros(shape, dtype=_as_dtype(dtype))
 

@@ -54,6 +54,14 @@ from fxgx.estimators.straight_through import (
     straight_through_slope,
 )
 from fxgx.estimators.vimco import Vimco, vimco
+from fxgx.estimators.without_replacement import (
+    SumAndSample,
+    UnorderedSet,
+    sample_without_replacement,
+    sum_and_sample,
+    unordered_set,
+    unordered_set_terms,
+)
 
 __all__ = [
     "Estimator",
@@ -113,4 +121,10 @@ __all__ = [
     "categorical_disarm",
     "StickBreakingDisarm",
     "stick_breaking_disarm",
+    "UnorderedSet",
+    "unordered_set",
+    "SumAndSample",
+    "sum_and_sample",
+    "sample_without_replacement",
+    "unordered_set_terms",
 ]
