@@ -16,9 +16,14 @@ unbiased for ``grad E[f]``), and ``Var(g_GR) <= Var(g_ST)``, with equality at ``
 (where the two estimators have the same distribution). Bernoulli latents use the two-class
 form: ``y = sigmoid((theta + L) / tau)`` with logistic ``L``, conditioned on ``b = 1[z > 0]``.
 
-Implementation: the straight-through sample is ``custom_gradient(b, 1, y_bar)`` with ``y_bar``
-the average of the ``M`` relaxed samples (the noise is stopped), so ``f`` is evaluated once,
-at ``b``, and autodiff gives ``g_GR``. One evaluation of ``f`` (and of its gradient) per sample.
+Implementation: the perturbation ``theta + G`` that picked ``b`` is itself a draw of ``z``
+given ``b``, so it is the first of the ``M`` draws and ``M - 1`` more are drawn (``M`` noise
+draws per latent; the joint law of ``b`` and the draws is that of ``M`` fresh conditional
+draws). The average Jacobian is applied in closed form: for ``y_m = softmax(z~_m / tau)``,
+``J_m^T v = y_m * (v - sum(y_m v)) / tau`` (sigmoid: ``sigmoid'(z~_m / tau) v / tau``), so the
+straight-through sample is ``custom_gradient(b, 1, l)`` with ``l`` linear in ``theta`` and
+``1 / tau`` (built from the stopped ``y_m``) and of derivative ``(1/M) sum_m J_m``: no autodiff
+through the ``M`` relaxed copies. ``f`` is evaluated once, at ``b`` (value and gradient).
 
 Reference: Paulus, Maddison & Krause (2021), "Rao-Blackwellizing the straight-through
 Gumbel-softmax gradient estimator", ICLR.
@@ -124,6 +129,14 @@ def _softmax_linearisation(backend, relaxed, direction):
         product - relaxed * backend.reduce_sum(product, axis=-1, keepdims=True), axis=0)
 
 
+def _draws_linearisation(backend, noisy, scaled_logits, temperature, stopped_temperature):
+    """``sum_m J_m x_m`` for the draws ``noisy = z~`` ``[M', S, ..., K]``, with
+    ``x_m = theta / stop(tau) + stop(z~_m) / tau``: the derivative of ``(theta + noise) / tau``
+    is ``1 / tau`` w.r.t. ``theta`` and ``-z~ / tau^2`` w.r.t. ``tau``, and so is ``x_m``'s."""
+    relaxed = backend.softmax(noisy / stopped_temperature, axis=-1)
+    return _softmax_linearisation(backend, relaxed, scaled_logits + noisy / temperature)
+
+
 def _categorical_linearisation(backend, logits, stopped_logits, first, second, temperature,
                                stopped_temperature):
     """The one-hot samples ``b`` and a tensor whose derivative w.r.t. ``theta`` and ``tau`` is
@@ -140,15 +153,8 @@ def _categorical_linearisation(backend, logits, stopped_logits, first, second, t
     samples = backend.one_hot(backend.argmax(perturbed, axis=-1), num_classes,
                               backend.dtype_of(logits))
     scaled_logits = logits / stopped_temperature
-
-    def linearisation(noisy):
-        # d/dtheta of (theta + noise)/tau is 1/tau, d/dtau is -z~/tau^2: the direction
-        # theta/stop(tau) + stop(z~)/tau has both derivatives.
-        relaxed = backend.softmax(noisy / stopped_temperature, axis=-1)
-        return _softmax_linearisation(backend, relaxed,
-                                      scaled_logits + noisy / temperature)
-
-    linear = linearisation(perturbed[None])
+    linear = _draws_linearisation(backend, perturbed[None], scaled_logits, temperature,
+                                  stopped_temperature)
     if second is not None:
         exponential = -backend.log(second)
         top_exponential = backend.reduce_sum(samples * exponential, axis=-1, keepdims=True)
@@ -157,7 +163,8 @@ def _categorical_linearisation(backend, logits, stopped_logits, first, second, t
                             backend.log1p(exponential / (top_exponential * probabilities)))
         top = (backend.logsumexp(stopped_logits, axis=-1, keepdims=True)
                - backend.log(top_exponential))
-        linear = linear + linearisation(top - gap)
+        linear = linear + _draws_linearisation(backend, top - gap, scaled_logits, temperature,
+                                               stopped_temperature)
     return samples, linear
 
 
