@@ -270,6 +270,7 @@ def test_closed_form_jacobian_equals_autodiff_through_the_relaxed_samples(framew
     """Same seed, same draws: the gradient w.r.t. the logits and the temperature (a traced
     array) of the closed-form average ``(1/M) sum_m J_m^T grad f(b)`` equals autodiff through
     the ``M`` sigmoids/softmaxes, to 1e-9 in float64 and 1e-4 in float32 (XLA / jit).
+    (The relative error of autodiff's ``y (1 - y)`` near ``y = 1`` sets the float32 tolerance.)
     Logits up to +-6 and a temperature of 0.3 put relaxed samples near 0 and 1."""
     rng = np.random.default_rng(4)
     shape = (3, 5) if kind == "categorical" else (4, 6)
@@ -288,8 +289,10 @@ def test_closed_form_jacobian_equals_autodiff_through_the_relaxed_samples(framew
                              distribution, seed=17, num_samples=3)
         return surrogate
 
-    mode = framework.modes[-1]
-    for dtype, tolerance in (("float64", 1e-9), ("float32", 1e-4)):
+    # float64 eagerly on TF (no compilation: keeps the default set fast), compiled on JAX.
+    for dtype, mode, tolerance in (("float64", framework.modes[0 if framework.name ==
+                                                             "tensorflow" else -1], 1e-9),
+                                   ("float32", framework.modes[-1], 1e-4)):
         with framework.x64(dtype):
             arguments = (framework.constant(logits_, dtype), framework.constant(0.3, dtype))
             value, gradients = framework.value_and_vjp(make_surrogate(GumbelRao), *arguments,
