@@ -465,6 +465,33 @@ def without_replacement_variance_table() -> list[str]:
     count = run["rows"][0]["num_estimates"]
     lines += ["", f"`{run['command']}`, {run['date'][:10]}: {count:,} estimates per cell, "
               "sum over the logits of the gradient's variance, 95 % interval."]
+def gumbel_rao_speed_table() -> list[str]:
+    """docs/estimators/gumbel_rao.md: Gumbel-Rao against straight-through Gumbel at the same
+    number of noise draws per latent (benchmark JSON)."""
+    with open(BENCHMARK_RESULTS / "gumbel_rao_speed.json", encoding="utf-8") as handle:
+        run = json.load(handle)
+    lines = ["| backend | latents | logits | gumbel_rao, S = 1, M (ms) | "
+             "gumbel_softmax_hard, S = M (ms) | gumbel_softmax_hard, S = 1 (ms) | "
+             "ratio to S = M | ratio to S = 1 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for ratio in run["ratios"]:
+        rows = [row for row in run["rows"]
+                if (row["backend"], row["kind"]) == (ratio["backend"], ratio["kind"])]
+        rao = next(row for row in rows if row["estimator"] == "gumbel_rao")
+        many, one = (next(row for row in rows if row["estimator"] == "gumbel_softmax_hard"
+                          and row["num_samples"] == count)
+                     for count in (ratio["num_conditional_samples"], 1))
+        lines.append(
+            f"| {ratio['backend']} | {ratio['kind']} | "
+            f"{' × '.join(str(size) for size in rao['logits_shape'])} | "
+            f"{rao['milliseconds']:.1f} | {many['milliseconds']:.1f} | "
+            f"{one['milliseconds']:.1f} | {ratio['ratio_to_hard_same_draws']:.2f} | "
+            f"{ratio['ratio_to_hard_one_sample']:.2f} |")
+    versions = run["versions"]
+    load = ", ".join(f"{value:.1f}" for value in run["machine"]["load_average"])
+    lines += ["", f"`{run['command']}`, {run['date'][:10]}, {run['machine']['cpu_count']} cores "
+              f"(load average {load}: a shared machine, timings are noisy), "
+              + ", ".join(f"{name} {version}" for name, version in sorted(versions.items())) + "."]
     return lines
 
 
@@ -472,6 +499,7 @@ TABLES = {
     "estimator-variance": estimator_variance_table,
     "estimator-variance-claims": estimator_variance_claims,
     "fit-overhead": fit_overhead_table,
+    "gumbel-rao-speed": gumbel_rao_speed_table,
     "gaussian-mixture": lambda: gaussian_mixture_table("gaussian_mixture"),
     "gaussian-mixture-means-normal":
         lambda: gaussian_mixture_table("gaussian_mixture_means_normal"),

@@ -27,8 +27,17 @@ import pytest
 
 from fxgx import catalogue
 from fxgx.backends import get_backend
+from fxgx.core.custom_gradient import custom_gradient
+from fxgx.core.random import open_uniform
 from fxgx.distributions import Bernoulli, OneHotCategorical
+from fxgx.estimators.base import evaluate, sub_seeds
 from fxgx.estimators.gumbel_rao import GumbelRao, gumbel_rao
+from fxgx.estimators.hyperparameters import as_hyperparameter
+from fxgx.estimators.rebar import (
+    conditional_gumbel_from_uniform,
+    conditional_logistic_from_uniform,
+    relax_sample,
+)
 from fxgx.problems import EnumeratedCategorical, get_problem
 from fxgx.problems.builtin import NONADDITIVE_LOGITS, NONADDITIVE_WEIGHTS
 from fxgx.testing import (
@@ -217,6 +226,88 @@ def test_the_card_bias_signs_follow_from_the_exact_expectation():
                                          num_coordinates=bias.size)
     assert np.all(np.abs(bias) > 2 * detectable), (bias, detectable)
     assert_biased(moments, problem.exact_gradient(), expected_sign=card.test["bias_sign"])
+
+
+# ------------------------------------- the closed-form Jacobian against autodiff
+
+
+class AutodiffGumbelRao(GumbelRao):
+    """The estimator with the same draws, but the averaged Jacobian taken by autodiff through
+    the ``M`` relaxed samples and the conditional draws made by REBAR's samplers (the form of
+    the first implementation): the reference of the closed form."""
+
+    def _estimate(self, function, distribution, backend, seed, num_samples):
+        logits = distribution.logits
+        dtype = backend.dtype_of(logits)
+        stopped = backend.stop_gradient(logits)
+        shape = (num_samples,) + tuple(backend.shape_of(logits))
+        temperature = as_hyperparameter(backend, self.temperature, dtype,
+                                        backend.shape_of(logits), "temperature")
+        seeds = sub_seeds(seed, backend, "perturbation", "conditional")
+        first = open_uniform(backend, shape, seeds["perturbation"], dtype)
+        second = open_uniform(backend, (self.num_conditional_samples - 1,) + shape,
+                              seeds["conditional"], dtype)
+        if distribution.kind == "bernoulli":
+            perturbed = stopped + backend.log(first) - backend.log1p(-first)
+            samples = backend.cast(backend.greater(perturbed, 0.0), dtype)
+            conditional = conditional_logistic_from_uniform(backend, stopped, samples, second)
+        else:
+            perturbed = stopped - backend.log(-backend.log(first))
+            samples = backend.one_hot(backend.argmax(perturbed, axis=-1), shape[-1], dtype)
+            conditional = conditional_gumbel_from_uniform(backend, stopped, samples, second)
+        draws = backend.concat([perturbed[None], conditional], axis=0)
+        noisy = backend.stop_gradient(draws) + (logits - stopped)
+        relaxed = relax_sample(backend, distribution.kind, noisy, temperature)
+        average = backend.reduce_mean(relaxed, axis=0)
+        hard = custom_gradient(samples, backend.ones_like(average), average)
+        return backend.reduce_mean(evaluate(function, hard, distribution, backend,
+                                            num_samples), axis=0)
+
+
+@pytest.mark.jax_in_slow_set
+@pytest.mark.parametrize("kind", ["bernoulli", "categorical"])
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
+def test_closed_form_jacobian_equals_autodiff_through_the_relaxed_samples(framework, kind,
+                                                                          dtype):
+    """Same seed, same draws: the gradient w.r.t. the logits and the temperature (a traced
+    array) of the closed-form average ``(1/M) sum_m J_m^T grad f(b)`` equals autodiff through
+    the ``M`` sigmoids/softmaxes, to 1e-9 in float64 and 1e-4 in float32 (XLA / jit).
+    (The relative error of autodiff's ``y (1 - y)`` near ``y = 1`` sets the float32 tolerance.)
+    Logits up to +-6 and a temperature of 0.3 put relaxed samples near 0 and 1."""
+    rng = np.random.default_rng(4)
+    shape = (3, 5) if kind == "categorical" else (4, 6)
+    logits_ = rng.uniform(-6.0, 6.0, shape)
+    weights_ = rng.normal(size=shape)
+
+    def make_surrogate(estimator_type):
+        def surrogate(logits, temperature):
+            backend = get_backend(logits)
+            weights = backend.convert(weights_, backend.dtype_of(logits))
+            estimator = estimator_type(temperature=temperature, num_conditional_samples=7)
+            distribution = (OneHotCategorical(logits, event_ndims=1) if kind == "categorical"
+                            else Bernoulli(logits, event_ndims=2))
+            return estimator(lambda z: backend.reduce_sum(backend.square(z * weights - 0.3)
+                                                          + z * weights, axis=(-2, -1)),
+                             distribution, seed=17, num_samples=3)
+        return surrogate
+
+    # float64 eagerly on TF (no compilation: keeps the default set fast), compiled on JAX;
+    # float32 compiled (XLA / jit), in the slow set.
+    if dtype == "float64":
+        mode, tolerance = framework.modes[0 if framework.name == "tensorflow" else -1], 1e-9
+    else:
+        mode, tolerance = framework.modes[-1], 1e-4
+    with framework.x64(dtype):
+        arguments = (framework.constant(logits_, dtype), framework.constant(0.3, dtype))
+        value, gradients = framework.value_and_vjp(make_surrogate(GumbelRao), *arguments,
+                                                   mode=mode)
+        expected_value, expected = framework.value_and_vjp(
+            make_surrogate(AutodiffGumbelRao), *arguments, mode=mode)
+    np.testing.assert_array_equal(value, expected_value)
+    assert np.max(np.abs(expected[0])) > 0.1 and np.abs(expected[1]) > 0.01
+    for actual, reference in zip(gradients, expected, strict=True):
+        np.testing.assert_allclose(actual, reference, rtol=tolerance,
+                                   atol=tolerance * np.max(np.abs(reference)))
 
 
 # ------------------------------------------------------- values, modes, dtypes, errors

@@ -16,9 +16,14 @@ unbiased for ``grad E[f]``), and ``Var(g_GR) <= Var(g_ST)``, with equality at ``
 (where the two estimators have the same distribution). Bernoulli latents use the two-class
 form: ``y = sigmoid((theta + L) / tau)`` with logistic ``L``, conditioned on ``b = 1[z > 0]``.
 
-Implementation: the straight-through sample is ``custom_gradient(b, 1, y_bar)`` with ``y_bar``
-the average of the ``M`` relaxed samples (the noise is stopped), so ``f`` is evaluated once,
-at ``b``, and autodiff gives ``g_GR``. One evaluation of ``f`` (and of its gradient) per sample.
+Implementation: the perturbation ``theta + G`` that picked ``b`` is itself a draw of ``z``
+given ``b``, so it is the first of the ``M`` draws and ``M - 1`` more are drawn (``M`` noise
+draws per latent; the joint law of ``b`` and the draws is that of ``M`` fresh conditional
+draws). The average Jacobian is applied in closed form: for ``y_m = softmax(z~_m / tau)``,
+``J_m^T v = y_m * (v - sum(y_m v)) / tau`` (sigmoid: ``sigmoid'(z~_m / tau) v / tau``), so the
+straight-through sample is ``custom_gradient(b, 1, l)`` with ``l`` linear in ``theta`` and
+``1 / tau`` (built from the stopped ``y_m``) and of derivative ``(1/M) sum_m J_m``: no autodiff
+through the ``M`` relaxed copies. ``f`` is evaluated once, at ``b`` (value and gradient).
 
 Reference: Paulus, Maddison & Krause (2021), "Rao-Blackwellizing the straight-through
 Gumbel-softmax gradient estimator", ICLR.
@@ -29,14 +34,9 @@ from __future__ import annotations
 import dataclasses
 
 from fxgx.core.custom_gradient import custom_gradient
+from fxgx.core.random import open_uniform
 from fxgx.estimators.base import Estimator, evaluate, sub_seeds
 from fxgx.estimators.hyperparameters import as_hyperparameter, positive, positive_int
-from fxgx.estimators.rebar import (
-    conditional_gumbel_from_uniform,
-    conditional_logistic_from_uniform,
-    open_uniform,
-    relax_sample,
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,34 +59,113 @@ class GumbelRao(Estimator):
         dtype = backend.dtype_of(logits)
         stopped_logits = backend.stop_gradient(logits)
         shape = (num_samples,) + tuple(backend.shape_of(logits))
-        seeds = sub_seeds(seed, backend, "perturbation", "conditional")
-        first = open_uniform(backend, shape, seeds["perturbation"], dtype)
-        second = open_uniform(
-            backend, (self.num_conditional_samples,) + shape, seeds["conditional"], dtype
-        )
-        if distribution.kind == "bernoulli":
-            perturbed = stopped_logits + backend.log(first) - backend.log1p(-first)
-            samples = backend.cast(backend.greater(perturbed, 0.0), dtype)
-            conditional = conditional_logistic_from_uniform(
-                backend, stopped_logits, samples, second
-            )
-        else:
-            perturbed = stopped_logits - backend.log(-backend.log(first))
-            index = backend.argmax(perturbed, axis=-1)
-            samples = backend.one_hot(index, backend.shape_of(logits)[-1], dtype)
-            conditional = conditional_gumbel_from_uniform(
-                backend, stopped_logits, samples, second
-            )
-        samples = backend.stop_gradient(samples)
-        # z~ = theta + G~ with the noise G~ = z~ - theta held fixed: only theta is differentiated.
-        noisy_logits = backend.stop_gradient(conditional) + (logits - stopped_logits)
         temperature = as_hyperparameter(backend, self.temperature, dtype,
                                         backend.shape_of(logits), "temperature")
-        relaxed = relax_sample(backend, distribution.kind, noisy_logits, temperature)
-        average = backend.reduce_mean(relaxed, axis=0)
-        straight_through = custom_gradient(samples, backend.ones_like(average), average)
+        stopped_temperature = backend.stop_gradient(temperature)
+        seeds = sub_seeds(seed, backend, "perturbation", "conditional")
+        first = open_uniform(backend, shape, seeds["perturbation"], dtype)
+        # The perturbation that chose b is itself a draw of z given b: M - 1 more are drawn.
+        extra = self.num_conditional_samples - 1
+        second = (open_uniform(backend, (extra,) + shape, seeds["conditional"], dtype)
+                  if extra else None)
+        if distribution.kind == "bernoulli":
+            samples, slope, offset = _bernoulli_moments(
+                backend, stopped_logits, first, second, stopped_temperature)
+            scale = 1.0 / self.num_conditional_samples
+            # d/dtheta = mean_m w_m / tau and d/dtau = -mean_m w_m z~_m / tau^2, as autodiff
+            # of mean_m sigmoid(z~_m / tau) with the noise fixed would give.
+            linear = (scale * slope) * logits / stopped_temperature + (scale * offset) / temperature
+        else:
+            samples, linear = _categorical_linearisation(
+                backend, logits, stopped_logits, first, second, temperature,
+                stopped_temperature)
+            linear = linear / self.num_conditional_samples
+        straight_through = custom_gradient(samples, backend.ones_like(linear), linear)
         values = evaluate(function, straight_through, distribution, backend, num_samples)
         return backend.reduce_mean(values, axis=0)
+
+
+def _sigmoid_slope(backend, magnitude, temperature):
+    """``sigmoid'(z / tau) = sigmoid(a / tau) sigmoid(-a / tau)`` for ``a = |z|``, as
+    ``e / (1 + e)^2`` with ``e = exp(-a / tau)`` in ``(0, 1]``: one exponential, and accurate
+    where ``y (1 - y)`` would round ``1 - y`` away."""
+    decay = backend.exp(-magnitude / temperature)
+    return decay / backend.square(1.0 + decay)
+
+
+def _bernoulli_moments(backend, logits, first, second, temperature):
+    """The hard samples ``b`` and, over the ``M`` draws of ``z~ | b`` (the perturbation and
+    the ``M - 1`` conditional draws from ``second``), ``sum_m w_m`` and ``sum_m w_m z~_m``
+    with ``w_m = sigmoid'(z~_m / tau)``. Everything here is constant (stopped inputs).
+
+    Given ``b``, ``|z~| = softplus(logit(v) + softplus(s theta))`` with ``s = 2 b - 1``
+    (``z~ = s |z~|``); written as ``softplus(s theta) + log(v + (1 - v) sigmoid(-s theta))
+    - log1p(-v)``, two logarithms per draw, finite for any finite ``theta``.
+    """
+    perturbed = logits + backend.log(first) - backend.log1p(-first)
+    samples = backend.cast(backend.greater(perturbed, 0.0), backend.dtype_of(logits))
+    sign = 2.0 * samples - 1.0
+    magnitude = backend.abs(perturbed)
+    weight = _sigmoid_slope(backend, magnitude, temperature)
+    slope, offset = weight, weight * magnitude
+    if second is not None:
+        signed_logits = sign * logits
+        shift = backend.softplus(signed_logits)
+        below = backend.exp(-shift)  # sigmoid(-s theta)
+        magnitude = (shift + backend.log(second + (1.0 - second) * below)
+                     - backend.log1p(-second))
+        weight = _sigmoid_slope(backend, magnitude, temperature)
+        slope = slope + backend.reduce_sum(weight, axis=0)
+        offset = offset + backend.reduce_sum(weight * magnitude, axis=0)
+    return samples, slope, sign * offset
+
+
+def _softmax_linearisation(backend, relaxed, direction):
+    """``sum_m J_m direction_m`` with ``J_m = diag(y_m) - y_m y_m^T`` the (symmetric)
+    Jacobian of the softmax at ``y_m = relaxed[m]``: ``y * (d - sum(y * d))`` summed over
+    the leading axis. ``relaxed`` is constant; linear in ``direction``."""
+    product = relaxed * direction
+    return backend.reduce_sum(
+        product - relaxed * backend.reduce_sum(product, axis=-1, keepdims=True), axis=0)
+
+
+def _draws_linearisation(backend, noisy, scaled_logits, temperature, stopped_temperature):
+    """``sum_m J_m x_m`` for the draws ``noisy = z~`` ``[M', S, ..., K]``, with
+    ``x_m = theta / stop(tau) + stop(z~_m) / tau``: the derivative of ``(theta + noise) / tau``
+    is ``1 / tau`` w.r.t. ``theta`` and ``-z~ / tau^2`` w.r.t. ``tau``, and so is ``x_m``'s."""
+    relaxed = backend.softmax(noisy / stopped_temperature, axis=-1)
+    return _softmax_linearisation(backend, relaxed, scaled_logits + noisy / temperature)
+
+
+def _categorical_linearisation(backend, logits, stopped_logits, first, second, temperature,
+                               stopped_temperature):
+    """The one-hot samples ``b`` and a tensor whose derivative w.r.t. ``theta`` and ``tau`` is
+    ``sum_m d softmax(z~_m / tau)`` with the noise ``z~_m - theta`` fixed (its value is not
+    used). ``z~_1`` is the perturbation, ``z~_2..M`` conditional draws from ``second``.
+
+    Given the class ``k``, with exponentials ``E = -log v`` and ``p = softmax(theta)``:
+    ``z~_k = log sum exp(theta) - log E_k`` and ``z~_j = z~_k - log1p(E_j / (E_k p_j))``
+    (truncated Gumbels, Maddison, Tarlow & Minka 2014): one logarithm, one ``log1p`` and one
+    exponential (in the softmax) per draw and class.
+    """
+    perturbed = stopped_logits - backend.log(-backend.log(first))
+    num_classes = backend.shape_of(logits)[-1]
+    samples = backend.one_hot(backend.argmax(perturbed, axis=-1), num_classes,
+                              backend.dtype_of(logits))
+    scaled_logits = logits / stopped_temperature
+    linear = _draws_linearisation(backend, perturbed[None], scaled_logits, temperature,
+                                  stopped_temperature)
+    if second is not None:
+        exponential = -backend.log(second)
+        top_exponential = backend.reduce_sum(samples * exponential, axis=-1, keepdims=True)
+        probabilities = backend.softmax(stopped_logits, axis=-1)
+        gap = backend.where(samples > 0.5, backend.zeros_like(exponential),
+                            backend.log1p(exponential / (top_exponential * probabilities)))
+        top = (backend.logsumexp(stopped_logits, axis=-1, keepdims=True)
+               - backend.log(top_exponential))
+        linear = linear + _draws_linearisation(backend, top - gap, scaled_logits, temperature,
+                                               stopped_temperature)
+    return samples, linear
 
 
 def gumbel_rao(temperature=0.5, num_conditional_samples: int = 10) -> GumbelRao:

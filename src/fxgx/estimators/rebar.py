@@ -14,8 +14,8 @@ REBAR takes ``c(z) = eta * f(sigma_lambda(z))`` with ``sigma_lambda(z) = sigmoid
 ``eta`` are trained to minimise the variance of ``g`` (``variance_loss``). Three evaluations
 of ``f`` per sample; ``f`` must be differentiable (it is evaluated on relaxed samples).
 
-This module also holds the conditional samplers (public building blocks, also used by
-``fxgx.estimators.gumbel_rao``):
+This module also holds the conditional samplers (public building blocks; the tests of
+``fxgx.estimators.gumbel_rao`` use them as the reference of its own, cheaper, form):
 
 - logistic, given ``b``: ``z~ = softplus(logit v + softplus theta)`` if ``b = 1`` and
   ``z~ = -softplus(logit v + softplus(-theta))`` if ``b = 0`` (the inverse CDF of ``z``
