@@ -34,6 +34,7 @@ from fxgx.estimators.indecater import IndeCateR, indecater
 from fxgx.estimators.learned_baseline import LearnedBaseline, learned_baseline
 from fxgx.estimators.leave_one_out import ReinforceLeaveOneOut, reinforce_leave_one_out
 from fxgx.estimators.moving_average import MovingAverageBaseline, moving_average_baseline
+from fxgx.estimators.multi_sample_disarm import MultiSampleDisarm, multi_sample_disarm
 from fxgx.estimators.rebar import (
     Rebar,
     conditional_gumbel_sample,
@@ -113,4 +114,6 @@ __all__ = [
     "categorical_disarm",
     "StickBreakingDisarm",
     "stick_breaking_disarm",
+    "MultiSampleDisarm",
+    "multi_sample_disarm",
 ]
