@@ -10,6 +10,7 @@ from fxgx.estimators.base import Estimator
 from fxgx.estimators.categorical_disarm import CategoricalDisarm, categorical_disarm
 from fxgx.estimators.control_variate import OptimalBaseline, optimal_baseline
 from fxgx.estimators.disarm import Disarm, disarm
+from fxgx.estimators.disarm_vimco import DisarmVimco, disarm_vimco
 from fxgx.estimators.double_control_variate import DoubleControlVariate, double_control_variate
 from fxgx.estimators.gaussian import (
     DeltaMethodControlVariate,
@@ -34,7 +35,6 @@ from fxgx.estimators.indecater import IndeCateR, indecater
 from fxgx.estimators.learned_baseline import LearnedBaseline, learned_baseline
 from fxgx.estimators.leave_one_out import ReinforceLeaveOneOut, reinforce_leave_one_out
 from fxgx.estimators.moving_average import MovingAverageBaseline, moving_average_baseline
-from fxgx.estimators.multi_sample_disarm import MultiSampleDisarm, multi_sample_disarm
 from fxgx.estimators.rebar import (
     Rebar,
     conditional_gumbel_sample,
@@ -114,6 +114,6 @@ __all__ = [
     "categorical_disarm",
     "StickBreakingDisarm",
     "stick_breaking_disarm",
-    "MultiSampleDisarm",
-    "multi_sample_disarm",
+    "DisarmVimco",
+    "disarm_vimco",
 ]

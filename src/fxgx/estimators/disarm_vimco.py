@@ -1,4 +1,4 @@
-"""Multi-sample DisARM: DisARM pairs with local learning signals for the K-sample bound.
+"""DisARM-VIMCO: DisARM pairs with local learning signals for the multi-sample bound.
 
 The target is VIMCO's (not ``E[f]``): the multi-sample objective
 
@@ -80,8 +80,8 @@ def local_learning_signals(backend, values, replacements):
 
 
 @dataclasses.dataclass(frozen=True)
-class MultiSampleDisarm(Estimator):
-    """Multi-sample DisARM for ``E[log mean_k exp f(z_k)]``. See ``multi_sample_disarm``.
+class DisarmVimco(Estimator):
+    """DisARM-VIMCO for ``E[log mean_k exp f(z_k)]``. See ``disarm_vimco``.
 
     Attributes:
         symmetrized: average the estimate with the one that swaps the roles of the pair's
@@ -90,7 +90,7 @@ class MultiSampleDisarm(Estimator):
 
     symmetrized: bool = True
 
-    name = "multi_sample_disarm"
+    name = "disarm_vimco"
     supports = ("bernoulli",)
     target = "log_mean_exp"
 
@@ -119,8 +119,8 @@ class MultiSampleDisarm(Estimator):
                                fx_gx_manually_stopped=True)
 
 
-def multi_sample_disarm(symmetrized: bool = True) -> MultiSampleDisarm:
-    """Multi-sample DisARM: ``K`` antithetic pairs with local signals ``L^ - L^_{k<-~}``.
+def disarm_vimco(symmetrized: bool = True) -> DisarmVimco:
+    """DisARM-VIMCO: ``K`` antithetic pairs with local signals ``L^ - L^_{k<-~}``.
 
     ``g_d = sum_k 1/2 (L^ - L^_{k<-~}) (z_{k,d} - z~_{k,d}) sigmoid(|theta_d|)`` for
     ``L = E[log mean_k exp f(z_k)]``, where ``L^_{k<-~}`` replaces ``f(z_k)`` by its antithetic
@@ -138,4 +138,4 @@ def multi_sample_disarm(symmetrized: bool = True) -> MultiSampleDisarm:
         it returns a surrogate whose value estimates ``E[log mean_k exp f(z_k)]`` and whose
         gradient estimates its gradient w.r.t. the logits and what ``f`` closes over.
     """
-    return MultiSampleDisarm(symmetrized=symmetrized)
+    return DisarmVimco(symmetrized=symmetrized)
