@@ -17,13 +17,14 @@ replaced by ``f(z~_k)`` (the others kept),
 
 is unbiased for ``dL/dtheta_d``: given the other pairs' first members, term ``k`` is DisARM
 for ``E_{z_k}[L^]`` (Dong, Mnih & Tucker, 2020, the "local" DisARM for the multi-sample
-bound). Each learning signal ``L^ - L^_{k<-~}`` is local to pair ``k`` and zero where the pair
-agrees (``z_k = z~_k``, or coordinates where they agree get weight 0). The two members of a
+bound). Each learning signal ``L^ - L^_{k<-~}`` is local to pair ``k`` (the change of the bound
+when sample ``k`` alone is swapped for its partner), and coordinates where the pair agrees get
+weight 0. The two members of a
 pair play symmetric roles (``u -> 1 - u`` swaps them), so the same estimate with the roles
 swapped, on ``L~^ = log mean_k exp f(z~_k)``, is unbiased too; the symmetrised estimate (the
 default) averages the two,
 
-    g_d = 1/4 sum_k [(L^ - L^_{k<-~}) - (L~^ - L~^_{k<-b})] (z_{k,d} - z~_{k,d})
+    g_d = 1/4 sum_k [(L^ - L^_{k<-~}) - (L~^ - L~^_{k<-z})] (z_{k,d} - z~_{k,d})
               sigmoid(|theta_d|),
 
 with variance no larger than either half (they are equally distributed), at no extra cost.
