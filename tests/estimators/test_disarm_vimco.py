@@ -160,6 +160,7 @@ def test_gradient_is_the_formula_on_the_drawn_pairs(framework, symmetrized):
     np.testing.assert_allclose(by_scale, np.sum(expected_scale), rtol=1e-5)
 
 
+@pytest.mark.jax_in_slow_set
 def test_one_pair_is_disarm(framework):
     """With K = 1 the bound is ``E[f]`` and the symmetrised estimate is DisARM's, draw for
     draw (same seed, same pairs): gradient and value agree to rounding."""
