@@ -55,6 +55,7 @@ SETTINGS = (
 #: Cards left out, with the reason printed in the table's notes.
 EXCLUDED = {
     "vimco": "estimates the gradient of a multi-sample bound, not of E[f]",
+    "disarm_vimco": "estimates the gradient of a multi-sample bound, not of E[f]",
     "learned_baseline": "its baseline is trained alongside the model; see the VI examples",
     "moving_average_baseline": "its baseline averages over earlier calls; see the VI examples",
 }

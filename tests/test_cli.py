@@ -291,7 +291,9 @@ def test_compare_on_the_default_problem_runs_every_applicable_estimator(backend,
     applicable = [card.name for card in catalogue.load_cards()
                   if card.name not in result["skipped"]]
     assert [row["estimator"] for row in result["rows"]] == applicable
-    assert result["skipped"] == ["vimco"]
+    multi_sample = [card.name for card in catalogue.load_cards()
+                    if card.test.get("target", "expectation") == "log_mean_exp"]
+    assert result["skipped"] == multi_sample and "vimco" in multi_sample
     biased = {card.name for card in catalogue.load_cards() if not card.unbiased}
     for row in result["rows"]:
         # No unbiased estimator is flagged (rate 1e-3 each, fixed seed); the biased ones

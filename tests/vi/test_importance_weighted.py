@@ -77,6 +77,12 @@ CASES = [
     pytest.param("vimco", 3, "jax", 40_000, id="vimco-K3-jax", marks=pytest.mark.slow),
     pytest.param("reinforce_leave_one_out", 2, "jax", 40_000, id="loo-product-K2-jax"),
     pytest.param("disarm", 3, "tensorflow", 40_000, id="disarm-product-K3-tensorflow"),
+    # DisARM-VIMCO: K pairs on the bound itself, log q inside the log-weights (slow set:
+    # 6 s on TensorFlow; tests/estimators/test_disarm_vimco.py covers the default set).
+    pytest.param("disarm_vimco", 3, "tensorflow", 40_000, id="disarm_vimco-K3-tensorflow",
+                 marks=pytest.mark.slow),
+    pytest.param("disarm_vimco", 2, "jax", 40_000, id="disarm_vimco-K2-jax",
+                 marks=pytest.mark.slow),
 ]
 
 

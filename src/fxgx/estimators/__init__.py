@@ -10,6 +10,7 @@ from fxgx.estimators.base import Estimator
 from fxgx.estimators.categorical_disarm import CategoricalDisarm, categorical_disarm
 from fxgx.estimators.control_variate import OptimalBaseline, optimal_baseline
 from fxgx.estimators.disarm import Disarm, disarm
+from fxgx.estimators.disarm_vimco import DisarmVimco, disarm_vimco
 from fxgx.estimators.double_control_variate import DoubleControlVariate, double_control_variate
 from fxgx.estimators.gaussian import (
     DeltaMethodControlVariate,
@@ -127,4 +128,6 @@ __all__ = [
     "sum_and_sample",
     "sample_without_replacement",
     "unordered_set_terms",
+    "DisarmVimco",
+    "disarm_vimco",
 ]
