@@ -447,6 +447,9 @@ def estimator_variance_claims() -> list[str]:
         lines.append(f"| {claim['paper']} | {claim['lower']} below {claim['higher']} | "
                      f"{claim['problem']} | {claim['budget']} | {claim['ratio']:.3f} | "
                      f"{claim['verdict']} |")
+    return lines
+
+
 def without_replacement_variance_table() -> list[str]:
     """docs/estimators/without_replacement.md: total gradient variance at equal evaluations."""
     with open(BENCHMARK_RESULTS / "without_replacement_variance.json", encoding="utf-8") as handle:
@@ -465,6 +468,9 @@ def without_replacement_variance_table() -> list[str]:
     count = run["rows"][0]["num_estimates"]
     lines += ["", f"`{run['command']}`, {run['date'][:10]}: {count:,} estimates per cell, "
               "sum over the logits of the gradient's variance, 95 % interval."]
+    return lines
+
+
 def gumbel_rao_speed_table() -> list[str]:
     """docs/estimators/gumbel_rao.md: Gumbel-Rao against straight-through Gumbel at the same
     number of noise draws per latent (benchmark JSON)."""
