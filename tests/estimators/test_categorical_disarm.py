@@ -51,6 +51,10 @@ from fxgx.problems.builtin import (
 )
 from fxgx.testing import assert_unbiased, assert_variance, gradient_moments
 
+#: The JAX instances run the same backend-generic code as the TensorFlow ones: in the slow
+#: set (CI runs it), to keep the default suite within its time budget.
+pytestmark = pytest.mark.jax_in_slow_set
+
 ESTIMATORS = {"categorical_disarm": categorical_disarm,
               "stick_breaking_disarm": stick_breaking_disarm}
 

@@ -25,6 +25,10 @@ from fxgx.estimators.disarm_vimco import DisarmVimco, disarm_vimco, swapped_obje
 from fxgx.problems.multi_sample import multi_sample_bernoulli, multi_sample_decoder
 from fxgx.testing import assert_unbiased, gradient_moments, moments_of
 
+#: The JAX instances run the same backend-generic code as the TensorFlow ones: in the slow
+#: set (CI runs it), to keep the default suite within its time budget.
+pytestmark = pytest.mark.jax_in_slow_set
+
 FALSE_FAILURE_RATE = 1e-5
 
 

@@ -22,6 +22,10 @@ from fxgx.estimators.reinforce import draw
 from fxgx.problems import get_problem
 from fxgx.testing import gradient_moments
 
+#: The JAX instances run the same backend-generic code as the TensorFlow ones: in the slow
+#: set (CI runs it), to keep the default suite within its time budget.
+pytestmark = pytest.mark.jax_in_slow_set
+
 SEED = 20261201
 NUM_SAMPLES = 4
 #: (kind, logits shape, event_ndims): a batch of two 5-bit events; a batch of two events of

@@ -97,6 +97,7 @@ def test_apply_from_init_equals_the_plain_call(framework, card):
     assert np.any(plain_gradient != 0.0), card.name
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("card", [card for card in CARDS if card.name not in STATEFUL],
                          ids=_ids([card for card in CARDS if card.name not in STATEFUL]))
 def test_stateless_estimators_have_the_empty_state_and_no_info(framework, card):

@@ -31,6 +31,10 @@ from fxgx.estimators import (
 from fxgx.estimators.base import sub_seeds
 from fxgx.problems import get_problem
 
+#: The JAX instances run the same backend-generic code as the TensorFlow ones: in the slow
+#: set (CI runs it), to keep the default suite within its time budget.
+pytestmark = pytest.mark.jax_in_slow_set
+
 BATCH = 64
 ESTIMATORS = {"pathwise": pathwise, "measure_valued": measure_valued,
               "delta_method_control_variate": delta_method_control_variate}

@@ -17,6 +17,10 @@ from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
 from fxgx.estimators import IndeCateR, indecater
 from fxgx.problems import get_problem
 
+#: The JAX instances run the same backend-generic code as the TensorFlow ones: in the slow
+#: set (CI runs it), to keep the default suite within its time budget.
+pytestmark = pytest.mark.jax_in_slow_set
+
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))

@@ -27,6 +27,10 @@ from fxgx.problems import EnumeratedBernoulli, get_problem
 from fxgx.problems.enumeration import bernoulli_states, categorical_states
 from fxgx.testing import assert_unbiased, gradient_moments
 
+#: The JAX instances run the same backend-generic code as the TensorFlow ones: in the slow
+#: set (CI runs it), to keep the default suite within its time budget.
+pytestmark = pytest.mark.jax_in_slow_set
+
 QUARTIC_WEIGHTS = np.array([1.2, -0.9, 0.7])
 
 

@@ -26,6 +26,10 @@ from fxgx.estimators.rodeo import neighbours, stein_terms
 from fxgx.problems import get_problem
 from fxgx.testing import gradient_moments
 
+#: The JAX instances run the same backend-generic code as the TensorFlow ones: in the slow
+#: set (CI runs it), to keep the default suite within its time budget.
+pytestmark = pytest.mark.jax_in_slow_set
+
 SEED = 20261202
 NUM_SAMPLES = 3
 PARAMETERS = (0.7, 0.9)

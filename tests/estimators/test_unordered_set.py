@@ -36,6 +36,10 @@ from fxgx.problems import get_problem
 from fxgx.problems.enumeration import EnumeratedCategorical
 from fxgx.testing import assert_unbiased, gradient_moments
 
+#: The JAX instances run the same backend-generic code as the TensorFlow ones: in the slow
+#: set (CI runs it), to keep the default suite within its time budget.
+pytestmark = pytest.mark.jax_in_slow_set
+
 # ----------------------------------------------------------------- brute-force references
 
 
