@@ -27,19 +27,26 @@ LOGITS = np.array([[math.nan, 0.2, -0.3], [0.1, math.inf, -0.2], [0.5, -0.5, 0.0
 
 
 def _backend_cases():
-    """Every card on TensorFlow; on JAX (the same backend-generic rule) the cards the primitive
-    would zero and REINFORCE in the default set, the others in the slow set (CI runs it)."""
+    """Every card on TensorFlow eagerly; compiled (XLA) and on JAX (the same backend-generic
+    rule) the cards the primitive would zero and REINFORCE in the default set, the others in
+    the slow set (CI runs it)."""
     for card in CARDS:
         for backend in ("tensorflow", "jax"):
-            slow = backend == "jax" and card.name not in PRIMITIVE_MASKED + ("reinforce",)
-            # The Gaussian-only cards: in the default set through the NaN-scale test below.
-            slow = slow or card.distributions == ("normal",)
-            yield pytest.param(backend, card, id=f"{card.name}-{backend}",
-                               marks=[pytest.mark.slow] if slow else [])
+            for compiled in (False, True):
+                if backend == "jax" and not compiled:
+                    continue  # the JAX case runs eagerly and compiled in one test
+                representative = card.name in PRIMITIVE_MASKED + ("reinforce",)
+                slow = (backend == "jax" or compiled) and not representative
+                # The Gaussian-only cards: in the default set through the NaN-scale test below.
+                slow = slow or card.distributions == ("normal",)
+                label = f"{card.name}-{backend}" + ("-compiled" if compiled else "")
+                yield pytest.param(backend, card, compiled, id=label,
+                                   marks=[pytest.mark.slow] if slow else [])
 
 
-@pytest.mark.parametrize("backend, card", list(_backend_cases()), indirect=["backend"])
-def test_a_non_finite_logit_gives_nan_value_and_non_finite_gradient(framework, card):
+@pytest.mark.parametrize("backend, card, compiled", list(_backend_cases()),
+                         indirect=["backend"])
+def test_a_non_finite_logit_gives_nan_value_and_non_finite_gradient(framework, card, compiled):
     estimator = card.make()
     num_samples = max(card.num_samples, estimator.minimum_samples)
 
@@ -53,9 +60,10 @@ def test_a_non_finite_logit_gives_nan_value_and_non_finite_gradient(framework, c
 
     # The rule is one backend-generic function: eagerly on both backends, compiled on TF's
     # XLA for every card; JAX's jit for the cards whose gradient the primitive would zero.
-    modes = ["eager"]
-    if framework.name == "tensorflow" or card.name in PRIMITIVE_MASKED:
-        modes.append(framework.modes[-1])
+    if framework.name == "tensorflow":
+        modes = [framework.modes[-1]] if compiled else ["eager"]
+    else:
+        modes = ["eager"] + ([framework.modes[-1]] if card.name in PRIMITIVE_MASKED else [])
     for mode in modes:
         value, (gradient,) = framework.value_and_vjp(surrogate, framework.constant(LOGITS),
                                                      mode=mode)
