@@ -375,6 +375,8 @@ class UnorderedSet(Estimator):
     name = "unordered_set"
     supports = ("bernoulli", "categorical")
     minimum_samples = 2
+    #: The k! orders of the set are enumerated: ``k <= MAXIMUM_SET_SIZE``.
+    maximum_samples = MAXIMUM_SET_SIZE
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         if num_samples > MAXIMUM_SET_SIZE:
