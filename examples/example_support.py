@@ -5,6 +5,8 @@ package: the examples are user code."""
 from __future__ import annotations
 
 import functools
+import os
+import traceback
 
 import numpy as np
 
@@ -151,7 +153,8 @@ def configuration_need(card) -> str | None:
     return None
 
 
-def loss_cards(names, kind, evaluations, configured=(), *, num_variables, num_classes=2):
+def loss_cards(names, kind, evaluations, configured=(), *, num_variables, num_classes=2,
+               left_out=None):
     """``(cards, skipped)``: the catalogue cards to train with, and ``{name: reason}`` for the
     others, each reason printed.
 
@@ -161,12 +164,18 @@ def loss_cards(names, kind, evaluations, configured=(), *, num_variables, num_cl
     whole estimator (``configuration_need``) or the example configures it (``configured``).
     A card's cost per sample is ``card.evaluations(num_variables, num_classes)``: it grows
     with the latents for some estimators (IndeCateR evaluates every class of every variable).
+    ``left_out`` maps card names to the reason ``"all"`` leaves them out (they still run when
+    named).
     """
     from fxgx.catalogue import load_cards
 
     cards = {card.name: card for card in load_cards()}
     if names.strip() == "all":  # the cards for other latents are not worth a line each
         wanted = [name for name, card in cards.items() if card.supports(kind)]
+        for name, reason in (left_out or {}).items():
+            if name in wanted:
+                wanted.remove(name)
+                print(f"skipping {name}: {reason}")
     else:
         wanted = list(dict.fromkeys(name.strip() for name in names.split(",") if name.strip()))
     selected, skipped = [], {}
@@ -228,6 +237,8 @@ def run_failing_softly(run, card, skipped, *arguments):
         return run(card, *arguments)
     except Exception as error:  # noqa: BLE001 - reported, not hidden
         message = (str(error).strip().splitlines() or [""])[0]
+        if os.environ.get("FXGX_EXAMPLE_TRACEBACK"):
+            traceback.print_exc()
         skipped[card.name] = f"failed: {type(error).__name__}: {message}"
         print(f"{card.name} {skipped[card.name]}", flush=True)
         return None

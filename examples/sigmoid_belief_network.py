@@ -59,6 +59,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: Estimators this script configures beyond a plain call.
 CONFIGURED = ("relax",)
+#: Cards that "all" leaves out here (they run when named with --estimators).
+LEFT_OUT = {
+    name: "a beam search over the 2^L joint states at every step (about 20x the time of "
+          "the others here at L = 32); it is built for categorical latents, see "
+          "categorical_vae.py"
+    for name in ("unordered_set", "sum_and_sample")
+}
 #: Gradient scale of RELAX's control-variate objective. Adam is invariant to it (up to its
 #: epsilon); at 1e-3 the control variate's gradient still dominated the total variance that
 #: fit traces, at 1e-6 the trace measures the model's gradient and training is unchanged.
@@ -361,7 +368,8 @@ def main(argv=None):
     train, test = binarised_digits(arguments.seed)
     model = SigmoidBeliefNetwork(backend, train.shape[1], arguments.latents)
     cards, skipped = loss_cards(arguments.estimators, "bernoulli", arguments.evaluations,
-                                configured=CONFIGURED, num_variables=arguments.latents)
+                                configured=CONFIGURED, num_variables=arguments.latents,
+                                left_out=LEFT_OUT)
     records = []
     for card in cards:
         record = run_failing_softly(run_estimator, card, skipped, model, train, test, arguments)
