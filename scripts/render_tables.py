@@ -178,7 +178,9 @@ def sbn_summary_table() -> list[str]:
     lines = [f"| estimator | objective | train ELBO | test ELBO | test log p(x) ≥ ({importance}) |",
              "| --- | --- | --- | --- | --- |"]
     for row in run["results"]:
-        unit = "pairs" if row["name"] in ("arm", "disarm") else "samples"
+        # Two evaluations of f per sample: an antithetic pair.
+        pairs = row["evaluations_per_step"] == 2 * row["num_samples"]
+        unit = "pairs" if pairs else "samples"
         count = row["num_samples"]
         if count == 1:
             unit = unit[:-1]
