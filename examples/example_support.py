@@ -4,7 +4,9 @@ package: the examples are user code."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 import os
 import traceback
 
@@ -242,3 +244,140 @@ def run_failing_softly(run, card, skipped, *arguments):
         skipped[card.name] = f"failed: {type(error).__name__}: {message}"
         print(f"{card.name} {skipped[card.name]}", flush=True)
         return None
+
+
+# ------------------------------------ training a discrete VAE (the SBN, the categorical VAE)
+
+#: Gradient scale of RELAX's control-variate objective. Adam is invariant to it (up to its
+#: epsilon); at 1e-3 the control variate's gradient still dominated the total variance that
+#: fit traces, at 1e-6 the trace measures the model's gradient and training is unchanged.
+RELAX_WEIGHT = 1e-6
+#: Samples per data point of the final ELBO and of the importance-weighted bound.
+EVALUATION_SAMPLES = 16
+IMPORTANCE_SAMPLES = 100
+
+
+def multi_sample(estimator) -> bool:
+    """Whether the estimator's gradient is that of the importance-weighted bound (VIMCO)."""
+    return getattr(estimator, "target", "expectation") == "log_mean_exp"
+
+
+def training_loss(card, model, train, arguments, cost):
+    """``(loss, batch_loss, num_samples)``: ``loss(parameters, seed)`` is minus the training
+    bound on a random minibatch drawn from the seed, ``batch_loss(parameters, batch, seed)``
+    the same on a given minibatch. ``cost``: the card's evaluations of ``f`` per sample on the
+    model's latents. ``model.num_model_parameters`` parameters come first; RELAX's
+    temperature, scale and residual network follow them."""
+    from fxgx import vi
+    from fxgx.core.seeds import canonical_seed, split_seed
+
+    backend = model.backend
+    minimum = getattr(card.make(), "minimum_samples", 1)
+    num_samples = max(minimum, arguments.evaluations // cost)
+    count = model.num_model_parameters
+    data_tensor = backend.convert(train)
+
+    def relax_estimator(parameters, batch, stop):
+        hold = backend.stop_gradient if stop else (lambda value: value)
+        return dataclasses.replace(
+            card.make(control_variate=model.residual(batch)),
+            temperature=backend.exp(hold(parameters[count])), scale=hold(parameters[count + 1]),
+            control_variate_parameters=[hold(value) for value in parameters[count + 2:]],
+        )
+
+    def loss(parameters, seed):
+        seeds = split_seed(canonical_seed(seed, backend), ("batch", "bound"), backend)
+        batch = minibatch(backend, data_tensor, arguments.batch_size, seeds["batch"])
+        return batch_loss(parameters, batch, seeds["bound"])
+
+    def batch_loss(parameters, batch, seed):
+        seeds = split_seed(canonical_seed(seed, backend), ("bound", "variance"), backend)
+        posterior = model.posterior(parameters, batch)
+
+        def target(latents):
+            return model.log_joint(parameters, batch, latents)
+
+        estimator = card.make()
+        if multi_sample(estimator):
+            bound = vi.importance_weighted_bound(target, posterior, seed=seeds["bound"],
+                                                 num_samples=num_samples, estimator=estimator)
+            return -backend.reduce_mean(bound)
+        if card.name == "relax":
+            estimator = relax_estimator(parameters, batch, stop=True)
+        bound = vi.elbo(target, posterior, seed=seeds["bound"], num_samples=num_samples,
+                        estimator=estimator)
+        value = -backend.reduce_mean(bound)
+        if card.name == "relax":
+            # The control variate minimises |g|^2 of the encoder-logit gradient (its variance
+            # up to a constant) for the learning signal the ELBO hands the estimator, log
+            # p(x, z) (fxgx.vi.elbo adds the entropy of q exactly). The model is held fixed
+            # here. The term's value is removed and its gradient scaled by RELAX_WEIGHT:
+            # Adam does not care about the scale, and the traced gradient variance then
+            # measures the model's gradient, not the control variate's.
+            frozen = [backend.stop_gradient(value) for value in parameters[:count]]
+
+            def learning_signal(latents):
+                return model.log_joint(frozen, batch, latents)
+
+            variance = relax_estimator(parameters, batch, stop=False).variance_loss(
+                learning_signal, model.posterior(frozen, batch), seed=seeds["variance"],
+                num_samples=num_samples)
+            scaled = RELAX_WEIGHT * variance
+            value = value + scaled - backend.stop_gradient(scaled)
+        return value
+
+    return loss, batch_loss, num_samples
+
+
+def evaluation(model, backend):
+    """Compiled ``(elbo, importance-weighted bound)`` per data point, from fixed seeds."""
+    from fxgx.core.seeds import canonical_seed
+
+    def bounds(parameters, data, seed):
+        seed = canonical_seed(seed, backend)
+        posterior = model.posterior(parameters, data)
+        latents = backend.stop_gradient(posterior.sample((IMPORTANCE_SAMPLES,), seed))
+        weights = model.log_joint(parameters, data, latents) - posterior.log_prob(latents)
+        elbo = backend.reduce_mean(weights[:EVALUATION_SAMPLES], axis=0)
+        bound = backend.logsumexp(weights, axis=0) - math.log(IMPORTANCE_SAMPLES)
+        return backend.reduce_mean(elbo), backend.reduce_mean(bound)
+
+    return backend.compile(bounds)
+
+
+def train_discrete_vae(card, model, train, test, arguments, cost):
+    """Train ``model`` with ``card``'s estimator at the budget ``arguments.evaluations``
+    (``cost`` evaluations of ``f`` per sample) and return its record: the training curve, the
+    traced gradient variance, the final bounds and the encoder-gradient variance."""
+    from fxgx import vi
+
+    backend = model.backend
+    loss, batch_loss, num_samples = training_loss(card, model, train, arguments, cost)
+    arrays = model.initial_parameters(arguments.seed, train.mean(axis=0),
+                                      control_variate=card.name == "relax")
+    parameters = make_parameters(backend, arrays)
+    every = max(1, arguments.steps // arguments.checkpoints) if arguments.checkpoints else 0
+    result = vi.fit(loss, parameters, num_steps=arguments.steps, seed=arguments.seed,
+                    learning_rate=arguments.learning_rate, trace_variance_every=every,
+                    progress=False)
+    bounds = evaluation(model, backend)
+    final = result.parameters
+    train_elbo, _ = bounds(final, backend.convert(train), np.array([arguments.seed, 8], np.int32))
+    test_elbo, test_bound = bounds(final, backend.convert(test),
+                                   np.array([arguments.seed, 9], np.int32))
+    encoder_variance = encoder_gradient_variance(batch_loss, final,
+                                                 train[: arguments.batch_size], backend,
+                                                 arguments.seed + 1)
+    traced = np.flatnonzero(np.isfinite(result.gradient_variance))
+    variances = result.gradient_variance[traced]
+    return {
+        "name": card.name, "unbiased": card.unbiased, "num_samples": num_samples,
+        "evaluations_per_step": num_samples * cost,
+        "objective": "IWAE bound" if multi_sample(card.make()) else "ELBO",
+        "training_bound": (-np.asarray(result.losses, float)).tolist(),
+        "variance_steps": traced.tolist(),
+        "log10_gradient_variance": np.log10(np.maximum(variances, 1e-30)).tolist(),
+        "final_train_elbo": float(train_elbo), "test_elbo": float(test_elbo),
+        "test_importance_weighted_bound": float(test_bound), "seconds": result.seconds,
+        "log10_final_encoder_gradient_variance": float(np.log10(max(encoder_variance, 1e-30))),
+    }

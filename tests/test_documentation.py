@@ -60,9 +60,16 @@ def relative_path(path: Path) -> str:
     return path.relative_to(REPOSITORY).as_posix()
 
 
+#: Pages whose blocks compile several estimators on both frameworks (4 to 6 s each): in the
+#: slow set, which CI runs too; the estimators they show are tested in the default set.
+SLOW_PAGES = ("docs/estimators/straight_through.md", "docs/estimators/rebar_relax.md",
+              "docs/estimators/stein_control_variates.md", "docs/estimators/gumbel_rao.md")
+
+
 @pytest.mark.parametrize(
     "path",
-    [path for path in MARKDOWN_FILES if python_blocks(path.read_text(encoding="utf-8"))],
+    [pytest.param(path, marks=[pytest.mark.slow] if relative_path(path) in SLOW_PAGES else [])
+     for path in MARKDOWN_FILES if python_blocks(path.read_text(encoding="utf-8"))],
     ids=relative_path,
 )
 def test_python_blocks_run(path):

@@ -172,6 +172,7 @@ def ten_dimensional_function(samples):
     return backend.square(linear - 0.4) + samples[..., 0] * samples[..., 1]
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend", ["jax"], indirect=True)
 def test_disarm_variance_is_below_arm_in_ten_dimensions(backend):
     problem = EnumeratedBernoulli(ten_dimensional_function, LOGITS_10, name="ten_dimensions")

@@ -134,6 +134,7 @@ def test_exact_variance_on_the_bernoulli_toy(backend, factory, rule, num_samples
                     detectable_bias=0.005)
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("logit, num_samples", [(-2.0, 3), (1.0, 8)])
 def test_optimal_baseline_exact_variance(backend, logit, num_samples):
     """The leave-one-out optimal baseline matches its own exact variance, which differs
@@ -194,6 +195,7 @@ def test_a_fixed_baseline_gives_the_exact_variance_and_no_bias(backend, kind):
     _assert_variance_with_power(moments, variance)
 
 
+@pytest.mark.jax_in_slow_set
 def test_moving_average_state_update(framework):
     """Deterministic: with a constant ``f = 0.7`` the first call has baseline 0 and a
     non-zero gradient; the returned state is ``((1 - d) 0.7, 1 - d)``; the next call's
@@ -227,6 +229,7 @@ def test_moving_average_state_update(framework):
     assert distribution.batch_shape == (2,)
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("shape", [(), (2,)])
 def test_moving_average_state_shapes(framework, shape):
     """A scalar state averages over the batch; a batch-shaped state keeps one per member."""
@@ -357,6 +360,7 @@ def test_learned_baseline_rejects_sample_shaped_or_non_callable_baselines(framew
 # ------------------------------------------------------------------ optimal baseline
 
 
+@pytest.mark.jax_in_slow_set
 def test_optimal_baseline_survives_degenerate_probabilities(framework):
     """With logits +-100 every score is 0 in float32: the fallback keeps the gradient
     finite (and 0, the exact value)."""
@@ -370,6 +374,7 @@ def test_optimal_baseline_survives_degenerate_probabilities(framework):
     np.testing.assert_array_equal(gradient, 0.0)
 
 
+@pytest.mark.jax_in_slow_set
 def test_optimal_baseline_supports_categorical_and_normal(framework):
     categorical = OneHotCategorical(framework.constant([[0.1, 0.5, -0.2], [0.0, 1.0, 0.3]]))
     normal = Normal(framework.constant([0.3, -0.1]), framework.constant([0.8, 1.5]))

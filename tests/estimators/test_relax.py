@@ -116,6 +116,7 @@ def _central_difference(function, point, step=1e-4):
 # ------------------------------------------------------------ conditional samplers
 
 
+@pytest.mark.jax_in_slow_set
 def test_conditional_logistic_matches_its_sample_and_the_logistic_marginal(framework):
     """``z~ | b`` with ``b ~ Bernoulli`` must be ``theta + Logistic``: P(z~ <= t) = sigmoid(t -
     theta), exactly consistent with ``b``. n = 200000 draws per logit; the z-tests (Holm over
@@ -134,6 +135,7 @@ def test_conditional_logistic_matches_its_sample_and_the_logistic_marginal(frame
                     detectable_bias=0.01)
 
 
+@pytest.mark.jax_in_slow_set
 def test_conditional_gumbel_matches_its_sample_and_the_gumbel_marginal(framework):
     """``z~ | b`` with ``b ~ Categorical`` must be iid Gumbel(theta_k): argmax z~ = b, the
     marginal CDFs exp(-exp(theta_k - t)) and the joint CDF of two classes their product.
@@ -171,6 +173,7 @@ def test_conditional_samplers_reject_mismatched_shapes(framework):
 # ---------------------------------------------------------- the variance objective
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"], indirect=True)
 def test_variance_loss_gradient_matches_exact_derivatives(framework):
     """d E[g^2]/d scale and d E[g^2]/d temperature of REBAR on the toy, from the per-replicate
@@ -200,6 +203,7 @@ def test_variance_loss_gradient_matches_exact_derivatives(framework):
                     detectable_bias=0.1 * float(np.min(np.abs(exact))))
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"], indirect=True)
 def test_relax_variance_loss_gradient_in_the_control_variate_parameters(framework):
     """RELAX with ``c = 0.7 f(sigmoid(z / 0.5)) + phi tanh(z)``: d E[g^2]/d phi (per replicate)
@@ -262,6 +266,7 @@ def test_minimising_the_variance_loss_reduces_the_exact_variance(framework):
     assert variance(*phi) < 0.5 * variance(0.0, 0.0), (phi, variance(*phi), variance(0, 0))
 
 
+@pytest.mark.jax_in_slow_set
 def test_gradient_estimate_is_the_surrogate_gradient(framework):
     """``gradient_estimate`` returns exactly what autodiff of the surrogate gives (same seed)."""
     estimator = rebar(temperature=0.4, scale=0.8)

@@ -116,6 +116,7 @@ def test_elbo_gradient_is_unbiased(model, name, num_samples, analytic_entropy, n
                     detectable_bias=problem.detectable_bias, power=POWER)
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend_name, analytic_entropy", [("tensorflow", True),
                                                             ("jax", False)])
 def test_elbo_value_is_unbiased(model, backend_name, analytic_entropy):
@@ -137,6 +138,7 @@ def test_elbo_value_is_unbiased(model, backend_name, analytic_entropy):
     ("reinforce_leave_one_out", 4, "tensorflow"), ("disarm", 1, "jax"),
     ("straight_through", 1, "tensorflow"), ("straight_through", 1, "jax"),
 ])
+@pytest.mark.jax_in_slow_set
 def test_decoder_gradient_is_unbiased(model, backend_name, name, num_samples):
     """Gradient w.r.t. parameters the target closes over (decoder weights ``w``) ==
     ``E_q[grad_w log p(x, z)]`` exactly, whether the estimator stops ``f`` (REINFORCE-LOO,
@@ -291,6 +293,7 @@ def _assert_mixed_unbiased(gradients, exact):
                     detectable_bias=0.25 * float(np.sqrt(np.mean(exact**2))))
 
 
+@pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 def test_mixed_tuple_surrogate_is_unbiased(backend_name):
     """(Bernoulli, Normal) parts: REINFORCE-LOO for b, reparameterisation for y; the mean
