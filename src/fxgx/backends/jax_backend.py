@@ -11,6 +11,7 @@ import contextlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, PartitionSpec
 
 name = "jax"
 
@@ -216,6 +217,73 @@ def value_and_gradient(function, parameters):
 
     (_, value), gradients = jax.value_and_grad(total, has_aux=True)(parameters)
     return value, list(gradients)
+
+
+def resolve_devices(devices):
+    """None (one device), a count ``N`` (a one-axis mesh over the first ``N`` devices) or a
+    one-axis ``jax.sharding.Mesh``, returned as a mesh or None."""
+    if devices is None:
+        return None
+    if isinstance(devices, Mesh):
+        if len(devices.axis_names) != 1:
+            raise ValueError(
+                f"devices must be a mesh with one axis (the sample axis); got axes "
+                f"{tuple(devices.axis_names)}. Make one with "
+                "jax.sharding.Mesh(jax.devices(), ('samples',))."
+            )
+        return devices
+    if isinstance(devices, bool) or not isinstance(devices, int):
+        raise TypeError(
+            f"devices must be None, a number of devices or a jax.sharding.Mesh, got "
+            f"{type(devices).__name__}."
+        )
+    visible = jax.devices()
+    if not 1 <= devices <= len(visible):
+        raise ValueError(
+            f"devices={devices}, but JAX sees {len(visible)} device(s). To simulate more on a "
+            "CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before importing jax."
+        )
+    return Mesh(np.array(visible[:devices]), ("samples",))
+
+
+def device_count(devices) -> int:
+    return 1 if devices is None else int(devices.size)
+
+
+def sum_over_chunks(body, parameters, seeds, num_chunks: int, devices=None):
+    """The chunks run in a ``lax.scan`` whose step is ``jax.checkpoint``-ed: reverse mode
+    keeps only each step's carry and recomputes the chunk, so memory does not grow with
+    ``num_chunks``. On a mesh, ``shard_map`` gives each device a contiguous block of the
+    chunks (and their seeds); the partial sums are added with ``psum``. Chunks that do not
+    divide evenly over the devices run afterwards on the default device."""
+    parameters = list(parameters)
+    shapes = jax.eval_shape(body, parameters, seeds[0])
+    zeros = jax.tree.map(lambda shape: jnp.zeros(shape.shape, shape.dtype), shapes)
+
+    def scan(initial, parameters, block):
+        def step(carry, seed):
+            return jax.tree.map(jnp.add, carry, body(parameters, seed)), None
+
+        return jax.lax.scan(jax.checkpoint(step), initial, block)[0]
+
+    count = device_count(devices)
+    sharded = num_chunks - num_chunks % count if count > 1 else 0
+    total = zeros
+    if sharded and devices is not None:
+        axis = devices.axis_names[0]
+
+        def per_device(parameters, block):
+            initial = jax.tree.map(lambda zero: jax.lax.pcast(zero, (axis,), to="varying"), zeros)
+            partial = scan(initial, parameters, block)
+            return jax.tree.map(lambda value: jax.lax.psum(value, axis), partial)
+
+        total = jax.shard_map(
+            per_device, mesh=devices, in_specs=(PartitionSpec(), PartitionSpec(axis)),
+            out_specs=PartitionSpec(),
+        )(parameters, seeds[:sharded])
+    if sharded < num_chunks:
+        total = scan(total, parameters, seeds[sharded:num_chunks])
+    return total
 
 
 def device_description() -> str:

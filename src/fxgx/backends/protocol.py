@@ -239,6 +239,24 @@ class Backend(Protocol):
         """``function(*parameters)`` and the gradient of its sum w.r.t. each parameter."""
         ...
 
+    def sum_over_chunks(self, body: Callable[[list[Any], Seed], Any], parameters: Sequence[Any],
+                        seeds: Any, num_chunks: int, /, devices: Any = None) -> Any:
+        """``sum_c body(parameters, seeds[c])`` for ``c < num_chunks`` (a tuple of arrays),
+        computed in a compiled loop whose memory does not grow with ``num_chunks``, and
+        differentiable w.r.t. ``parameters`` and what ``body`` reads (JAX: closed-over arrays;
+        TensorFlow: variables). ``devices`` (from ``resolve_devices``) spreads the chunks
+        over several devices; chunk ``c`` gets ``seeds[c]`` on whichever device runs it."""
+        ...
+
+    def resolve_devices(self, devices: Any, /) -> Any:
+        """``devices`` (None, a device count, a ``jax.sharding.Mesh`` or a
+        ``tf.distribute.Strategy``) in the form ``sum_over_chunks`` takes; None for one."""
+        ...
+
+    def device_count(self, devices: Any, /) -> int:
+        """How many devices a ``resolve_devices`` result spans (1 for None)."""
+        ...
+
     def name_scope(self, name: str, /) -> AbstractContextManager[Any]:
         """A name scope for graph op names (a null context where there are none)."""
         ...

@@ -273,6 +273,102 @@ def value_and_gradient(function, parameters):
     return value, gradients
 
 
+def resolve_devices(devices):
+    """None (one device), a count ``N`` (the first ``N`` logical devices of the accelerator
+    type, else CPU) or a ``tf.distribute.Strategy`` (its worker devices), returned as a list
+    of device names or None."""
+    if devices is None:
+        return None
+    if isinstance(devices, tf.distribute.Strategy):
+        return list(devices.extended.worker_devices)
+    if isinstance(devices, bool) or not isinstance(devices, int):
+        raise TypeError(
+            f"devices must be None, a number of devices or a tf.distribute.Strategy, got "
+            f"{type(devices).__name__}."
+        )
+    visible = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if not 1 <= devices <= len(visible):
+        raise ValueError(
+            f"devices={devices}, but TensorFlow sees {len(visible)} logical device(s). To "
+            "simulate more on a CPU, call tf.config.set_logical_device_configuration before "
+            "TensorFlow starts."
+        )
+    return [device.name for device in visible[:devices]]
+
+
+def device_count(devices) -> int:
+    return 1 if devices is None else len(devices)
+
+
+def sum_over_chunks(body, parameters, seeds, num_chunks: int, devices=None):
+    """A ``tf.custom_gradient`` around ``tf.while_loop``s: the forward loop keeps only the
+    running sums; the gradient function runs the loop again, one chunk at a time under its
+    own tape (recomputation), adding the chunk's vector-Jacobian products w.r.t. the
+    parameters and the variables ``body`` reads. With devices, each device (``tf.device``)
+    runs a contiguous block of chunks; in a ``tf.function`` the blocks run concurrently."""
+    parameters = [tf.convert_to_tensor(parameter) for parameter in parameters]
+    seeds = tf.convert_to_tensor(seeds)
+    names = devices or [None]
+    blocks = [
+        (name, index * num_chunks // len(names), (index + 1) * num_chunks // len(names))
+        for index, name in enumerate(names)
+    ]
+    blocks = [block for block in blocks if block[2] > block[1]]
+
+    def run_blocks(first_value, step):
+        totals = []
+        for name, start, stop in blocks:
+            with tf.device(name):
+                initial = first_value(start)
+                if stop - start > 1:
+                    _, initial = tf.while_loop(
+                        lambda index, _, stop=stop: index < stop,
+                        lambda index, total: (index + 1, step(index, total)),
+                        (tf.constant(start + 1), initial),
+                    )
+                totals.append(initial)
+        return [tf.add_n([total[index] for total in totals])
+                for index in range(len(totals[0]))]
+
+    def chunk(parameters, index):
+        return [tf.convert_to_tensor(value)
+                for value in tf.nest.flatten(body(parameters, tf.gather(seeds, index)))]
+
+    @tf.custom_gradient
+    def streamed(*parameters):
+        parameters = list(parameters)
+        totals = run_blocks(
+            lambda start: chunk(parameters, start),
+            lambda index, total: [
+                a + b for a, b in zip(total, chunk(parameters, index), strict=True)],
+        )
+
+        def gradient(*upstream, variables=None):
+            variables = list(variables or [])
+            sources = parameters + variables
+
+            def vector_jacobian(index):
+                with tf.GradientTape() as tape:
+                    tape.watch(parameters)
+                    values = chunk(parameters, index)
+                products = tape.gradient(values, sources, output_gradients=list(upstream),
+                                         unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                return [tf.convert_to_tensor(product) for product in products]
+
+            sums = run_blocks(
+                vector_jacobian,
+                lambda index, total: [
+                    a + b for a, b in zip(total, vector_jacobian(index), strict=True)],
+            )
+            if not variables:
+                return sums
+            return sums[: len(parameters)], sums[len(parameters):]
+
+        return totals, gradient
+
+    return tuple(streamed(*parameters))
+
+
 def device_description() -> str:
     gpus = tf.config.list_physical_devices("GPU")
     return f"GPU ({len(gpus)})" if gpus else "CPU"

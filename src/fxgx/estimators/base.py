@@ -36,6 +36,7 @@ from fxgx.distributions import (
     backend_of_distribution,
     distribution_batch_shape,
 )
+from fxgx.estimators.streaming import streamed_surrogate
 
 #: The state of an estimator without state.
 EMPTY_STATE: tuple = ()
@@ -64,8 +65,14 @@ class Estimator:
     #: What the gradient estimates: "expectation" (``grad E[f]``) or "log_mean_exp"
     #: (``grad E[log mean_k exp f(z_k)]``, the multi-sample bound of VIMCO).
     target: ClassVar[str] = "expectation"
+    #: How a call with ``chunk_size`` streams (``fxgx.estimators.streaming``): "mean" (the
+    #: mean of the chunks' estimates), "exact" (running sums that give the one-shot estimate
+    #: over all samples) or "none" (it cannot stream; ``not_streaming_because`` says why).
+    streaming: ClassVar[str] = "mean"
+    not_streaming_because: ClassVar[str] = ""
 
-    def __call__(self, function, distribution, *, seed, num_samples: int = 1):
+    def __call__(self, function, distribution, *, seed, num_samples: int = 1,
+                 chunk_size: int | None = None, devices=None):
         """The surrogate of ``E[f]`` from the estimator's initial state.
 
         Args:
@@ -75,6 +82,13 @@ class Estimator:
                 score-function estimators, any object with ``sample`` and ``log_prob``).
             seed: an int, a TensorFlow stateless seed (shape ``[2]``) or a JAX key.
             num_samples: ``S``, the number of samples (at least ``minimum_samples``).
+            chunk_size: ``None`` (all samples at once) or the number of samples per chunk of
+                a streamed estimate: memory then holds one chunk, whatever ``num_samples``
+                is (see ``fxgx.estimators.streaming`` for the seeds and what streams how).
+                At least ``num_samples`` means one chunk: the plain call.
+            devices: with ``chunk_size``, spread the chunks over devices: a count, a one-axis
+                ``jax.sharding.Mesh`` or a ``tf.distribute.Strategy``. Same seed and chunk
+                size, same estimate, on any number of devices.
 
         Returns:
             A tensor of shape ``batch_shape``: its value estimates ``E[f]`` and its gradient
@@ -82,14 +96,64 @@ class Estimator:
 
         Raises:
             TypeError: ``q`` is not a supported distribution, ``f`` is not callable, or
-                ``seed``/``num_samples`` has the wrong type.
-            ValueError: ``num_samples`` is too small or ``f`` returns the wrong shape.
+                ``seed``/``num_samples``/``chunk_size``/``devices`` has the wrong type.
+            ValueError: ``num_samples`` is too small, ``f`` returns the wrong shape, the
+                estimator cannot stream, a chunk would be too small, or more devices are
+                asked for than the framework sees.
         """
         distribution, backend, seed, num_samples = self.prepare_call(
             function, distribution, seed, num_samples)
+        chunk_size = self._check_chunk_size(chunk_size, num_samples, devices)
+        if chunk_size is not None:
+            surrogate = streamed_surrogate(self, function, distribution, backend, seed,
+                                           num_samples, chunk_size,
+                                           backend.resolve_devices(devices))
+            return propagate_non_finite(backend, surrogate, distribution)
         surrogate, _, _ = self._apply(None, function, distribution, backend, seed,
                                       num_samples, with_info=False)
         return propagate_non_finite(backend, surrogate, distribution)
+
+    def _check_chunk_size(self, chunk_size, num_samples, devices):
+        """``chunk_size`` checked; None when the call does not stream (no chunk size, or one
+        chunk holds every sample)."""
+        if chunk_size is None:
+            if devices is not None:
+                raise ValueError(
+                    "devices= spreads the chunks of a streamed estimate over devices: pass "
+                    "chunk_size too (for example num_samples // number_of_devices)."
+                )
+            return None
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+            raise TypeError(f"chunk_size must be an int or None, got {chunk_size!r}.")
+        if chunk_size >= num_samples:
+            return None
+        if self.streaming == "none":
+            raise ValueError(
+                f"{self.name} cannot stream (chunk_size={chunk_size}): "
+                f"{self.not_streaming_because or 'its samples are not independent'}."
+            )
+        remainder = num_samples % chunk_size
+        smallest = min(chunk_size, remainder) if remainder else chunk_size
+        if smallest < self.minimum_samples:
+            raise ValueError(
+                f"{self.name} needs at least {self.minimum_samples} samples per chunk; "
+                f"num_samples={num_samples} in chunks of chunk_size={chunk_size} leaves "
+                f"{smallest}. Choose a chunk_size that divides num_samples."
+            )
+        return chunk_size
+
+    def _stream_terms(self, function, distribution, backend, seed, num_samples):
+        """What one chunk of ``num_samples`` adds to a streamed estimate: a tuple of arrays
+        summed over the chunks and passed to ``_combine_streams``. Default ("mean"): the
+        chunk's surrogate times its sample count."""
+        surrogate, _, _ = self._apply(None, function, distribution, backend, seed, num_samples,
+                                      with_info=False)
+        return (surrogate * num_samples,)
+
+    def _combine_streams(self, backend, totals, num_samples):
+        """The streamed surrogate from the chunks' summed terms. Default: their mean."""
+        del backend
+        return totals[0] / num_samples
 
     def init(self, distribution) -> Any:
         """The initial state for estimates of ``E_q[f]``.

@@ -92,6 +92,8 @@ class DisarmVimco(Estimator):
     symmetrized: bool = True
 
     name = "disarm_vimco"
+    streaming = "none"
+    not_streaming_because = "its target log mean_k exp f(z_k) couples all num_samples pairs"
     supports = ("bernoulli",)
     target = "log_mean_exp"
 

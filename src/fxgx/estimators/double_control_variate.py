@@ -147,7 +147,8 @@ class DoubleControlVariate(VarianceObjectiveMixin, Estimator):
     supports = ("bernoulli", "categorical")
     minimum_samples = 2
 
-    def __call__(self, function, distribution, *, seed, num_samples: int = 2, scale=None):
+    def __call__(self, function, distribution, *, seed, num_samples: int = 2,
+                 chunk_size=None, devices=None, scale=None):
         """The surrogate of ``E[f]`` (see ``Estimator.__call__``).
 
         Args:
@@ -156,6 +157,8 @@ class DoubleControlVariate(VarianceObjectiveMixin, Estimator):
             distribution: a Bernoulli or one-hot categorical ``q``.
             seed: an int, a TensorFlow stateless seed or a JAX key.
             num_samples: ``S >= 2``.
+            chunk_size: stream the estimate in chunks (see ``Estimator.__call__``).
+            devices: spread the chunks over devices (see ``Estimator.__call__``).
             scale: overrides ``alpha`` for this call (a trainable tensor).
 
         Returns:
@@ -164,7 +167,8 @@ class DoubleControlVariate(VarianceObjectiveMixin, Estimator):
         """
         estimator = self.with_call_options(scale=scale)
         return Estimator.__call__(estimator, function, distribution, seed=seed,
-                                  num_samples=num_samples)
+                                  num_samples=num_samples, chunk_size=chunk_size,
+                                  devices=devices)
 
     def with_call_options(self, scale=None):
         """A copy with ``scale`` replaced where given.

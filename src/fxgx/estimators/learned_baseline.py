@@ -57,6 +57,8 @@ class LearnedBaseline(Estimator):
 
     baseline: Callable = _zero_baseline
     name = "learned_baseline"
+    streaming = "none"
+    not_streaming_because = "it has state; call apply() on batches of samples instead"
 
     def call_with_loss(self, function, distribution, *, seed, num_samples: int = 1):
         """The surrogate and the baseline's regression loss from one set of samples.

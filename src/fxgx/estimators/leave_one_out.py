@@ -35,6 +35,42 @@ class ReinforceLeaveOneOut(Estimator):
         log_prob = distribution.log_prob(samples)
         return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
 
+    streaming = "exact"
+
+    def _stream_terms(self, function, distribution, backend, seed, num_samples):
+        """A chunk's running sums, as surrogates: ``P`` (value ``sum f_s``, gradient
+        ``sum f_s grad log q_s`` and ``sum grad f_s``), ``P_score`` (the same with ``f``
+        stopped) and ``Q`` (value 0, gradient ``sum grad log q_s``). The chunk draws its
+        samples as a plain call with its seed does."""
+        seeds = sub_seeds(seed, backend, "samples")
+        samples, values = draw_and_evaluate(
+            function, distribution, backend, seeds["samples"], num_samples
+        )
+        log_prob = distribution.log_prob(samples)
+        zero = backend.zeros_like(backend.stop_gradient(values))
+
+        def summed(weights):
+            return num_samples * score_function_surrogate(backend, weights, log_prob, zero,
+                                                          num_samples)
+
+        return (summed(values), summed(backend.stop_gradient(values)),
+                summed(zero + 1) - num_samples)
+
+    def _combine_streams(self, backend, totals, num_samples):
+        """The leave-one-out estimate over all ``N`` samples from the chunks' sums:
+
+            P / N + (P_score - stop P_score) / (N (N - 1)) - stop(P / N) Q / (N - 1),
+
+        whose value is ``mean f`` and whose gradient is ``(A - mean(f) B) / (N - 1)``
+        (``A = sum f_s grad log q_s``, ``B = sum grad log q_s``), the one-shot formula, and
+        ``mean grad f`` for what ``f`` reads."""
+        total, score_total, score_sum = totals
+        pairs = num_samples * (num_samples - 1)
+        mean = backend.stop_gradient(total) / num_samples
+        return (total / num_samples
+                + (score_total - backend.stop_gradient(score_total)) / pairs
+                - mean * score_sum / (num_samples - 1))
+
 
 def reinforce_leave_one_out() -> ReinforceLeaveOneOut:
     """REINFORCE-LOO: ``1/(S-1) sum_s (f(z_s) - mean f) grad log q(z_s)``; needs ``S >= 2``.

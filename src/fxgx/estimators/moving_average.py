@@ -80,6 +80,8 @@ class MovingAverageBaseline(Estimator):
 
     decay: float = 0.9
     name = "moving_average_baseline"
+    streaming = "none"
+    not_streaming_because = "it has state; call apply() on batches of samples instead"
 
     def init(self, distribution, *, shape=(), dtype=None) -> MovingAverageState:
         """A fresh state (no batches seen, so the baseline is 0).

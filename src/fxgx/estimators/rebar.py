@@ -321,6 +321,7 @@ class Rebar(VarianceObjectiveMixin, Estimator):
     supports = ("bernoulli", "categorical")
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1,
+                 chunk_size=None, devices=None,
                  temperature=None, scale=None):
         """The surrogate of ``E_q[f]``; see ``rebar``.
 
@@ -329,6 +330,8 @@ class Rebar(VarianceObjectiveMixin, Estimator):
             distribution: a Bernoulli or one-hot categorical ``q``.
             seed: an int, a pair of ints, a ``tf.Tensor`` pair or a JAX key.
             num_samples: ``S``.
+            chunk_size: stream the estimate in chunks (see ``Estimator.__call__``).
+            devices: spread the chunks over devices (see ``Estimator.__call__``).
             temperature: overrides the estimator's temperature for this call (pass trainable
                 tensors here, e.g. ``exp(log_temperature)`` under ``jax.grad``).
             scale: overrides the estimator's scale for this call.
@@ -338,7 +341,8 @@ class Rebar(VarianceObjectiveMixin, Estimator):
         """
         estimator = self.with_overrides(temperature, scale)
         return Estimator.__call__(estimator, function, distribution, seed=seed,
-                                  num_samples=num_samples)
+                                  num_samples=num_samples, chunk_size=chunk_size,
+                                  devices=devices)
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
         latents = relaxed_latents(distribution, backend, seed, num_samples)

@@ -62,6 +62,7 @@ class Relax(VarianceObjectiveMixin, Estimator):
     supports = ("bernoulli", "categorical")
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 1,
+                 chunk_size=None, devices=None,
                  temperature=None, scale=None, control_variate_parameters=None):
         """The surrogate of ``E[f]`` (see ``Estimator.__call__``).
 
@@ -70,6 +71,8 @@ class Relax(VarianceObjectiveMixin, Estimator):
             distribution: a Bernoulli or one-hot categorical ``q``.
             seed: an int, a TensorFlow stateless seed or a JAX key.
             num_samples: ``S``.
+            chunk_size: stream the estimate in chunks (see ``Estimator.__call__``).
+            devices: spread the chunks over devices (see ``Estimator.__call__``).
             temperature: overrides the estimator's for this call (a trainable tensor).
             scale: overrides the estimator's for this call (a trainable tensor).
             control_variate_parameters: handed to the residual
@@ -87,7 +90,8 @@ class Relax(VarianceObjectiveMixin, Estimator):
             temperature=temperature, scale=scale,
             control_variate_parameters=control_variate_parameters)
         return Estimator.__call__(estimator, function, distribution, seed=seed,
-                                  num_samples=num_samples)
+                                  num_samples=num_samples, chunk_size=chunk_size,
+                                  devices=devices)
 
     def with_call_options(self, temperature=None, scale=None, control_variate_parameters=None):
         """A copy with the per-call options applied.

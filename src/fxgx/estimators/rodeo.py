@@ -191,6 +191,7 @@ class Rodeo(VarianceObjectiveMixin, Estimator):
     minimum_samples = 2
 
     def __call__(self, function, distribution, *, seed, num_samples: int = 2,
+                 chunk_size=None, devices=None,
                  baseline_scale=None, score_scale=None, control_variate_parameters=None):
         """The surrogate of ``E[f]`` (see ``Estimator.__call__``).
 
@@ -199,6 +200,8 @@ class Rodeo(VarianceObjectiveMixin, Estimator):
             distribution: a Bernoulli or one-hot categorical ``q``.
             seed: an int, a TensorFlow stateless seed or a JAX key.
             num_samples: ``S >= 2``.
+            chunk_size: stream the estimate in chunks (see ``Estimator.__call__``).
+            devices: spread the chunks over devices (see ``Estimator.__call__``).
             baseline_scale: overrides ``alpha`` for this call (a trainable tensor).
             score_scale: overrides ``beta`` for this call (a trainable tensor).
             control_variate_parameters: handed to ``h(z, parameters)`` (traced and
@@ -215,7 +218,8 @@ class Rodeo(VarianceObjectiveMixin, Estimator):
             baseline_scale=baseline_scale, score_scale=score_scale,
             control_variate_parameters=control_variate_parameters)
         return Estimator.__call__(estimator, function, distribution, seed=seed,
-                                  num_samples=num_samples)
+                                  num_samples=num_samples, chunk_size=chunk_size,
+                                  devices=devices)
 
     def with_call_options(self, baseline_scale=None, score_scale=None,
                           control_variate_parameters=None):

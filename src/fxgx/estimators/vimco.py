@@ -58,6 +58,8 @@ class Vimco(Estimator):
     """VIMCO for the multi-sample objective ``E[log mean_k exp f(z_k)]``. See ``vimco``."""
 
     name = "vimco"
+    streaming = "none"
+    not_streaming_because = "its target log mean_k exp f(z_k) couples all num_samples samples"
     target = "log_mean_exp"
     minimum_samples = 2
 

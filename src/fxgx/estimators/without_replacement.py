@@ -373,6 +373,8 @@ class UnorderedSet(Estimator):
     """The unordered set estimator with its built-in baseline. See ``unordered_set``."""
 
     name = "unordered_set"
+    streaming = "none"
+    not_streaming_because = "its num_samples samples are drawn without replacement, as one set"
     supports = ("bernoulli", "categorical")
     minimum_samples = 2
     #: The k! orders of the set are enumerated: ``k <= MAXIMUM_SET_SIZE``.
@@ -432,6 +434,8 @@ class SumAndSample(Estimator):
     ``sum_and_sample``."""
 
     name = "sum_and_sample"
+    streaming = "none"
+    not_streaming_because = "its num_samples samples are drawn without replacement, as one set"
     supports = ("bernoulli", "categorical")
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
