@@ -2,11 +2,12 @@
 
 A streamed call with ``N`` samples in chunks of ``C`` is, by definition, the weighted mean of
 plain calls with ``C`` samples (the last chunk: the rest) and the seeds ``chunk_seeds``. Each
-test computes those plain calls one by one (a Python loop, no streaming) and checks that
-the compiled loop gives the same value and the same gradients, w.r.t. the distribution's
-parameters and w.r.t. a parameter ``f`` reads, for a non-uniform upstream cotangent. The leave-one-out REINFORCE
-streams exactly: it is checked against its one-shot formula over the union of the chunks'
-samples, written out in NumPy. Deterministic: equalities to float32 rounding, no statistics.
+test computes those plain calls one by one (a Python loop, no streaming) and checks that the
+compiled loop gives the same value and the same gradients, w.r.t. the distribution's parameters
+and w.r.t. a parameter ``f`` reads, for a non-uniform upstream cotangent. The leave-one-out
+REINFORCE streams exactly: it is checked against its one-shot formula over the union of the
+chunks' samples, written out in NumPy. Deterministic: equalities to float32 rounding, no
+statistics.
 """
 
 from __future__ import annotations
