@@ -330,9 +330,12 @@ def sum_over_chunks(body, parameters, seeds, num_chunks: int, devices=None):
         return [tf.add_n([total[index] for total in totals])
                 for index in range(len(totals[0]))]
 
+    @tf.function(autograph=False)
+    def traced_chunk(parameters, seed):  # traced once, called from every loop and device
+        return [tf.convert_to_tensor(value) for value in tf.nest.flatten(body(parameters, seed))]
+
     def chunk(parameters, index):
-        return [tf.convert_to_tensor(value)
-                for value in tf.nest.flatten(body(parameters, tf.gather(seeds, index)))]
+        return traced_chunk(parameters, tf.gather(seeds, index))
 
     @tf.custom_gradient
     def streamed(*parameters):
