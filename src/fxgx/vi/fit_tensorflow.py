@@ -80,7 +80,7 @@ class Trainer:
 
     def __init__(self, loss_fn, parameters, optimizer, learning_rate: float, *, steps_seed,
                  trace_fn=None, convergence_criterion=None, optimizer_state=None,
-                 max_block_steps: int, max_block_elements: int):
+                 max_block_steps: int, max_block_elements: int, data=None, devices=None):
         from fxgx.vi.fit import Block, TraceableQuantities  # noqa: PLC0415 - no cycle
 
         del optimizer_state  # a Keras optimizer holds its own state; resume passes it on
@@ -105,6 +105,9 @@ class Trainer:
         if hasattr(self.optimizer, "build"):
             self.optimizer.build(self.parameters)
         self._loss_fn = loss_fn
+        self._data = None if data is None else tf.nest.map_structure(tf.convert_to_tensor, data)
+        if devices is not None:
+            raise NotImplementedError("devices= on TensorFlow")
         self._trace_fn = trace_fn
         self._criterion = convergence_criterion
         self._steps_seed = tf.convert_to_tensor(steps_seed)
@@ -133,7 +136,8 @@ class Trainer:
 
     def _loss_and_gradients(self, seed):
         with tf.GradientTape() as tape:
-            loss = self._loss_fn(self.parameters, seed)
+            loss = (self._loss_fn(self.parameters, seed) if self._data is None
+                    else self._loss_fn(self.parameters, seed, self._data))
         if loss.shape.rank != 0:
             raise ValueError(f"loss_fn must return a scalar, got shape {loss.shape}.")
         gradients = tape.gradient(loss, self.parameters,
