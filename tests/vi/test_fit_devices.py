@@ -50,12 +50,10 @@ initial = {"scale": jnp.zeros(5), "shift": jnp.zeros(5), "weights": jnp.full(5, 
 
 def run(devices, data=observations):
     return vi.fit(loss, initial, num_steps=5, seed=4, data=data, devices=devices,
-                  progress=False, trace_variance_every=4)
+                  progress=False)
 
 
 one, eight = run(None), run(8)
-mesh = Mesh(np.array(jax.devices()[:4]), ("batch",))
-four = run(mesh)
 
 # The draw itself: [samples, batch, 5] sharded over batch equals the unsharded draw.
 key = jax.random.key(11)
@@ -78,12 +76,11 @@ for name, devices, data in [
 
 def numbers(result):
     return {"losses": result.losses.tolist(),
-            "variance": np.nan_to_num(result.gradient_variance).tolist(),
             "parameters": {k: np.asarray(v).tolist() for k, v in result.parameters.items()}}
 
 
 print(json.dumps({
-    "one": numbers(one), "eight": numbers(eight), "four": numbers(four),
+    "one": numbers(one), "eight": numbers(eight),
     "parameter_devices": len(eight.parameters["scale"].sharding.device_set),
     "replicated": eight.parameters["scale"].sharding.is_fully_replicated,
     "shard_shape": list(sharded.addressable_shards[0].data.shape),
@@ -136,7 +133,7 @@ def run(devices, data=observations, scope=None):
 
 one, eight = run(None), run(8)
 strategy = tf.distribute.MirroredStrategy(
-    [device.name for device in tf.config.list_logical_devices("CPU")[:4]])
+    [device.name for device in tf.config.list_logical_devices("CPU")[:2]])
 mirrored = run(strategy, scope=strategy)
 
 errors = {}
@@ -151,6 +148,14 @@ for name, devices, data in [("too_many", 9, observations), ("indivisible", 8, ob
         errors[name] = None
     except ValueError as error:
         errors[name] = str(error)
+with strategy.scope():
+    variables = [tf.Variable(np.zeros(5, np.float32))]
+try:
+    vi.fit(loss, variables, num_steps=1, seed=0, data=observations, devices=strategy,
+           optimizer=tf_keras.optimizers.Adam(0.01), progress=False)
+    errors["optimizer_outside"] = None
+except ValueError as error:
+    errors["optimizer_outside"] = str(error)
 print(json.dumps({"one": one, "eight": eight, "mirrored": mirrored, "errors": errors}))
 """
 
@@ -174,17 +179,14 @@ def _assert_same_run(first, second):
 
 
 def test_jax_fit_on_eight_devices_equals_one_device():
-    """devices=8 and a 4-device Mesh give the one-device losses, traced variances and
-    parameters for the same seed; the parameters come back replicated; a [samples, batch,
-    5] draw sharded over batch equals the unsharded draw bit for bit; too many devices, a
-    two-axis mesh and a batch of 12 on 8 devices are one-line ValueErrors."""
+    """devices=8 gives the one-device losses and parameters for the same seed, and the
+    parameters come back replicated; a [samples, batch, 5] draw sharded over batch equals
+    the unsharded draw bit for bit; too many devices, a two-axis mesh and a batch of 12 on
+    8 devices are one-line ValueErrors."""
     pytest.importorskip("jax")
     result = _run_child(JAX_CHILD, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8",
                                     "JAX_PLATFORMS": "cpu"})
-    for other in ("eight", "four"):
-        _assert_same_run(result["one"], result[other])
-        np.testing.assert_allclose(result[other]["variance"], result["one"]["variance"],
-                                   rtol=1e-4)
+    _assert_same_run(result["one"], result["eight"])
     assert result["one"]["losses"] != result["one"]["losses"][:1] * 5  # the fit moved
     assert result["parameter_devices"] == 8 and result["replicated"]
     assert result["partitionable"] and result["draws_equal"]
@@ -197,9 +199,10 @@ def test_jax_fit_on_eight_devices_equals_one_device():
 
 
 def test_tensorflow_fit_on_eight_replicas_equals_one_device():
-    """devices=8 (plain variables) and a 4-replica MirroredStrategy (variables made under its
+    """devices=8 (plain variables) and a 2-replica MirroredStrategy (variables made under its
     scope) give the one-device losses and parameters for the same seed; too many devices,
-    a batch of 12 on 8 replicas and devices= without data= are one-line ValueErrors."""
+    a batch of 12 on 8 replicas, devices= without data= and an optimizer made outside the
+    scope of mirrored variables are one-line ValueErrors."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf_keras")
     result = _run_child(TENSORFLOW_CHILD, {"TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -211,3 +214,4 @@ def test_tensorflow_fit_on_eight_replicas_equals_one_device():
         "too_many"]
     assert "batch size 12" in errors["indivisible"] and "multiple of 8" in errors["indivisible"]
     assert "needs data=" in errors["no_data"]
+    assert "strategy.scope()" in errors["optimizer_outside"]

@@ -218,7 +218,8 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
       shape has no batch axis (global latents) are then the same on every replica and
       equal to the one-device run; the sum equals the one-device gradient for estimators
       linear in ``f`` (score function with a fixed or leave-one-out baseline, ARM/DisARM,
-      reparameterised). The variables may be plain or created under ``strategy.scope()``.
+      reparameterised). The variables may be plain or created under ``strategy.scope()``
+      (then make a custom optimizer under the scope too; the default one is).
 
     Args:
       loss_fn: ``(parameters, seed) -> scalar`` to minimise (``(parameters, seed, data)``

@@ -143,8 +143,18 @@ class Trainer:
         self._traceable = TraceableQuantities
         self.parameters = check_parameters(parameters)
         keras_variables = _is_keras_variable(self.parameters[0])
+        self._strategy = strategy = resolve_strategy(devices)
+        if strategy is not None and data is None:
+            raise ValueError(
+                "devices= on TensorFlow needs data=: each replica evaluates loss_fn on its "
+                "shard of data, and the replicas' losses and gradients are summed.")
+        mirrored = strategy is not None and _created_in_scope(strategy, self.parameters)
         if optimizer is None:
-            optimizer = default_optimizer(learning_rate, keras_variables)
+            if mirrored:  # mirrored variables need an optimizer made (and built) in the scope
+                with strategy.scope():
+                    optimizer = default_optimizer(learning_rate, keras_variables)
+            else:
+                optimizer = default_optimizer(learning_rate, keras_variables)
         if not hasattr(optimizer, "apply_gradients"):
             raise TypeError(
                 "optimizer must be a Keras optimizer (with apply_gradients) on TensorFlow, "
@@ -156,13 +166,11 @@ class Trainer:
                 f"{type(optimizer).__module__}.{type(optimizer).__name__}; use a Keras 3 "
                 "optimizer, e.g. keras.optimizers.Adam(learning_rate)."
             )
-        self.optimizer = optimizer
-        self._strategy = strategy = resolve_strategy(devices)
-        if strategy is not None and data is None:
+        if mirrored and getattr(optimizer, "_distribution_strategy", strategy) is not strategy:
             raise ValueError(
-                "devices= on TensorFlow needs data=: each replica evaluates loss_fn on its "
-                "shard of data, and the replicas' losses and gradients are summed.")
-        mirrored = strategy is not None and _created_in_scope(strategy, self.parameters)
+                "optimizer= was made outside devices.scope() but the variables were made "
+                "under it: make the optimizer under `with strategy.scope():` too.")
+        self.optimizer = optimizer
         if hasattr(self.optimizer, "build"):
             if not mirrored:
                 self.optimizer.build(self.parameters)
