@@ -202,24 +202,27 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
       ``NamedSharding(mesh, P(axis))`` and the parameters with ``P()``; ``jax.jit``'s
       partitioner runs the loss data-parallel and all-reduces the gradients. ``loss_fn``
       keeps the global view (it sees the whole batch), so any loss works unchanged. Random
-      numbers do not depend on the device count: JAX's random values are independent of
-      their sharding, and with ``jax_threefry_partitionable`` (True by default; JAX 0.10.1 here)
-      a draw of shape ``[S, batch, ...]`` sharded over ``batch`` is generated shard by
-      shard without communication and equals the unsharded draw bit for bit (tested).
-      Losses and parameters then equal the one-device run up to the order of float sums.
+      numbers do not depend on the device count: JAX's random values do not depend on
+      their sharding, and with ``jax_threefry_partitionable`` (True by default in JAX
+      0.10.1) a draw of shape ``[S, batch, ...]`` sharded over ``batch`` is generated
+      shard by shard without communication and equals the unsharded draw bit for bit
+      (tested). Losses and parameters then equal the one-device run up to the order of
+      the float sums over the batch.
     - TensorFlow (``devices`` a ``tf.distribute.MirroredStrategy``, or an int ``N``: one
-      over the first ``N`` logical devices of the first device type): ``loss_fn`` runs
-      once per replica, under ``strategy.run``, on that replica's shard of ``data``, with
-      the same step seed on every replica; the replicas' losses and gradients are summed
-      (all-reduced) and the optimizer applies the sum once. Write the loss additive over
-      the batch (weight the batch-independent terms, prior and entropy, by
-      ``shard size / total size``: e.g. ``-(m / n) * elbo`` of the minibatch ELBO with the
-      likelihood scaled by ``n / m``), which on one device is the whole loss. Draws whose
-      shape has no batch axis (global latents) are then the same on every replica and
-      equal to the one-device run; the sum equals the one-device gradient for estimators
-      linear in ``f`` (score function with a fixed or leave-one-out baseline, ARM/DisARM,
-      reparameterised). The variables may be plain or created under ``strategy.scope()``
-      (then make a custom optimizer under the scope too; the default one is).
+      over the first ``N`` logical GPUs, else CPUs): ``loss_fn`` runs once per replica,
+      under ``strategy.run``, on that replica's shard of ``data``, with the same step seed
+      on every replica; the replicas' losses and gradients are summed (all-reduced) and
+      the optimizer applies the sum once. Write the loss additive over the batch (weight
+      the batch-independent terms, prior and entropy, by ``shard size / total size``:
+      e.g. ``-(m / n) * elbo`` of the minibatch ELBO with the likelihood scaled by
+      ``n / m``), which on one device is the whole loss. Draws whose shape has no batch
+      axis (global latents) are then the same on every replica and equal to the
+      one-device run, and the sum equals the one-device gradient for estimators linear in
+      ``f`` (score function with a fixed or leave-one-out baseline, ARM/DisARM,
+      reparameterised). Draws with a batch axis (local latents) would repeat the same
+      numbers on every shard: use JAX for those. The variables may be plain or created
+      under ``strategy.scope()`` (then make a custom optimizer under the scope too; the
+      default one is).
 
     Args:
       loss_fn: ``(parameters, seed) -> scalar`` to minimise (``(parameters, seed, data)``
