@@ -149,7 +149,7 @@ def _trainer_module(parameters):
 
 
 def _check_arguments(loss_fn, num_steps, trace_variance_every, learning_rate, trace_fn,
-                     convergence_criterion, resume):
+                     convergence_criterion, resume, devices=None):
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
     for name, value in (("num_steps", num_steps), ("trace_variance_every", trace_variance_every)):
@@ -171,6 +171,10 @@ def _check_arguments(loss_fn, num_steps, trace_variance_every, learning_rate, tr
                 "convergence_criterion must be a fxgx.vi.LossNotDecreasing (evaluated inside "
                 f"the compiled loop), got {type(convergence_criterion).__name__}.")
         convergence_criterion.check()
+    if devices is not None and (isinstance(devices, bool) or (
+            isinstance(devices, int) and devices < 1)):
+        raise ValueError(f"devices={devices!r} must be None, an int >= 1, a one-axis JAX Mesh "
+                         "or a tf.distribute.MirroredStrategy.")
     if resume is not None and not isinstance(resume, FitResult):
         raise TypeError(f"resume must be the FitResult of an earlier fit, got "
                         f"{type(resume).__name__}.")
@@ -179,12 +183,51 @@ def _check_arguments(loss_fn, num_steps, trace_variance_every, learning_rate, tr
 def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
         learning_rate: float = 0.01, trace_fn=None, convergence_criterion=None,
         resume: FitResult | None = None, trace_variance_every: int = 0,
-        progress: bool = True) -> FitResult:
+        progress: bool = True, data=None, devices=None) -> FitResult:
     """Minimise ``loss_fn(parameters, seed)`` (e.g. ``-fxgx.vi.elbo(...)``) for ``num_steps``.
 
+    **Data-parallel fitting** (``data=`` with ``devices=``). The data the loss reads is
+    passed as ``data=`` (a pytree of arrays whose leading axis is the batch) and ``fit``
+    calls ``loss_fn(parameters, seed, data)``. It is an argument rather than something the
+    loss closes over because then (1) it enters the compiled loop as an input, so ``fit``
+    can place it (sharded over the batch axis) and the partitioner sees that placement,
+    where a captured array would be folded into the program as a constant; (2) it is the
+    one design that carries over to ``tf.distribute``, which must hand each replica its own
+    shard; (3) calls without ``data=`` are unchanged. With ``devices=`` the parameters and
+    the optimizer state are replicated on every device and ``data`` is split along its
+    leading axis:
+
+    - JAX (``devices`` an int ``N``: the first ``N`` of ``jax.devices()``; or a one-axis
+      ``jax.sharding.Mesh``): every leaf of ``data`` is placed with
+      ``NamedSharding(mesh, P(axis))`` and the parameters with ``P()``; ``jax.jit``'s
+      partitioner runs the loss data-parallel and all-reduces the gradients. ``loss_fn``
+      keeps the global view (it sees the whole batch), so any loss works unchanged. Random
+      numbers do not depend on the device count: JAX's random values do not depend on
+      their sharding, and with ``jax_threefry_partitionable`` (True by default in JAX
+      0.10.1) a draw of shape ``[S, batch, ...]`` sharded over ``batch`` is generated
+      shard by shard without communication and equals the unsharded draw bit for bit
+      (tested). Losses and parameters then equal the one-device run up to the order of
+      the float sums over the batch.
+    - TensorFlow (``devices`` a ``tf.distribute.MirroredStrategy``, or an int ``N``: one
+      over the first ``N`` logical GPUs, else CPUs): ``loss_fn`` runs once per replica,
+      under ``strategy.run``, on that replica's shard of ``data``, with the same step seed
+      on every replica; the replicas' losses and gradients are summed (all-reduced) and
+      the optimizer applies the sum once. Write the loss additive over the batch (weight
+      the batch-independent terms, prior and entropy, by ``shard size / total size``:
+      e.g. ``-(m / n) * elbo`` of the minibatch ELBO with the likelihood scaled by
+      ``n / m``), which on one device is the whole loss. Draws whose shape has no batch
+      axis (global latents) are then the same on every replica and equal to the
+      one-device run, and the sum equals the one-device gradient for estimators linear in
+      ``f`` (score function with a fixed or leave-one-out baseline, ARM/DisARM,
+      reparameterised). Draws with a batch axis (local latents) would repeat the same
+      numbers on every shard: use JAX for those. The variables may be plain or created
+      under ``strategy.scope()`` (then make a custom optimizer under the scope too; the
+      default one is).
+
     Args:
-      loss_fn: ``(parameters, seed) -> scalar`` to minimise; ``seed`` is a backend-native
-        seed, pass it on to ``elbo(..., seed=seed)``.
+      loss_fn: ``(parameters, seed) -> scalar`` to minimise (``(parameters, seed, data)``
+        when ``data`` is given); ``seed`` is a backend-native seed, pass it on to
+        ``elbo(..., seed=seed)``.
       parameters: TF: a list of ``tf.Variable`` or Keras 3 variables; JAX: a pytree whose
         floating arrays are trained (dict of arrays, Flax params, Equinox module). When
         resuming, the parameters of the earlier result.
@@ -204,10 +247,16 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
       trace_variance_every: record the gradient estimate's total variance every this many
         steps (0: never).
       progress: draw a progress bar on stderr.
+      data: a pytree of arrays (JAX) or a nest of tensors (TF) with the batch as leading
+        axis, passed to ``loss_fn`` as its third argument; ``None``: ``loss_fn`` takes two.
+      devices: ``None`` (one device, as before); JAX: an int ``N`` or a one-axis
+        ``jax.sharding.Mesh``; TF: an int ``N`` or a ``tf.distribute.MirroredStrategy``.
+        ``data``'s batch size must be divisible by the number of devices.
 
     Returns:
       ``FitResult(parameters, losses, gradient_variance, seconds, trace, optimizer,
-      optimizer_state, step, converged)``.
+      optimizer_state, step, converged)``. On JAX with ``devices`` the parameters and the
+      optimizer state are replicated over the mesh.
 
     Raises:
       NonFiniteLossError: at the first step whose loss or gradient is not finite; that
@@ -215,10 +264,11 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
       TypeError: parameters of no known framework, a bad optimizer, ``loss_fn`` or
         ``trace_fn`` not callable, an unknown convergence criterion.
       ValueError: ``num_steps < 1``, a negative learning rate or variance period, a loss that
-        is not a scalar.
+        is not a scalar, more ``devices`` than are visible, a mesh with more than one axis,
+        a batch not divisible by the number of devices.
     """
     _check_arguments(loss_fn, num_steps, trace_variance_every, learning_rate, trace_fn,
-                     convergence_criterion, resume)
+                     convergence_criterion, resume, devices)
     backend, module = _trainer_module(parameters)
     if resume is not None:
         if optimizer is not None and optimizer is not resume.optimizer:
@@ -230,7 +280,8 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
         loss_fn, parameters, optimizer, float(learning_rate), steps_seed=streams["steps"],
         trace_fn=trace_fn, convergence_criterion=convergence_criterion,
         optimizer_state=None if resume is None else resume.optimizer_state,
-        max_block_steps=min(num_steps, MAX_BLOCK_STEPS), max_block_elements=MAX_BLOCK_ELEMENTS)
+        max_block_steps=min(num_steps, MAX_BLOCK_STEPS), max_block_elements=MAX_BLOCK_ELEMENTS,
+        data=data, devices=devices)
 
     losses = np.full(num_steps, np.nan)
     variances = np.full(num_steps, np.nan)

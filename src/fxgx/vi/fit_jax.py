@@ -109,6 +109,50 @@ def _all_finite(loss, gradients):
     return finite
 
 
+def resolve_mesh(devices):
+    """``devices=`` of ``fit`` as a one-axis ``Mesh`` (``None`` stays ``None``)."""
+    if devices is None:
+        return None
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        available = jax.devices()
+        if devices > len(available):
+            raise ValueError(
+                f"devices={devices} but JAX sees only {len(available)} "
+                f"{available[0].platform} device(s). On CPU, simulate more by setting "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} in the "
+                "environment before jax is imported.")
+        return jax.sharding.Mesh(np.array(available[:devices]), ("batch",))
+    if isinstance(devices, jax.sharding.Mesh):
+        if len(devices.axis_names) != 1:
+            raise ValueError(
+                f"devices= must be a one-axis Mesh (its axis is the batch axis), got axes "
+                f"{tuple(devices.axis_names)}; make one with jax.sharding.Mesh(devices, "
+                "('batch',)).")
+        return devices
+    raise TypeError(f"devices= must be None, an int or a one-axis jax.sharding.Mesh on JAX, "
+                    f"got {type(devices).__name__}.")
+
+
+def shard_data(data, mesh):
+    """Place every leaf of ``data`` split along its leading axis over ``mesh``'s axis."""
+    (axis,) = mesh.axis_names
+    count = mesh.devices.size
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(axis))
+
+    def place(path, leaf):
+        shape = np.shape(leaf)
+        if not shape or shape[0] % count:
+            where = jax.tree_util.keystr(path) or "data"
+            size = "a scalar" if not shape else f"batch size {shape[0]}"
+            raise ValueError(
+                f"data{where if where != 'data' else ''} has {size}, which the {count} "
+                f"devices of devices= cannot split evenly: give every leaf of data a leading "
+                f"(batch) axis whose size is a multiple of {count}.")
+        return jax.device_put(leaf, sharding)
+
+    return jax.tree_util.tree_map_with_path(place, data)
+
+
 def _select(condition, new, old):
     """``new`` if ``condition`` (a scalar bool) holds, else ``old``: a ``lax.cond`` that picks
     whole buffers, not an elementwise ``where`` pass over every parameter and moment."""
@@ -125,12 +169,20 @@ class Trainer:
 
     def __init__(self, loss_fn, parameters, optimizer, learning_rate: float, *, steps_seed,
                  trace_fn=None, convergence_criterion=None, optimizer_state=None,
-                 max_block_steps: int, max_block_elements: int):
+                 max_block_steps: int, max_block_elements: int, data=None, devices=None):
         from fxgx.vi.fit import Block, TraceableQuantities  # noqa: PLC0415 - no cycle
 
         self._block_type = Block
         self.partition = partition(parameters)
         self.trainable = self.partition.trainable
+        self.mesh = mesh = resolve_mesh(devices)
+        replicated = None
+        if mesh is not None:
+            replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+            self.trainable = jax.device_put(self.trainable, replicated)
+            if data is not None:
+                data = shard_data(data, mesh)
+        self.data = data
         self.optimizer = default_optimizer(learning_rate) if optimizer is None else optimizer
         if not (hasattr(self.optimizer, "init") and hasattr(self.optimizer, "update")):
             raise TypeError(
@@ -139,12 +191,17 @@ class Trainer:
             )
         self.state = (self.optimizer.init(self.trainable) if optimizer_state is None
                       else optimizer_state)
+        if replicated is not None:
+            self.state = jax.device_put(self.state, replicated)
         combine = self.partition.combine
         criterion = convergence_criterion
         self.steps_seed = steps_seed
 
-        def loss(trainable, seed):
-            value = loss_fn(combine(trainable), seed)
+        with_data = data is not None
+
+        def loss(trainable, seed, data):
+            value = (loss_fn(combine(trainable), seed, data) if with_data
+                     else loss_fn(combine(trainable), seed))
             if jnp.shape(value) != ():
                 raise ValueError(f"loss_fn must return a scalar, got shape {jnp.shape(value)}.")
             return value
@@ -152,13 +209,16 @@ class Trainer:
         gradient = jax.value_and_grad(loss)
         optimizer_update = self.optimizer.update
 
-        def one_step(trainable, state, step):
-            value, gradients = gradient(trainable, jax.random.fold_in(steps_seed, step))
+        def one_step(trainable, state, step, data):
+            value, gradients = gradient(trainable, jax.random.fold_in(steps_seed, step), data)
             updates, new_state = optimizer_update(gradients, state, trainable)
             # An update has the structure of the gradients it was given: a list of arrays.
             updates = cast("list[jax.Array]", updates)
             new_trainable = [p + u.astype(p.dtype) for p, u in zip(trainable, updates,
                                                                      strict=True)]
+            if replicated is not None:  # keep parameters and state whole on every device
+                new_trainable, new_state = jax.lax.with_sharding_constraint(
+                    (new_trainable, new_state), replicated)
             traced = None
             if trace_fn is not None:
                 traced = trace_fn(TraceableQuantities(
@@ -166,7 +226,8 @@ class Trainer:
                     step=step))
             return value, new_trainable, new_state, _all_finite(value, gradients), traced
 
-        shapes = jax.eval_shape(one_step, self.trainable, self.state, jnp.zeros([], jnp.int32))
+        shapes = jax.eval_shape(one_step, self.trainable, self.state, jnp.zeros([], jnp.int32),
+                                self.data)
         loss_shape, trace_shapes = shapes[0], shapes[4]
         elements = 1 + sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(
             trace_shapes))
@@ -175,11 +236,11 @@ class Trainer:
         self.criterion_state = (None if criterion is None
                                 else criterion.initial_state(jnp.zeros([], loss_shape.dtype)))
 
-        def run_block(trainable, state, criterion_state, first_step, count):
+        def run_block(trainable, state, criterion_state, first_step, count, data):
             def body(index, carry):
                 trainable, state, criterion_state, reason, stop_index, losses, traced = carry
                 value, new_trainable, new_state, finite, outputs = one_step(
-                    trainable, state, first_step + index)
+                    trainable, state, first_step + index, data)
                 running = reason == 0
                 applied = running & finite
                 converged = jnp.zeros([], bool)
@@ -205,9 +266,9 @@ class Trainer:
                      traced)
             return jax.lax.fori_loop(0, count, body, carry)
 
-        def draws(trainable, seeds):
+        def draws(trainable, seeds, data):
             def one(seed):
-                gradients = jax.grad(loss)(trainable, seed)
+                gradients = jax.grad(loss)(trainable, seed, data)
                 return jnp.concatenate([jnp.ravel(leaf) for leaf in gradients])
 
             return jax.lax.map(one, seeds)
@@ -222,7 +283,7 @@ class Trainer:
         (trainable, state, criterion_state, reason, stop_index, losses,
          traced) = self._run_block(self.trainable, self.state, self.criterion_state,
                                    jnp.asarray(first_step, jnp.int32),
-                                   jnp.asarray(count, jnp.int32))
+                                   jnp.asarray(count, jnp.int32), self.data)
         self.trainable, self.state, self.criterion_state = trainable, state, criterion_state
         trace = None if traced is None else jax.tree_util.tree_map(
             lambda buffer: np.asarray(buffer)[:count], traced)
@@ -241,7 +302,7 @@ class Trainer:
     def gradient_variance(self, seeds) -> float:
         """Sum over coordinates of the sample variance (ddof 1) of independent gradient
         estimates, one per seed, at the current parameters."""
-        draws = np.asarray(self._draws(self.trainable, seeds), dtype=np.float64)
+        draws = np.asarray(self._draws(self.trainable, seeds, self.data), dtype=np.float64)
         return float(np.sum(np.var(draws, axis=0, ddof=1)))
 
     def optimizer_state(self):

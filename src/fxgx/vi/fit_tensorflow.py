@@ -63,6 +63,61 @@ def check_parameters(parameters) -> list:
     return list(parameters)
 
 
+def resolve_strategy(devices):
+    """``devices=`` of ``fit`` as a ``tf.distribute.Strategy`` (``None`` stays ``None``)."""
+    if devices is None:
+        return None
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        available = (tf.config.list_logical_devices("GPU")
+                     or tf.config.list_logical_devices("CPU"))
+        if devices > len(available):
+            raise ValueError(
+                f"devices={devices} but TensorFlow sees only {len(available)} logical "
+                f"{available[0].device_type} device(s). On CPU, simulate more before "
+                "TensorFlow initialises its devices: tf.config.set_logical_device_configuration("
+                "tf.config.list_physical_devices('CPU')[0], "
+                f"[tf.config.LogicalDeviceConfiguration()] * {devices}).")
+        return tf.distribute.MirroredStrategy([device.name for device in available[:devices]])
+    if isinstance(devices, tf.distribute.Strategy):
+        return devices
+    raise TypeError("devices= must be None, an int or a tf.distribute.MirroredStrategy on "
+                    f"TensorFlow, got {type(devices).__name__}.")
+
+
+def _created_in_scope(strategy, parameters) -> bool:
+    """Whether the variables were made under ``strategy.scope()`` (all or none of them)."""
+    inside = [strategy.extended.variable_created_in_scope(
+        getattr(parameter, "value", parameter) if _is_keras_variable(parameter) else parameter)
+        for parameter in parameters]
+    if any(inside) and not all(inside):
+        raise ValueError(
+            "parameters mixes variables created under devices.scope() with variables created "
+            "outside it; create all of them under the strategy's scope, or none.")
+    return all(inside)
+
+
+def distribute_data(data, strategy):
+    """``data`` split along its leading axis, one equal shard per replica of ``strategy``."""
+    count = strategy.num_replicas_in_sync
+    flat = [tf.convert_to_tensor(leaf) for leaf in tf.nest.flatten(data)]
+    for index, leaf in enumerate(flat):
+        size = leaf.shape[0] if leaf.shape.rank else None
+        if size is None or size % count:
+            what = "a scalar" if not leaf.shape.rank else f"batch size {size}"
+            raise ValueError(
+                f"data (leaf {index}) has {what}, which the {count} replicas of devices= "
+                "cannot split evenly: give every leaf of data a leading (batch) axis whose "
+                f"size is a multiple of {count}.")
+
+    def shard(context):
+        replica = context.replica_id_in_sync_group
+        return tf.nest.pack_sequence_as(data, [
+            tf.identity(leaf[replica * (leaf.shape[0] // count):
+                             (replica + 1) * (leaf.shape[0] // count)]) for leaf in flat])
+
+    return strategy.experimental_distribute_values_from_function(shard)
+
+
 def _all_finite(loss, gradients):
     return tf.reduce_all(tf.stack(
         [tf.reduce_all(tf.math.is_finite(loss))]
@@ -80,7 +135,7 @@ class Trainer:
 
     def __init__(self, loss_fn, parameters, optimizer, learning_rate: float, *, steps_seed,
                  trace_fn=None, convergence_criterion=None, optimizer_state=None,
-                 max_block_steps: int, max_block_elements: int):
+                 max_block_steps: int, max_block_elements: int, data=None, devices=None):
         from fxgx.vi.fit import Block, TraceableQuantities  # noqa: PLC0415 - no cycle
 
         del optimizer_state  # a Keras optimizer holds its own state; resume passes it on
@@ -88,8 +143,18 @@ class Trainer:
         self._traceable = TraceableQuantities
         self.parameters = check_parameters(parameters)
         keras_variables = _is_keras_variable(self.parameters[0])
+        self._strategy = strategy = resolve_strategy(devices)
+        if strategy is not None and data is None:
+            raise ValueError(
+                "devices= on TensorFlow needs data=: each replica evaluates loss_fn on its "
+                "shard of data, and the replicas' losses and gradients are summed.")
+        mirrored = strategy is not None and _created_in_scope(strategy, self.parameters)
         if optimizer is None:
-            optimizer = default_optimizer(learning_rate, keras_variables)
+            if mirrored:  # mirrored variables need an optimizer made (and built) in the scope
+                with strategy.scope():
+                    optimizer = default_optimizer(learning_rate, keras_variables)
+            else:
+                optimizer = default_optimizer(learning_rate, keras_variables)
         if not hasattr(optimizer, "apply_gradients"):
             raise TypeError(
                 "optimizer must be a Keras optimizer (with apply_gradients) on TensorFlow, "
@@ -101,10 +166,25 @@ class Trainer:
                 f"{type(optimizer).__module__}.{type(optimizer).__name__}; use a Keras 3 "
                 "optimizer, e.g. keras.optimizers.Adam(learning_rate)."
             )
+        if mirrored and getattr(optimizer, "_distribution_strategy", strategy) is not strategy:
+            raise ValueError(
+                "optimizer= was made outside devices.scope() but the variables were made "
+                "under it: make the optimizer under `with strategy.scope():` too.")
         self.optimizer = optimizer
         if hasattr(self.optimizer, "build"):
-            self.optimizer.build(self.parameters)
+            if not mirrored:
+                self.optimizer.build(self.parameters)
+            else:  # mirrored slots for mirrored variables: else the update is applied wrongly
+                with strategy.scope():
+                    self.optimizer.build(self.parameters)
         self._loss_fn = loss_fn
+        self._with_data = data is not None
+        if data is None:
+            self._data = ()
+        elif strategy is None:
+            self._data = tf.nest.map_structure(tf.convert_to_tensor, data)
+        else:
+            self._data = distribute_data(data, strategy)
         self._trace_fn = trace_fn
         self._criterion = convergence_criterion
         self._steps_seed = tf.convert_to_tensor(steps_seed)
@@ -112,7 +192,7 @@ class Trainer:
         self._trace_specs = None
         if trace_fn is not None:
             probe = tf.function(self._traced_outputs).get_concrete_function(
-                tf.TensorSpec([], tf.int64))
+                tf.TensorSpec([], tf.int64), self._data)
             self._trace_specs = tf.nest.map_structure(
                 lambda output: tf.TensorSpec(output.shape, output.dtype),
                 probe.structured_outputs)
@@ -122,39 +202,55 @@ class Trainer:
         self._criterion_state = None
         # Fresh functions per trainer: TensorFlow's retracing warning counts traces per Python
         # function, and each fit traces its own loop once by design.
-        def run_block(first_step, count, criterion_state):
-            return self._run_block_function(first_step, count, criterion_state)
+        def run_block(first_step, count, criterion_state, data):
+            return self._run_block_function(first_step, count, criterion_state, data)
 
-        def gradients(seeds):
-            return self._gradients_function(seeds)
+        def gradients(seeds, data):
+            return self._gradients_function(seeds, data)
 
         self._run_block = tf.function(run_block, autograph=True)
         self._gradients = tf.function(gradients, autograph=True)
 
-    def _loss_and_gradients(self, seed):
+    def _local_loss_and_gradients(self, seed, data):
         with tf.GradientTape() as tape:
-            loss = self._loss_fn(self.parameters, seed)
+            loss = (self._loss_fn(self.parameters, seed, data) if self._with_data
+                    else self._loss_fn(self.parameters, seed))
         if loss.shape.rank != 0:
             raise ValueError(f"loss_fn must return a scalar, got shape {loss.shape}.")
         gradients = tape.gradient(loss, self.parameters,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return loss, gradients
 
+    def _loss_and_gradients(self, seed, data):
+        strategy = self._strategy
+        if strategy is None:
+            return self._local_loss_and_gradients(seed, data)
+
+        def replica(seed, shard):
+            loss, gradients = self._local_loss_and_gradients(seed, shard)
+            return loss, [tf.convert_to_tensor(gradient) for gradient in gradients]
+
+        # Every replica gets the same step seed and its own shard; the sums are all-reduced.
+        losses, gradients = strategy.run(replica, args=(seed, data))
+        total = tf.distribute.ReduceOp.SUM
+        return (strategy.reduce(total, losses, axis=None),
+                [strategy.reduce(total, gradient, axis=None) for gradient in gradients])
+
     def _step_seed(self, step):
         # tf.random.experimental exists in TensorFlow but not in its type stubs.
         return tf.random.experimental.stateless_fold_in(  # pyright: ignore[reportAttributeAccessIssue]
             self._steps_seed, step)
 
-    def _traced_outputs(self, step):
+    def _traced_outputs(self, step, data):
         trace_fn = self._trace_fn
         if trace_fn is None:
             raise RuntimeError("_traced_outputs is traced only when fit was given a trace_fn")
-        loss, gradients = self._loss_and_gradients(self._step_seed(step))
+        loss, gradients = self._loss_and_gradients(self._step_seed(step), data)
         return trace_fn(self._traceable(
             loss=loss, gradients=list(gradients),
             parameters=[tf.convert_to_tensor(p) for p in self.parameters], step=step))
 
-    def _run_block_function(self, first_step, count, criterion_state):
+    def _run_block_function(self, first_step, count, criterion_state, data):
         capacity = self.max_block_steps
         trace_fn = self._trace_fn if self._trace_specs is not None else None
         losses = tf.TensorArray(tf.float64, size=capacity, element_shape=[])
@@ -166,7 +262,7 @@ class Trainer:
 
         def body(index, reason, stop_index, criterion_state, losses, traces):
             step = first_step + tf.cast(index, tf.int64)
-            loss, gradients = self._loss_and_gradients(self._step_seed(step))
+            loss, gradients = self._loss_and_gradients(self._step_seed(step), data)
             if trace_fn is not None:
                 outputs = trace_fn(self._traceable(
                     loss=loss, gradients=list(gradients),
@@ -203,10 +299,10 @@ class Trainer:
             lambda array: array.stack(), traces)
         return losses.stack(), stacked, stop_index, reason, criterion_state
 
-    def _gradients_function(self, seeds):
+    def _gradients_function(self, seeds, data):
         flat = []
         for index in range(seeds.shape[0]):
-            _, gradients = self._loss_and_gradients(seeds[index])
+            _, gradients = self._loss_and_gradients(seeds[index], data)
             # tf.cast takes the IndexedSlices gradient of a gathered variable too; the
             # stubs list only Tensor, SparseTensor and RaggedTensor.
             flat.append(tf.concat(
@@ -224,7 +320,8 @@ class Trainer:
             self._criterion_state = self._criterion.initial_state(tf.constant(0.0, tf.float64))
         criterion_state = () if self._criterion is None else self._criterion_state
         losses, traced, stop_index, reason, criterion_state = self._run_block(
-            tf.constant(first_step, tf.int64), tf.constant(count, tf.int32), criterion_state)
+            tf.constant(first_step, tf.int64), tf.constant(count, tf.int32), criterion_state,
+            self._data)
         if self._criterion is not None:
             self._criterion_state = criterion_state
         trace = None if traced is None else tf.nest.map_structure(
@@ -243,7 +340,7 @@ class Trainer:
     def gradient_variance(self, seeds) -> float:
         """Sum over coordinates of the sample variance (ddof 1) of independent gradient
         estimates, one per seed, at the current parameters."""
-        draws = self._gradients(seeds).numpy()
+        draws = self._gradients(seeds, self._data).numpy()
         return float(np.sum(np.var(draws, axis=0, ddof=1)))
 
     def optimizer_state(self):
