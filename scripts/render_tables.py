@@ -503,11 +503,68 @@ def gumbel_rao_speed_table() -> list[str]:
     return lines
 
 
+def streaming_throughput_table() -> list[str]:
+    """docs/scaling.md: streamed against one-shot estimates, a call that does not fit at
+    once, and 1 against 8 simulated devices (benchmark JSON)."""
+    with open(BENCHMARK_RESULTS / "streaming_throughput.json", encoding="utf-8") as handle:
+        run = json.load(handle)
+    lines = ["| measurement | regime | samples × D | chunk | time | draws / s | ratio |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in run["streamed_against_one_shot"]:
+        lines.append(
+            f"| streamed / one-shot | {row['regime']} | {row['num_samples']:,} × "
+            f"{row['dimension']} | {row['chunk_size']:,} | {row['streamed_seconds'] * 1e3:.0f} ms"
+            f" (one-shot {row['one_shot_seconds'] * 1e3:.0f} ms) | "
+            f"{row['num_samples'] * row['dimension'] / row['streamed_seconds']:.3g} | "
+            f"{row['ratio']:.2f} |")
+    for row in run["large"]:
+        lines.append(
+            f"| does not fit at once | {row['regime']} | {row['num_samples']:,} × "
+            f"{row['dimension']} | {row['chunk_size']:,} | {row['seconds']:.1f} s | "
+            f"{row['draws_per_second']:.3g} | |")
+    devices = run.get("devices")
+    if devices:
+        lines.append(
+            f"| 8 simulated devices / 1 | jax-jit | {devices['num_samples']:,} × "
+            f"{devices['dimension']} | {devices['chunk_size']:,} | "
+            f"{devices['eight_devices_seconds'] * 1e3:.0f} ms (one device "
+            f"{devices['one_device_seconds'] * 1e3:.0f} ms) | "
+            f"{devices['eight_devices_draws_per_second']:.3g} "
+            f"({devices['eight_devices_draws_per_second_per_device']:.3g} per device) | "
+            f"{devices['ratio']:.2f} |")
+    versions = run["versions"]
+    load = ", ".join(f"{value:.1f}" for value in run["machine"]["load_average"])
+    lines += ["", f"`{run['command']}`, {run['date'][:10]}, {run['machine']['cpu_count']} cores "
+              f"(load average {load}: a shared machine, timings are noisy), "
+              + ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+              + ". Ratio: the peer's time over the measured one (above 1: faster)."]
+    return lines
+
+
+def streaming_kinds_table() -> list[str]:
+    """docs/scaling.md: how each catalogued estimator streams (read from the estimators)."""
+    from fxgx import catalogue  # noqa: PLC0415 - the other tables need only JSON
+
+    kinds = {"mean": "the mean of the chunks' estimates",
+             "exact": "running sums: its one-shot formula over all samples",
+             "two_pass": "two passes (sums over all samples, then each chunk): its one-shot "
+                         "formula over all samples"}
+    lines = ["| estimator | with `chunk_size` |", "| --- | --- |"]
+    for card in catalogue.load_cards():
+        estimator = card.make()
+        how = kinds.get(estimator.streaming,
+                        f"does not stream: {estimator.not_streaming_because}")
+        lines.append(f"| `{card.name}` | {how} |")
+    return lines
+
+
 TABLES = {
     "estimator-variance": estimator_variance_table,
     "estimator-variance-claims": estimator_variance_claims,
     "fit-overhead": fit_overhead_table,
     "gumbel-rao-speed": gumbel_rao_speed_table,
+    "streaming-throughput": streaming_throughput_table,
+    "streaming-kinds": streaming_kinds_table,
     "gaussian-mixture": lambda: gaussian_mixture_table("gaussian_mixture"),
     "gaussian-mixture-means-normal":
         lambda: gaussian_mixture_table("gaussian_mixture_means_normal"),

@@ -6,8 +6,8 @@ test computes those plain calls one by one (a Python loop, no streaming) and che
 compiled loop gives the same value and the same gradients, w.r.t. the distribution's parameters
 and w.r.t. a parameter ``f`` reads, for a non-uniform upstream cotangent. The leave-one-out
 REINFORCE streams exactly: it is checked against its one-shot formula over the union of the
-chunks' samples, written out in NumPy. Deterministic: equalities to float32 rounding, no
-statistics.
+chunks' samples, written out in NumPy, and so is the two-pass optimal baseline. Deterministic:
+equalities to float32 rounding, no statistics.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def assert_close(actual, expected):
 @pytest.mark.parametrize("name", list(streaming_cards()))
 def test_streamed_estimate_equals_its_chunks_estimated_one_call_at_a_time(framework, name):
     estimator = CARDS[name].make()
-    if estimator.streaming == "exact":
-        pytest.skip("streams exactly; checked against its one-shot formula below")
+    if estimator.streaming in ("exact", "two_pass"):
+        pytest.skip("streams its one-shot formula; checked against it below")
     mode = "jit" if framework.name == "jax" else "function"
     assert_close(*streamed_and_chunked(framework, estimator, mode))
 
@@ -122,10 +122,17 @@ def test_streaming_runs_eagerly_and_under_xla_on_tensorflow(mode):
                                        mode))
 
 
-def test_leave_one_out_streams_its_one_shot_formula_over_all_samples(framework):
-    """``(sum_s (f_s - mean f) (z_s - p)) / (N - 1)`` over the union of the chunks' samples
-    (drawn as each chunk draws them), and ``mean_s grad_w f(z_s)`` for the weight."""
-    estimator = reinforce_leave_one_out()
+@pytest.mark.parametrize("name", ["reinforce_leave_one_out", "optimal_baseline"])
+def test_baselines_from_the_other_samples_stream_their_one_shot_formula(framework, name):
+    """Over the union of the chunks' samples (drawn as each chunk draws them), with the score
+    ``s = z - p`` and ``f_s = sum (z_s - w)^2``, the logits' gradient is
+
+    - leave-one-out: ``sum_s (f_s - mean f) s_s / (N - 1)``;
+    - optimal baseline: ``sum_s (f_s - c_s) s_s / N`` with
+      ``c_s = sum_{j != s} f_j ||s_j||^2 / sum_{j != s} ||s_j||^2``;
+
+    and the weight's gradient is ``mean_s grad_w f(z_s)`` for both."""
+    estimator = CARDS[name].make()
     distribution, function, logits, weight = problem_for(estimator, framework)
     backend = framework.backend
     seed = backend.split_seed(
@@ -142,12 +149,18 @@ def test_leave_one_out_streams_its_one_shot_formula_over_all_samples(framework):
     samples = np.concatenate([
         framework.numpy(distribution(logits).sample(
             (size,), sub_seeds(seeds[c], backend, "samples")["samples"]))
-        for c, size in enumerate(sizes)])  # [N, 2, 3]
+        for c, size in enumerate(sizes)]).astype(np.float64)  # [N, 2, 3]
     theta, w = framework.numpy(logits).astype(np.float64), framework.numpy(weight)
     values = np.sum((samples - w) ** 2, axis=-1)  # [N, 2]
     scores = samples - 1 / (1 + np.exp(-theta))
-    centred = values - values.mean(axis=0)
-    expected_logits = np.sum(centred[..., None] * scores, axis=0) / (NUM_SAMPLES - 1)
+    if name == "reinforce_leave_one_out":
+        weights = values - values.mean(axis=0)
+        expected_logits = np.sum(weights[..., None] * scores, axis=0) / (NUM_SAMPLES - 1)
+    else:
+        norms = np.sum(scores**2, axis=-1)
+        baseline = ((np.sum(values * norms, axis=0) - values * norms)
+                    / (np.sum(norms, axis=0) - norms))
+        expected_logits = np.mean((values - baseline)[..., None] * scores, axis=0)
     cotangent = np.array(COTANGENT)
     expected_weight = np.sum(cotangent[:, None] * np.mean(-2 * (samples - w), axis=0), axis=0)
 

@@ -67,7 +67,8 @@ class Estimator:
     target: ClassVar[str] = "expectation"
     #: How a call with ``chunk_size`` streams (``fxgx.estimators.streaming``): "mean" (the
     #: mean of the chunks' estimates), "exact" (running sums that give the one-shot estimate
-    #: over all samples) or "none" (it cannot stream; ``not_streaming_because`` says why).
+    #: over all samples), "two_pass" (a first pass of sums over all samples, then the
+    #: one-shot estimate) or "none" (it cannot stream; ``not_streaming_because`` says why).
     streaming: ClassVar[str] = "mean"
     not_streaming_because: ClassVar[str] = ""
 
@@ -142,10 +143,18 @@ class Estimator:
             )
         return chunk_size
 
-    def _stream_terms(self, function, distribution, backend, seed, num_samples):
+    def _stream_statistics(self, function, distribution, backend, seed, num_samples):
+        """The first pass of a "two_pass" stream: a tuple of stopped sums over a chunk, added
+        over all chunks and handed to every chunk's ``_stream_terms`` as ``statistics``."""
+        del function, distribution, backend, seed, num_samples
+        return ()
+
+    def _stream_terms(self, function, distribution, backend, seed, num_samples,
+                      statistics=()):
         """What one chunk of ``num_samples`` adds to a streamed estimate: a tuple of arrays
         summed over the chunks and passed to ``_combine_streams``. Default ("mean"): the
         chunk's surrogate times its sample count."""
+        del statistics
         surrogate, _, _ = self._apply(None, function, distribution, backend, seed, num_samples,
                                       with_info=False)
         return (surrogate * num_samples,)

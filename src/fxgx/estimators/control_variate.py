@@ -79,13 +79,8 @@ class OptimalBaseline(Estimator):
     minimum_samples = 2
 
     def _estimate(self, function, distribution, backend, seed, num_samples):
-        seeds = sub_seeds(seed, backend, "samples")
-        samples, values = draw_and_evaluate(
-            function, distribution, backend, seeds["samples"], num_samples
-        )
-        weights = backend.stop_gradient(
-            backend.cast(squared_score_norm(distribution, samples), backend.dtype_of(values))
-        )
+        samples, values, weights = self._draw(function, distribution, backend, seed,
+                                              num_samples)
         stopped = backend.stop_gradient(values)
         numerator = leave_one_out_sum(backend, stopped * weights)
         denominator = leave_one_out_sum(backend, weights)
@@ -95,6 +90,49 @@ class OptimalBaseline(Estimator):
         baseline = backend.where(positive, numerator / safe, others_mean)
         log_prob = distribution.log_prob(samples)
         return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
+
+    def _draw(self, function, distribution, backend, seed, num_samples):
+        """Samples, ``f`` on them and their stopped squared score norms ``||s_j||^2``."""
+        seeds = sub_seeds(seed, backend, "samples")
+        samples, values = draw_and_evaluate(
+            function, distribution, backend, seeds["samples"], num_samples
+        )
+        weights = backend.stop_gradient(
+            backend.cast(squared_score_norm(distribution, samples), backend.dtype_of(values))
+        )
+        return samples, values, weights
+
+    streaming = "two_pass"
+
+    def _stream_statistics(self, function, distribution, backend, seed, num_samples):
+        """First pass of a streamed call: a chunk's ``sum f_j ||s_j||^2``, ``sum ||s_j||^2``,
+        ``sum f_j`` and sample count (all stopped)."""
+        _, values, weights = self._draw(function, distribution, backend, seed, num_samples)
+        stopped = backend.stop_gradient(values)
+        return (backend.reduce_sum(stopped * weights, axis=0),
+                backend.reduce_sum(weights, axis=0), backend.reduce_sum(stopped, axis=0),
+                backend.reduce_sum(backend.ones_like(stopped), axis=0))
+
+    def _stream_terms(self, function, distribution, backend, seed, num_samples,
+                      statistics=()):
+        """Second pass: the chunk redraws its samples and takes ``c_s`` over all ``N``
+        samples but its own, from the first pass's totals: ``c_s = (U - f_s ||s_s||^2) /
+        (W - ||s_s||^2)`` (else ``(F - f_s) / (N - 1)``), the one-shot formula. Unlike the
+        one-shot call's two cumulative sums, ``U - f_s ||s_s||^2`` carries sample ``s``'s own
+        term at float rounding level."""
+        weighted_total, weight_total, value_total, count = statistics
+        samples, values, weights = self._draw(function, distribution, backend, seed,
+                                              num_samples)
+        stopped = backend.stop_gradient(values)
+        numerator = weighted_total - stopped * weights
+        denominator = weight_total - weights
+        others_mean = (value_total - stopped) / (count - 1)
+        positive = backend.greater(denominator, backend.zeros_like(denominator))
+        safe = backend.where(positive, denominator, backend.ones_like(denominator))
+        baseline = backend.where(positive, numerator / safe, others_mean)
+        log_prob = distribution.log_prob(samples)
+        return (num_samples * score_function_surrogate(backend, values, log_prob, baseline,
+                                                       num_samples),)
 
 
 def optimal_baseline() -> OptimalBaseline:

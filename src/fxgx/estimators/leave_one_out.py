@@ -37,7 +37,8 @@ class ReinforceLeaveOneOut(Estimator):
 
     streaming = "exact"
 
-    def _stream_terms(self, function, distribution, backend, seed, num_samples):
+    def _stream_terms(self, function, distribution, backend, seed, num_samples,
+                      statistics=()):
         """A chunk's running sums, as surrogates: ``P`` (value ``sum f_s``, gradient
         ``sum f_s grad log q_s`` and ``sum grad f_s``), ``P_score`` (the same with ``f``
         stopped) and ``Q`` (value 0, gradient ``sum grad log q_s``). The chunk draws its

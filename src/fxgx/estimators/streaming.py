@@ -17,12 +17,16 @@ What a chunk contributes depends on the estimator (``Estimator.streaming``):
 - ``"mean"``: the estimate is the mean of the chunks' estimates, ``sum_c C_c s_c / N``. For
   estimators whose estimate is a mean over independent samples (REINFORCE, straight-through,
   Gumbel, ARM/DisARM, REBAR/RELAX, ...) that is the ``N``-sample estimate itself; for those
-  whose baseline comes from the other samples (the optimal baseline, RODEO, double control
-  variates) each chunk's baseline uses that chunk's samples: still unbiased.
+  whose baseline comes from the other samples (RODEO, double control variates) each chunk's
+  baseline uses that chunk's samples: still unbiased.
 - ``"exact"``: running sums that reproduce the one-shot formula over all ``N`` samples. The
   leave-one-out REINFORCE streams ``sum_s f_s``, ``sum_s f_s grad log q_s`` and
   ``sum_s grad log q_s`` and combines them as ``(A - mean(f) B) / (N - 1)`` (see
   ``fxgx.estimators.leave_one_out``).
+- ``"two_pass"``: a first loop adds up the sums over all ``N`` samples that the formula needs
+  (the optimal baseline: ``sum f_j ||s_j||^2`` and ``sum ||s_j||^2``), a second one redraws
+  each chunk from its seed and applies the one-shot formula with those totals. It costs one
+  more evaluation of ``f`` per sample.
 - ``"none"``: the estimator cannot stream (samples without replacement, the multi-sample
   bound ``log mean exp f``, estimators with state); a call with ``chunk_size`` raises.
 
@@ -101,14 +105,26 @@ def streamed_surrogate(estimator, function, distribution, backend, seed, num_sam
     def rebuild(arrays):
         return closed_over if closed_over is not None else with_parameters(distribution, arrays)
 
-    def body_of(size):
-        def body(arrays, chunk_seed):
-            return tuple(estimator._stream_terms(function, rebuild(arrays), backend, chunk_seed,
-                                                 size))
-        return body
+    def summed(terms):
+        def body_of(size):
+            def body(arrays, chunk_seed):
+                return tuple(terms(function, rebuild(arrays), backend, chunk_seed, size))
+            return body
 
-    totals = backend.sum_over_chunks(body_of(chunk_size), parameters, seeds, num_full, devices)
-    if remainder:
-        last = body_of(remainder)(parameters, seeds[num_full])
-        totals = tuple(total + value for total, value in zip(totals, last, strict=True))
-    return estimator._combine_streams(backend, tuple(totals), num_samples)
+        totals = backend.sum_over_chunks(body_of(chunk_size), parameters, seeds, num_full,
+                                         devices)
+        if remainder:
+            last = body_of(remainder)(parameters, seeds[num_full])
+            totals = tuple(total + value for total, value in zip(totals, last, strict=True))
+        return tuple(totals)
+
+    statistics = ()
+    if estimator.streaming == "two_pass":
+        statistics = tuple(backend.stop_gradient(total)
+                           for total in summed(estimator._stream_statistics))
+
+    def terms(function, distribution, backend, chunk_seed, size):
+        return estimator._stream_terms(function, distribution, backend, chunk_seed, size,
+                                       statistics=statistics)
+
+    return estimator._combine_streams(backend, summed(terms), num_samples)
