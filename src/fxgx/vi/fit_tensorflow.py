@@ -63,7 +63,7 @@ def check_parameters(parameters) -> list:
     return list(parameters)
 
 
-def resolve_strategy(devices):
+def resolve_strategy(devices) -> tf.distribute.Strategy | None:
     """``devices=`` of ``fit`` as a ``tf.distribute.Strategy`` (``None`` stays ``None``)."""
     if devices is None:
         return None
@@ -148,9 +148,9 @@ class Trainer:
             raise ValueError(
                 "devices= on TensorFlow needs data=: each replica evaluates loss_fn on its "
                 "shard of data, and the replicas' losses and gradients are summed.")
-        mirrored = strategy is not None and _created_in_scope(strategy, self.parameters)
+        mirrored = bool(strategy is not None and _created_in_scope(strategy, self.parameters))
         if optimizer is None:
-            if mirrored:  # mirrored variables need an optimizer made (and built) in the scope
+            if mirrored and strategy is not None:  # made (and built) in the scope
                 with strategy.scope():
                     optimizer = default_optimizer(learning_rate, keras_variables)
             else:
@@ -174,8 +174,8 @@ class Trainer:
         if hasattr(self.optimizer, "build"):
             if not mirrored:
                 self.optimizer.build(self.parameters)
-            else:  # mirrored slots for mirrored variables: else the update is applied wrongly
-                with strategy.scope():
+            elif strategy is not None:  # mirrored slots for mirrored variables, else the
+                with strategy.scope():      # update is applied wrongly
                     self.optimizer.build(self.parameters)
         self._loss_fn = loss_fn
         self._with_data = data is not None
