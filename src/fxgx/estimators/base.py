@@ -157,12 +157,12 @@ class Estimator:
         del statistics
         surrogate, _, _ = self._apply(None, function, distribution, backend, seed, num_samples,
                                       with_info=False)
-        return (surrogate * num_samples,)
+        return (surrogate * float(num_samples),)
 
     def _combine_streams(self, backend, totals, num_samples):
         """The streamed surrogate from the chunks' summed terms. Default: their mean."""
         del backend
-        return totals[0] / num_samples
+        return totals[0] / float(num_samples)  # an int above 2^31 would overflow JAX's int32
 
     def init(self, distribution) -> Any:
         """The initial state for estimates of ``E_q[f]``.

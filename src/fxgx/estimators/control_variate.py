@@ -131,8 +131,8 @@ class OptimalBaseline(Estimator):
         safe = backend.where(positive, denominator, backend.ones_like(denominator))
         baseline = backend.where(positive, numerator / safe, others_mean)
         log_prob = distribution.log_prob(samples)
-        return (num_samples * score_function_surrogate(backend, values, log_prob, baseline,
-                                                       num_samples),)
+        return (float(num_samples) * score_function_surrogate(backend, values, log_prob,
+                                                              baseline, num_samples),)
 
 
 def optimal_baseline() -> OptimalBaseline:

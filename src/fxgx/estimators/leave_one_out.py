@@ -51,11 +51,11 @@ class ReinforceLeaveOneOut(Estimator):
         zero = backend.zeros_like(backend.stop_gradient(values))
 
         def summed(weights):
-            return num_samples * score_function_surrogate(backend, weights, log_prob, zero,
+            return float(num_samples) * score_function_surrogate(backend, weights, log_prob, zero,
                                                           num_samples)
 
         return (summed(values), summed(backend.stop_gradient(values)),
-                summed(zero + 1) - num_samples)
+                summed(zero + 1) - float(num_samples))
 
     def _combine_streams(self, backend, totals, num_samples):
         """The leave-one-out estimate over all ``N`` samples from the chunks' sums:
@@ -66,11 +66,11 @@ class ReinforceLeaveOneOut(Estimator):
         (``A = sum f_s grad log q_s``, ``B = sum grad log q_s``), the one-shot formula, and
         ``mean grad f`` for what ``f`` reads."""
         total, score_total, score_sum = totals
-        pairs = num_samples * (num_samples - 1)
-        mean = backend.stop_gradient(total) / num_samples
-        return (total / num_samples
-                + (score_total - backend.stop_gradient(score_total)) / pairs
-                - mean * score_sum / (num_samples - 1))
+        count = float(num_samples)  # a Python int this large would overflow JAX's int32
+        mean = backend.stop_gradient(total) / count
+        return (total / count
+                + (score_total - backend.stop_gradient(score_total)) / (count * (count - 1))
+                - mean * score_sum / (count - 1))
 
 
 def reinforce_leave_one_out() -> ReinforceLeaveOneOut:
