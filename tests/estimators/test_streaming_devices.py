@@ -140,9 +140,9 @@ def run_child(script: str, environment: dict) -> dict:
     return json.loads(lines[-1][len("RESULT"):])
 
 
-def assert_same_on_every_device_count(results):
+def assert_same_on_every_device_count(results, count=2):
     assert results.pop("devices") == 8
-    assert len(results) == 2
+    assert len(results) == count
     for key, (one, many) in results.items():
         for single, sharded in zip(one, many, strict=True):
             single, sharded = pytest.approx(single, rel=1e-5, abs=1e-5), sharded
@@ -166,3 +166,73 @@ def test_peak_memory_is_flat_from_a_million_to_a_hundred_million_samples():
     peaks = run_child(MEMORY_SCRIPT, {"JAX_PLATFORMS": "cpu"})
     assert abs(peaks["streamed_1e8"] - peaks["streamed_1e6"]) < 64 * MEBIBYTE, peaks
     assert peaks["one_shot_1e7"] > peaks["streamed_1e8"] + 64 * MEBIBYTE, peaks
+
+
+MULTI_PROCESS_CHILD = r"""
+import json, sys
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
+import jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh
+from fxgx.distributions import Bernoulli
+from fxgx.estimators import reinforce_leave_one_out
+
+logits = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3)), jnp.float32)
+weight = jnp.asarray([0.2, 0.5, 0.7], jnp.float32)
+
+def total(logits, weight, devices):
+    f = lambda b: jnp.sum((b - weight) ** 2, axis=-1)
+    surrogate = reinforce_leave_one_out()(f, Bernoulli(logits, event_ndims=1),
+                                          seed=jax.random.key(4), num_samples=64 * 13 + 30,
+                                          chunk_size=64, devices=devices)
+    return jnp.sum(surrogate * jnp.asarray([1.0, 3.0]))
+
+mesh = Mesh(np.array(jax.devices()), ("samples",))
+value, grads = jax.jit(jax.value_and_grad(lambda l, w: total(l, w, mesh), argnums=(0, 1)))(
+    logits, weight)
+print("RESULT" + json.dumps({"devices": len(jax.devices()),
+      "result": [float(value)] + [np.asarray(g).ravel().tolist() for g in grads]}))
+"""
+
+
+@pytest.mark.slow
+def test_jax_streams_the_same_estimate_on_two_processes_of_four_devices():
+    """``jax.distributed`` on one machine (2 processes x 4 simulated CPU devices, gloo
+    collectives) against one device in this process."""
+    import socket  # noqa: PLC0415
+
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from fxgx.distributions import Bernoulli  # noqa: PLC0415
+    from fxgx.estimators import reinforce_leave_one_out  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        address = f"localhost:{probe.getsockname()[1]}"
+    environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+                       JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    processes = [subprocess.Popen([sys.executable, "-c", MULTI_PROCESS_CHILD, address, str(rank)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=environment) for rank in range(2)]
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3)), jnp.float32)
+    weight = jnp.asarray([0.2, 0.5, 0.7], jnp.float32)
+
+    def total(logits, weight):
+        surrogate = reinforce_leave_one_out()(
+            lambda b: jnp.sum((b - weight) ** 2, axis=-1), Bernoulli(logits, event_ndims=1),
+            seed=jax.random.key(4), num_samples=64 * 13 + 30, chunk_size=64)
+        return jnp.sum(surrogate * jnp.asarray([1.0, 3.0]))
+
+    value, grads = jax.jit(jax.value_and_grad(total, argnums=(0, 1)))(logits, weight)
+    expected = [float(value)] + [np.asarray(g).ravel().tolist() for g in grads]
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=300)
+        lines = [line for line in stdout.splitlines() if line.startswith("RESULT")]
+        assert process.returncode == 0 and lines, stderr[-3000:]
+        result = json.loads(lines[-1][len("RESULT"):])
+        assert result["devices"] == 8
+        assert_same_on_every_device_count({"devices": 8, "estimate": [expected, result["result"]]},
+                                          count=1)
