@@ -71,7 +71,6 @@ maximum = jnp.maximum
 minimum = jnp.minimum
 sigmoid = jax.nn.sigmoid
 log_sigmoid = jax.nn.log_sigmoid
-softplus = jax.nn.softplus
 softmax = jax.nn.softmax
 log_softmax = jax.nn.log_softmax
 isfinite = jnp.isfinite
@@ -84,6 +83,34 @@ tanh = jnp.tanh
 
 def cast(value, dtype):
     return jnp.asarray(value).astype(_as_dtype(dtype))
+
+
+@jax.custom_jvp
+def softplus(value):
+    """``log(1 + exp(value))``; its derivative is ``sigmoid(value)`` (one ``exp`` and a
+    division; ``jax.nn.softplus`` differentiates through ``logaddexp``, which recomputes the
+    value and takes a second ``exp``), exact at every order."""
+    return jax.nn.softplus(value)
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (value,), (tangent,) = primals, tangents
+    return softplus(value), jax.nn.sigmoid(value) * tangent
+
+
+@jax.custom_jvp
+def magic_box(value):
+    """Ones of ``value``'s shape and dtype with the derivatives of ``exp`` at 0 (see the
+    protocol): the value never reads ``value``, so ``jax.grad`` drops what computed it."""
+    return jnp.ones_like(value)
+
+
+@magic_box.defjvp
+def _magic_box_jvp(primals, tangents):
+    (value,), (tangent,) = primals, tangents
+    box = magic_box(value)
+    return box, box * tangent
 
 
 def reduce_sum(value, axis=None, keepdims=False):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from fxgx.estimators.base import Estimator, leave_one_out_mean, sub_seeds
-from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
+from fxgx.estimators.reinforce import dice_surrogate, draw_and_evaluate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +32,7 @@ class ReinforceLeaveOneOut(Estimator):
             function, distribution, backend, seeds["samples"], num_samples
         )
         baseline = leave_one_out_mean(backend, backend.stop_gradient(values), num_samples)
-        log_prob = distribution.log_prob(samples)
-        return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
+        return dice_surrogate(backend, values, samples, distribution, baseline, num_samples)
 
 
 def reinforce_leave_one_out() -> ReinforceLeaveOneOut:
