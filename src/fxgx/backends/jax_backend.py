@@ -70,7 +70,6 @@ square = jnp.square
 maximum = jnp.maximum
 minimum = jnp.minimum
 sigmoid = jax.nn.sigmoid
-log_sigmoid = jax.nn.log_sigmoid
 softmax = jax.nn.softmax
 log_softmax = jax.nn.log_softmax
 isfinite = jnp.isfinite
@@ -97,6 +96,11 @@ def softplus(value):
 def _softplus_jvp(primals, tangents):
     (value,), (tangent,) = primals, tangents
     return softplus(value), jax.nn.sigmoid(value) * tangent
+
+
+def log_sigmoid(value):
+    """``-softplus(-value)`` (as ``jax.nn.log_sigmoid``), differentiated as ``sigmoid(-value)``."""
+    return -softplus(-value)
 
 
 @jax.custom_jvp
