@@ -12,7 +12,12 @@ not, as in ``tfp.monte_carlo.expectation``. Two forms, chosen by ``higher_order`
   2018), and ``gx = (f(z) - b) / S`` left differentiable w.r.t. ``f``'s own parameters.
   Every order of derivative, mixed ones included (``d^2 / d theta d phi`` for a decoder
   ``phi``), is then an unbiased estimate of the matching derivative of ``E[f]`` (for a
-  stopped baseline).
+  stopped baseline). For fxgx's Bernoulli and one-hot categorical latents ``log q`` is
+  written ``z . theta - sum softplus(theta)`` (``- logsumexp`` for a categorical), linear in
+  the stopped ``z``, and the magic box is ``backend.magic_box``, whose value (1) does not
+  read ``log q``: a first-order gradient then costs what the hand-written closed form
+  costs, ``sum_s w_s z_s - (sum_s w_s) sigmoid(theta)``, while the higher orders are
+  unchanged.
 - ``higher_order=False``: for Bernoulli and one-hot categorical latents the primitive gets
   ``x = logits`` and the closed-form score, ``gx = sum_s (f(z_s) - b)/S (z_s - p)``, the
   hand-fused gradient with no ``log_prob`` pass (about twice as fast on CPU; the second
