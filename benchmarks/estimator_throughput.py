@@ -38,19 +38,25 @@ TARGET = 0.45
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "estimator_throughput.json"
 
 
-def paired_median_seconds(first, second, repeats: int) -> tuple[float, float]:
+def paired_median_seconds(first, second, repeats: int) -> tuple[float, float, float, float]:
     """Median wall times of two calls, measured alternately (A B, B A, A B, ...) after two
-    warm-up calls each (compilation), so that load changes during the run hit both."""
+    warm-up calls each (compilation), so that load changes during the run hit both; and the
+    median process CPU times of the same calls (all threads of this process: less sensitive
+    to other processes on a shared machine). Returns ``(wall_first, wall_second, cpu_first,
+    cpu_second)``."""
     for function in (first, second, first, second):
         function()
-    first_times, second_times = [], []
+    walls = ([], [])
+    cpus = ([], [])
     for repeat in range(repeats):
-        order = ((first, first_times), (second, second_times))
-        for function, times in order if repeat % 2 == 0 else order[::-1]:
-            start = time.perf_counter()
+        for index in ((0, 1) if repeat % 2 == 0 else (1, 0)):
+            function = (first, second)[index]
+            start, start_cpu = time.perf_counter(), time.process_time()
             function()
-            times.append(time.perf_counter() - start)
-    return statistics.median(first_times), statistics.median(second_times)
+            cpus[index].append(time.process_time() - start_cpu)
+            walls[index].append(time.perf_counter() - start)
+    median = statistics.median
+    return median(walls[0]), median(walls[1]), median(cpus[0]), median(cpus[1])
 
 
 # ---------------------------------------------------------- hand-written references
@@ -225,16 +231,20 @@ def estimator_entries(selected):
     return [entry for entry in entries if entry[0] in selected]
 
 
-def make_row(backend, label, num_samples, draws, fxgx_seconds, reference_seconds=None):
+def make_row(backend, label, num_samples, draws, timings, with_reference=True):
+    """One row of the table from ``paired_median_seconds``'s ``(fxgx wall, reference wall,
+    fxgx CPU, reference CPU)``."""
+    fxgx_seconds, reference_seconds, fxgx_cpu, reference_cpu = timings
     row = {
         "backend": backend,
         "estimator": label,
         "num_samples": num_samples,
         "fxgx_ms_per_million": 1e9 * fxgx_seconds / (draws * num_samples),
     }
-    if reference_seconds is not None:
+    if with_reference:
         row["reference_ms_per_million"] = 1e9 * reference_seconds / (draws * num_samples)
         row["ratio"] = reference_seconds / fxgx_seconds
+        row["cpu_ratio"] = reference_cpu / fxgx_cpu
     return row
 
 
@@ -271,26 +281,25 @@ def run_tensorflow(entries, arguments, draws, with_tfp):
             reinforce_call = fxgx_call
         if reference_name in references:
             reference = tf.function(references[reference_name], jit_compile=True)
-            fxgx_seconds, reference_seconds = paired_median_seconds(
+            timings = paired_median_seconds(
                 fxgx_call, lambda reference=reference: reference(logits, seed).numpy(),
                 arguments.repeats,
             )
         else:
-            fxgx_seconds, _ = paired_median_seconds(fxgx_call, fxgx_call, arguments.repeats)
-            reference_seconds = None
-        rows.append(make_row("tensorflow-xla", label, num_samples, draws, fxgx_seconds,
-                             reference_seconds))
+            timings = paired_median_seconds(fxgx_call, fxgx_call, arguments.repeats)
+        rows.append(make_row("tensorflow-xla", label, num_samples, draws, timings,
+                             with_reference=reference_name in references))
         print_row(rows[-1])
     if with_tfp and reinforce_call is not None:
         for label, jit in (("tfp-graph", False), ("tfp-xla", True)):
             compiled = tf.function(tfp_expectation, jit_compile=jit)
-            fxgx_seconds, tfp_seconds = paired_median_seconds(
+            timings = paired_median_seconds(
                 reinforce_call,
                 lambda compiled=compiled: compiled(logits, tf.constant([3, 4], tf.int32)).numpy(),
                 max(3, arguments.repeats // 3),
             )
             rows.append(make_row(label, "tfp.monte_carlo.expectation (REINFORCE)", 1, draws,
-                                 fxgx_seconds, tfp_seconds))
+                                 timings))
             print_row(rows[-1])
     return rows
 
@@ -321,15 +330,14 @@ def run_jax(entries, arguments, draws):
 
         if reference_name in references:
             reference = jax.jit(references[reference_name])
-            fxgx_seconds, reference_seconds = paired_median_seconds(
+            timings = paired_median_seconds(
                 fxgx_call, lambda reference=reference: reference(logits, key).block_until_ready(),
                 arguments.repeats,
             )
         else:
-            fxgx_seconds, _ = paired_median_seconds(fxgx_call, fxgx_call, arguments.repeats)
-            reference_seconds = None
-        rows.append(make_row("jax-jit", label, num_samples, draws, fxgx_seconds,
-                             reference_seconds))
+            timings = paired_median_seconds(fxgx_call, fxgx_call, arguments.repeats)
+        rows.append(make_row("jax-jit", label, num_samples, draws, timings,
+                             with_reference=reference_name in references))
         print_row(rows[-1])
     return rows
 
@@ -337,11 +345,13 @@ def run_jax(entries, arguments, draws):
 def print_row(row) -> None:
     reference = row.get("reference_ms_per_million")
     ratio = row.get("ratio")
+    cpu_ratio = row.get("cpu_ratio")
     print(
         f"{row['backend']:<15} {row['estimator']:<42} {row['num_samples']:>2} "
         f"{row['fxgx_ms_per_million']:>9.3f} "
         f"{'' if reference is None else f'{reference:.3f}':>9} "
-        f"{'' if ratio is None else f'{ratio:.2f}':>6}",
+        f"{'' if ratio is None else f'{ratio:.2f}':>6} "
+        f"{'' if cpu_ratio is None else f'{cpu_ratio:.2f}':>6}",
         flush=True,
     )
 
@@ -373,7 +383,8 @@ def main(argv=None) -> int:
         f"{arguments.dimension}); ms per 10^6 draws, median of {arguments.repeats} interleaved "
         f"calls; load average {', '.join(f'{value:.2f}' for value in load_before)}"
     )
-    print(f"{'backend':<15} {'estimator':<42} {'S':>2} {'fxgx ms':>9} {'ref ms':>9} {'ratio':>6}")
+    print(f"{'backend':<15} {'estimator':<42} {'S':>2} {'fxgx ms':>9} {'ref ms':>9} "
+          f"{'ratio':>6} {'cpu':>6}")
     rows = []
     if "tensorflow" in backends:
         rows += run_tensorflow(entries, arguments, draws,
@@ -383,7 +394,7 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
     print(
         "ratio = reference time / fxgx time (>= 0.9 is the target; for the TFP rows, "
-        f"TFP time / fxgx time); load average at the end "
+        "TFP time / fxgx time); cpu: the same with process CPU times; load average at the end "
         f"{', '.join(f'{value:.2f}' for value in load_after)}"
     )
     if not arguments.no_json:
