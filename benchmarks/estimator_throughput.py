@@ -1,15 +1,24 @@
 """Throughput of each estimator's gradient against a hand-written reference, in one run.
 
 For every catalogued estimator that takes Bernoulli latents this times one compiled
-gradient of ``sum_b surrogate_b`` w.r.t. logits of shape ``[batch, D]`` (``batch * D``
-Bernoulli draws per call, f(b) = sum_d (b_d - 0.45)^2), on TensorFlow under XLA and on JAX
-under ``jit``. Where a hand-written, fused implementation of the same formula exists (the
-gradient written out directly, no surrogate, no autodiff), it is timed in the same process
-and the table reports ``ratio = reference time / fxgx time`` (1.0: the abstraction is free).
-REINFORCE is also compared with ``tfp.monte_carlo.expectation(...,
+gradient of ``sum_b surrogate_b`` w.r.t. logits of shape ``[batch, D]`` (``S * batch * D``
+Bernoulli draws per call, ``S`` the card's own ``num_samples``; f(b) = sum_d (b_d - 0.45)^2),
+on TensorFlow under XLA and on JAX under ``jit``. Where a hand-written, fused implementation
+of the same formula exists (the gradient written out directly, no surrogate, no autodiff:
+REINFORCE, REINFORCE-LOO, ARM, DisARM, straight-through), it is timed in the same process,
+interleaved with fxgx's call (A/B, B/A, ... so that a change of load hits both), and the
+table reports ``ratio = median reference time / median fxgx time`` (1.0: the abstraction is
+free). REINFORCE is also compared with ``tfp.monte_carlo.expectation(...,
 use_reparameterization=False)`` (graph mode and XLA).
 
-    python benchmarks/estimator_throughput.py [--batch 4096] [--dimension 256] [--json FILE]
+The results go to ``benchmarks/results/estimator_throughput.json`` (the machine, the
+versions, the date, the arguments, the load average and the rows), from which
+``scripts/render_tables.py`` renders the tables of README.md and
+docs/estimators/variance.md.
+
+    python benchmarks/estimator_throughput.py [--batch 4096] [--dimension 256]
+        [--repeats 15] [--backends tensorflow,jax] [--estimators reinforce,arm]
+        [--json FILE | --no-json]
 """
 
 from __future__ import annotations
@@ -17,27 +26,45 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import statistics
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TARGET = 0.45
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "estimator_throughput.json"
 
 
-def best_time(function, repeats: int) -> float:
-    function()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def paired_median_seconds(first, second, repeats: int) -> tuple[float, float, float, float]:
+    """Median wall times of two calls, measured alternately (A B, B A, A B, ...) after two
+    warm-up calls each (compilation), so that load changes during the run hit both; and the
+    median process CPU times of the same calls (all threads of this process: less sensitive
+    to other processes on a shared machine). Returns ``(wall_first, wall_second, cpu_first,
+    cpu_second)``."""
+    for function in (first, second, first, second):
         function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    walls = ([], [])
+    cpus = ([], [])
+    for repeat in range(repeats):
+        for index in ((0, 1) if repeat % 2 == 0 else (1, 0)):
+            function = (first, second)[index]
+            start, start_cpu = time.perf_counter(), time.process_time()
+            function()
+            cpus[index].append(time.process_time() - start_cpu)
+            walls[index].append(time.perf_counter() - start)
+    median = statistics.median
+    return median(walls[0]), median(walls[1]), median(cpus[0]), median(cpus[1])
 
 
-# ------------------------------------------------------------------ TensorFlow references
+# ---------------------------------------------------------- hand-written references
 
 
-def tensorflow_references(tf, tfp):
+def tensorflow_references(tf, tfp, num_samples_of):
+    """``{name: reference(logits, seed)}``: each gradient written out directly."""
+
     def uniform(shape, seed):
         return tf.random.stateless_uniform(shape, seed, alg="threefry")
 
@@ -48,6 +75,15 @@ def tensorflow_references(tf, tfp):
         p = tf.sigmoid(logits)
         b = tf.cast(uniform(tf.shape(logits), seed) < p, logits.dtype)
         return objective(b)[:, None] * (b - p)
+
+    def reinforce_leave_one_out(logits, seed):
+        # 1/S sum_s (f(z_s) - 1/(S-1) sum_{j != s} f(z_j)) (z_s - p)
+        count = num_samples_of("reinforce_leave_one_out")
+        p = tf.sigmoid(logits)
+        b = tf.cast(uniform(tf.concat([[count], tf.shape(logits)], 0), seed) < p, logits.dtype)
+        values = objective(b)
+        baseline = (tf.reduce_sum(values, 0, keepdims=True) - values) / (count - 1)
+        return tf.reduce_sum(((values - baseline) / count)[..., None] * (b - p), 0)
 
     def disarm(logits, seed):
         u = uniform(tf.shape(logits), seed)
@@ -69,6 +105,12 @@ def tensorflow_references(tf, tfp):
         low = tf.cast(u < tf.sigmoid(logits), logits.dtype)
         return (objective(high) - objective(low))[:, None] * (u - 0.5)
 
+    def straight_through(logits, seed):
+        # f'(b) * dsigmoid/dlogits at a hard sample b ~ Bernoulli(sigmoid(logits))
+        p = tf.sigmoid(logits)
+        b = tf.cast(uniform(tf.shape(logits), seed) < p, logits.dtype)
+        return 2.0 * (b - TARGET) * p * (1.0 - p)
+
     def tfp_expectation(logits, seed):
         with tf.GradientTape() as tape:
             tape.watch(logits)
@@ -83,10 +125,19 @@ def tensorflow_references(tf, tfp):
             total = tf.reduce_sum(value)
         return tape.gradient(total, logits)
 
-    return {"reinforce": reinforce, "disarm": disarm, "arm": arm}, tfp_expectation, objective
+    references = {
+        "reinforce": reinforce,
+        "reinforce_leave_one_out": reinforce_leave_one_out,
+        "disarm": disarm,
+        "arm": arm,
+        "straight_through": straight_through,
+    }
+    return references, tfp_expectation, objective
 
 
-def jax_references(jax, jnp):
+def jax_references(jax, jnp, num_samples_of):
+    """``{name: reference(logits, key)}``: each gradient written out directly."""
+
     def objective(b):
         return jnp.sum(jnp.square(b - TARGET), axis=-1)
 
@@ -94,6 +145,15 @@ def jax_references(jax, jnp):
         p = jax.nn.sigmoid(logits)
         b = (jax.random.uniform(key, logits.shape, logits.dtype) < p).astype(logits.dtype)
         return objective(b)[:, None] * (b - p)
+
+    def reinforce_leave_one_out(logits, key):
+        count = num_samples_of("reinforce_leave_one_out")
+        p = jax.nn.sigmoid(logits)
+        shape = (count, *logits.shape)
+        b = (jax.random.uniform(key, shape, logits.dtype) < p).astype(logits.dtype)
+        values = objective(b)
+        baseline = (jnp.sum(values, 0, keepdims=True) - values) / (count - 1)
+        return jnp.sum(((values - baseline) / count)[..., None] * (b - p), 0)
 
     def disarm(logits, key):
         u = jax.random.uniform(key, logits.shape, logits.dtype)
@@ -114,25 +174,45 @@ def jax_references(jax, jnp):
         low = (u < jax.nn.sigmoid(logits)).astype(logits.dtype)
         return (objective(high) - objective(low))[:, None] * (u - 0.5)
 
-    return {"reinforce": reinforce, "disarm": disarm, "arm": arm}, objective
+    def straight_through(logits, key):
+        p = jax.nn.sigmoid(logits)
+        b = (jax.random.uniform(key, logits.shape, logits.dtype) < p).astype(logits.dtype)
+        return 2.0 * (b - TARGET) * p * (1.0 - p)
+
+    references = {
+        "reinforce": reinforce,
+        "reinforce_leave_one_out": reinforce_leave_one_out,
+        "disarm": disarm,
+        "arm": arm,
+        "straight_through": straight_through,
+    }
+    return references, objective
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--dimension", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--backends", default="tensorflow,jax")
-    parser.add_argument("--json", default=None)
-    arguments = parser.parse_args(argv)
+# ------------------------------------------------------------------------- the run
 
+
+def versions() -> dict:
+    """The versions of Python and of the packages the benchmark runs."""
+    import importlib.metadata as metadata
+
+    found = {"python": platform.python_version()}
+    for package in ("fxgx", "tensorflow", "tensorflow-probability", "jax", "jaxlib"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def estimator_entries(selected):
+    """``[(label, estimator, num_samples, reference name or None)]`` for the Bernoulli cards
+    (and ``reinforce(higher_order=False)``), restricted to the ``selected`` labels."""
     from fxgx import catalogue
-    from fxgx.distributions import Bernoulli
     from fxgx.estimators import reinforce
 
-    # (label, estimator, num_samples, name of the hand-written reference or None)
     entries = [
-        (card.name, card.make(), card.num_samples, card.name if card.num_samples == 1 else None)
+        (card.name, card.make(), card.num_samples, card.name)
         for card in catalogue.load_cards()
         if card.supports("bernoulli") and card.test.get("target", "expectation") == "expectation"
     ]
@@ -140,125 +220,229 @@ def main(argv=None) -> int:
         1 + [entry[0] for entry in entries].index("reinforce"),
         ("reinforce(higher_order=False)", reinforce(higher_order=False), 1, "reinforce"),
     )
-    draws = arguments.batch * arguments.dimension
-    rows = []
+    if selected is None:
+        return entries
+    known = {entry[0] for entry in entries}
+    unknown = sorted(set(selected) - known)
+    if unknown:
+        raise SystemExit(
+            f"--estimators: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+        )
+    return [entry for entry in entries if entry[0] in selected]
 
-    if "tensorflow" in arguments.backends:
-        import tensorflow as tf
-        import tensorflow_probability as tfp
 
-        references, tfp_expectation, objective = tensorflow_references(tf, tfp)
-        logits = tf.random.stateless_normal([arguments.batch, arguments.dimension], [1, 2])
-        seed = tf.constant([3, 4], tf.int64)
-        for label, estimator, num_samples, reference_name in entries:
+def unpaired_median_seconds(function, repeats: int) -> tuple[float, None, float, None]:
+    """Median wall and CPU times of one call with no reference (two warm-up calls first),
+    in the shape of ``paired_median_seconds``'s answer."""
+    function()
+    function()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        function()
+        cpus.append(time.process_time() - start_cpu)
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls), None, statistics.median(cpus), None
 
-            def fxgx_gradient(logits, seed, estimator=estimator, samples=num_samples):
-                with tf.GradientTape() as tape:
-                    tape.watch(logits)
-                    surrogate = estimator(
-                        objective, Bernoulli(logits, event_ndims=1), seed=seed, num_samples=samples
-                    )
-                    total = tf.reduce_sum(surrogate)
-                return tape.gradient(total, logits)
 
-            compiled = tf.function(fxgx_gradient, jit_compile=True)
-            fxgx_seconds = best_time(
-                lambda compiled=compiled: compiled(logits, seed).numpy(), arguments.repeats
-            )
-            row = {
-                "backend": "tensorflow-xla",
-                "estimator": label,
-                "num_samples": num_samples,
-                "fxgx_ms_per_million": 1e9 * fxgx_seconds / draws,
-            }
-            if reference_name in references:
-                reference = tf.function(references[reference_name], jit_compile=True)
-                reference_seconds = best_time(
-                    lambda reference=reference: reference(logits, seed).numpy(), arguments.repeats
+def make_row(backend, label, num_samples, draws, timings, with_reference=True):
+    """One row of the table from ``paired_median_seconds``'s ``(fxgx wall, reference wall,
+    fxgx CPU, reference CPU)``."""
+    fxgx_seconds, reference_seconds, fxgx_cpu, reference_cpu = timings
+    row = {
+        "backend": backend,
+        "estimator": label,
+        "num_samples": num_samples,
+        "fxgx_ms_per_million": 1e9 * fxgx_seconds / (draws * num_samples),
+    }
+    if with_reference:
+        row["reference_ms_per_million"] = 1e9 * reference_seconds / (draws * num_samples)
+        row["ratio"] = reference_seconds / fxgx_seconds
+        row["cpu_ratio"] = reference_cpu / fxgx_cpu
+    return row
+
+
+def run_tensorflow(entries, arguments, draws, with_tfp):
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    from fxgx.distributions import Bernoulli
+
+    samples_of = {label: samples for label, _, samples, _ in entries}
+    references, tfp_expectation, objective = tensorflow_references(
+        tf, tfp, lambda name: samples_of.get(name, 2)
+    )
+    logits = tf.random.stateless_normal([arguments.batch, arguments.dimension], [1, 2])
+    seed = tf.constant([3, 4], tf.int64)
+    rows, reinforce_call = [], None
+    for label, estimator, num_samples, reference_name in entries:
+
+        def fxgx_gradient(logits, seed, estimator=estimator, samples=num_samples):
+            with tf.GradientTape() as tape:
+                tape.watch(logits)
+                surrogate = estimator(
+                    objective, Bernoulli(logits, event_ndims=1), seed=seed, num_samples=samples
                 )
-                row["reference_ms_per_million"] = 1e9 * reference_seconds / draws
-                row["ratio"] = reference_seconds / fxgx_seconds
-            rows.append(row)
-        for label, jit in (("tfp-graph", False), ("tfp-xla", True)):
-            compiled = tf.function(tfp_expectation, jit_compile=jit)
-            seconds = best_time(
-                lambda compiled=compiled: compiled(logits, tf.constant([3, 4], tf.int32)).numpy(),
-                max(2, arguments.repeats // 3),
-            )
-            fxgx_row = next(
-                r
-                for r in rows
-                if r["estimator"] == "reinforce" and r["backend"] == "tensorflow-xla"
-            )
-            rows.append(
-                {
-                    "backend": label,
-                    "estimator": "tfp.monte_carlo.expectation (REINFORCE)",
-                    "num_samples": 1,
-                    "fxgx_ms_per_million": fxgx_row["fxgx_ms_per_million"],
-                    "reference_ms_per_million": 1e9 * seconds / draws,
-                    "ratio": (1e9 * seconds / draws) / fxgx_row["fxgx_ms_per_million"],
-                }
-            )
+                total = tf.reduce_sum(surrogate)
+            return tape.gradient(total, logits)
 
-    if "jax" in arguments.backends:
-        import jax
-        import jax.numpy as jnp
+        compiled = tf.function(fxgx_gradient, jit_compile=True)
 
-        references, objective = jax_references(jax, jnp)
-        logits = jax.random.normal(jax.random.key(1), (arguments.batch, arguments.dimension))
-        key = jax.random.key(3)
-        for label, estimator, num_samples, reference_name in entries:
+        def fxgx_call(compiled=compiled):
+            return compiled(logits, seed).numpy()
 
-            def total(logits, key, estimator=estimator, samples=num_samples):
-                return jnp.sum(
-                    estimator(
-                        objective, Bernoulli(logits, event_ndims=1), seed=key, num_samples=samples
-                    )
-                )
-
-            compiled = jax.jit(jax.grad(total))
-            fxgx_seconds = best_time(
-                lambda compiled=compiled: compiled(logits, key).block_until_ready(),
+        if label == "reinforce":
+            reinforce_call = fxgx_call
+        if reference_name in references:
+            reference = tf.function(references[reference_name], jit_compile=True)
+            timings = paired_median_seconds(
+                fxgx_call, lambda reference=reference: reference(logits, seed).numpy(),
                 arguments.repeats,
             )
-            row = {
-                "backend": "jax-jit",
-                "estimator": label,
-                "num_samples": num_samples,
-                "fxgx_ms_per_million": 1e9 * fxgx_seconds / draws,
-            }
-            if reference_name in references:
-                reference = jax.jit(references[reference_name])
-                reference_seconds = best_time(
-                    lambda reference=reference: reference(logits, key).block_until_ready(),
-                    arguments.repeats,
-                )
-                row["reference_ms_per_million"] = 1e9 * reference_seconds / draws
-                row["ratio"] = reference_seconds / fxgx_seconds
-            rows.append(row)
+        else:
+            timings = unpaired_median_seconds(fxgx_call, max(3, arguments.repeats // 5))
+        rows.append(make_row("tensorflow-xla", label, num_samples, draws, timings,
+                             with_reference=reference_name in references))
+        print_row(rows[-1])
+    if with_tfp and reinforce_call is not None:
+        for label, jit in (("tfp-graph", False), ("tfp-xla", True)):
+            compiled = tf.function(tfp_expectation, jit_compile=jit)
+            timings = paired_median_seconds(
+                reinforce_call,
+                lambda compiled=compiled: compiled(logits, tf.constant([3, 4], tf.int32)).numpy(),
+                max(3, arguments.repeats // 3),
+            )
+            rows.append(make_row(label, "tfp.monte_carlo.expectation (REINFORCE)", 1, draws,
+                                 timings))
+            print_row(rows[-1])
+    return rows
+
+
+def run_jax(entries, arguments, draws):
+    import jax
+    import jax.numpy as jnp
+
+    from fxgx.distributions import Bernoulli
+
+    samples_of = {label: samples for label, _, samples, _ in entries}
+    references, objective = jax_references(jax, jnp, lambda name: samples_of.get(name, 2))
+    logits = jax.random.normal(jax.random.key(1), (arguments.batch, arguments.dimension))
+    key = jax.random.key(3)
+    rows = []
+    for label, estimator, num_samples, reference_name in entries:
+
+        def total(logits, key, estimator=estimator, samples=num_samples):
+            return jnp.sum(
+                estimator(objective, Bernoulli(logits, event_ndims=1), seed=key,
+                          num_samples=samples)
+            )
+
+        compiled = jax.jit(jax.grad(total))
+
+        def fxgx_call(compiled=compiled):
+            return compiled(logits, key).block_until_ready()
+
+        if reference_name in references:
+            reference = jax.jit(references[reference_name])
+            timings = paired_median_seconds(
+                fxgx_call, lambda reference=reference: reference(logits, key).block_until_ready(),
+                arguments.repeats,
+            )
+        else:
+            timings = unpaired_median_seconds(fxgx_call, max(3, arguments.repeats // 5))
+        rows.append(make_row("jax-jit", label, num_samples, draws, timings,
+                             with_reference=reference_name in references))
+        print_row(rows[-1])
+    return rows
+
+
+def print_row(row) -> None:
+    reference = row.get("reference_ms_per_million")
+    ratio = row.get("ratio")
+    cpu_ratio = row.get("cpu_ratio")
+    print(
+        f"{row['backend']:<15} {row['estimator']:<42} {row['num_samples']:>2} "
+        f"{row['fxgx_ms_per_million']:>9.3f} "
+        f"{'' if reference is None else f'{reference:.3f}':>9} "
+        f"{'' if ratio is None else f'{ratio:.2f}':>6} "
+        f"{'' if cpu_ratio is None else f'{cpu_ratio:.2f}':>6}",
+        flush=True,
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--dimension", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=15,
+                        help="timed calls of each side (interleaved); the median is kept")
+    parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument("--estimators", default=None,
+                        help="comma-separated labels (default: every Bernoulli card)")
+    parser.add_argument("--json", default=str(DEFAULT_JSON),
+                        help="where to write the results (default: %(default)s)")
+    parser.add_argument("--no-json", action="store_true", help="write no JSON")
+    arguments = parser.parse_args(argv)
+    selected = None if arguments.estimators is None else [
+        name.strip() for name in arguments.estimators.split(",") if name.strip()
+    ]
+    entries = estimator_entries(selected)
+    backends = [name.strip() for name in arguments.backends.split(",") if name.strip()]
+    draws = arguments.batch * arguments.dimension
+    load_before = os.getloadavg()
+    started = datetime.now(UTC)
 
     print(
-        f"{draws} Bernoulli draws per call (batch {arguments.batch} x D {arguments.dimension}); "
-        "ms per 10^6 draws, best of repeats"
+        f"{draws} Bernoulli draws per sample and call (batch {arguments.batch} x D "
+        f"{arguments.dimension}); ms per 10^6 draws, median of {arguments.repeats} interleaved "
+        f"calls; load average {', '.join(f'{value:.2f}' for value in load_before)}"
     )
-    print(f"{'backend':<15} {'estimator':<42} {'S':>2} {'fxgx ms':>9} {'ref ms':>9} {'ratio':>6}")
-    for row in rows:
-        reference = row.get("reference_ms_per_million")
-        ratio = row.get("ratio")
-        print(
-            f"{row['backend']:<15} {row['estimator']:<42} {row['num_samples']:>2} "
-            f"{row['fxgx_ms_per_million']:>9.3f} "
-            f"{'' if reference is None else f'{reference:.3f}':>9} "
-            f"{'' if ratio is None else f'{ratio:.2f}':>6}"
-        )
+    print(f"{'backend':<15} {'estimator':<42} {'S':>2} {'fxgx ms':>9} {'ref ms':>9} "
+          f"{'ratio':>6} {'cpu':>6}")
+    rows = []
+    if "tensorflow" in backends:
+        rows += run_tensorflow(entries, arguments, draws,
+                               with_tfp=selected is None or "reinforce" in selected)
+    if "jax" in backends:
+        rows += run_jax(entries, arguments, draws)
+    load_after = os.getloadavg()
     print(
         "ratio = reference time / fxgx time (>= 0.9 is the target; for the TFP rows, "
-        "TFP time / fxgx time)"
+        "TFP time / fxgx time); cpu: the same with process CPU times; load average at the end "
+        f"{', '.join(f'{value:.2f}' for value in load_after)}"
     )
-    if arguments.json:
-        with open(arguments.json, "w") as handle:
-            json.dump({"draws_per_call": draws, "rows": rows}, handle, indent=2)
+    if not arguments.no_json:
+        document = {
+            "benchmark": "estimator_throughput",
+            "command": "python benchmarks/estimator_throughput.py " + " ".join(
+                f"--{name} {getattr(arguments, name)}"
+                for name in ("batch", "dimension", "repeats", "backends")
+            ) + ("" if arguments.estimators is None else f" --estimators {arguments.estimators}"),
+            "date": started.isoformat(timespec="seconds"),
+            "arguments": {
+                "batch": arguments.batch,
+                "dimension": arguments.dimension,
+                "repeats": arguments.repeats,
+                "backends": backends,
+                "estimators": selected,
+            },
+            "machine": {
+                "platform": platform.platform(),
+                "processor": platform.processor(),
+                "cpu_count": os.cpu_count(),
+                "load_average_start": list(load_before),
+                "load_average_end": list(load_after),
+            },
+            "versions": versions(),
+            "draws_per_sample": draws,
+            "rows": rows,
+        }
+        path = Path(arguments.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+        print(f"wrote {path}")
     return 0
 
 

@@ -556,9 +556,54 @@ def streaming_kinds_table() -> list[str]:
                         f"does not stream: {estimator.not_streaming_because}")
         lines.append(f"| `{card.name}` | {how} |")
     return lines
+def estimator_throughput_table() -> list[str]:
+    """README.md and docs/estimators/variance.md: each estimator's compiled gradient against
+    a hand-written one of the same formula (``benchmarks/estimator_throughput.py``'s JSON)."""
+    with open(BENCHMARK_RESULTS / "estimator_throughput.json", encoding="utf-8") as handle:
+        run = json.load(handle)
+    backends = [("tensorflow-xla", "TF-XLA"), ("jax-jit", "JAX-jit")]
+    rows = {(row["backend"], row["estimator"]): row for row in run["rows"]}
+    labels = list(dict.fromkeys(row["estimator"] for row in run["rows"]
+                                if row["backend"] in dict(backends)))
+    header = "| estimator | S |"
+    rule = "| --- | --- |"
+    for _, title in backends:
+        header += (f" {title}: fxgx / hand-written (ms per 10⁶ draws) | {title} ratio "
+                   "(wall, CPU) |")
+        rule += " --- | --- |"
+    lines = [header, rule]
+    for label in labels:
+        cells = []
+        for backend, _ in backends:
+            row = rows.get((backend, label))
+            if row is None:
+                cells += ["", ""]
+            elif "ratio" in row:
+                cells += [f"{row['fxgx_ms_per_million']:.2f} / "
+                          f"{row['reference_ms_per_million']:.2f}",
+                          f"{row['ratio']:.2f}, {row['cpu_ratio']:.2f}"]
+            else:
+                cells += [f"{row['fxgx_ms_per_million']:.2f} / —", "—"]
+        samples = next(row["num_samples"] for row in run["rows"] if row["estimator"] == label)
+        lines.append(f"| {label} | {samples} | " + " | ".join(cells) + " |")
+    tfp = [row for row in run["rows"] if row["backend"].startswith("tfp-")]
+    machine = run["machine"]
+    load = ", ".join(f"{value:.1f}" for value in machine["load_average_start"])
+    notes = ["", "ratio = hand-written time / fxgx time, of the medians of interleaved calls "
+             "(1.0: the abstraction is free), by the wall clock and by the process's CPU time "
+             "(less sensitive to the other processes of a shared machine). "]
+    if tfp:
+        notes[-1] += "REINFORCE by `tfp.monte_carlo.expectation` takes " + " and ".join(
+            f"{row['ratio']:.1f}× fxgx's time ({row['backend'][4:]})" for row in tfp) + ". "
+    notes[-1] += (f"`{run['command']}`, {run['date'][:10]}, {machine['cpu_count']} cores "
+                  f"(load average {load} at the start: a shared machine, timings are noisy), "
+                  + ", ".join(f"{name} {version}"
+                              for name, version in sorted(run["versions"].items())) + ".")
+    return lines + notes
 
 
 TABLES = {
+    "estimator-throughput": estimator_throughput_table,
     "estimator-variance": estimator_variance_table,
     "estimator-variance-claims": estimator_variance_claims,
     "fit-overhead": fit_overhead_table,

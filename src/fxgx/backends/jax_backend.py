@@ -10,8 +10,8 @@ import contextlib
 
 import jax
 import jax.numpy as jnp
+import jax.sharding
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec
 
 name = "jax"
 
@@ -71,8 +71,6 @@ square = jnp.square
 maximum = jnp.maximum
 minimum = jnp.minimum
 sigmoid = jax.nn.sigmoid
-log_sigmoid = jax.nn.log_sigmoid
-softplus = jax.nn.softplus
 softmax = jax.nn.softmax
 log_softmax = jax.nn.log_softmax
 isfinite = jnp.isfinite
@@ -85,6 +83,39 @@ tanh = jnp.tanh
 
 def cast(value, dtype):
     return jnp.asarray(value).astype(_as_dtype(dtype))
+
+
+@jax.custom_jvp
+def softplus(value):
+    """``log(1 + exp(value))``; its derivative is ``sigmoid(value)`` (one ``exp`` and a
+    division; ``jax.nn.softplus`` differentiates through ``logaddexp``, which recomputes the
+    value and takes a second ``exp``), exact at every order."""
+    return jax.nn.softplus(value)
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (value,), (tangent,) = primals, tangents
+    return softplus(value), jax.nn.sigmoid(value) * tangent
+
+
+def log_sigmoid(value):
+    """``-softplus(-value)`` (as ``jax.nn.log_sigmoid``), differentiated as ``sigmoid(-value)``."""
+    return -softplus(-value)
+
+
+@jax.custom_jvp
+def magic_box(value):
+    """Ones of ``value``'s shape and dtype with the derivatives of ``exp`` at 0 (see the
+    protocol): the value never reads ``value``, so ``jax.grad`` drops what computed it."""
+    return jnp.ones_like(value)
+
+
+@magic_box.defjvp
+def _magic_box_jvp(primals, tangents):
+    (value,), (tangent,) = primals, tangents
+    box = magic_box(value)
+    return box, box * tangent
 
 
 def reduce_sum(value, axis=None, keepdims=False):
@@ -224,7 +255,7 @@ def resolve_devices(devices):
     one-axis ``jax.sharding.Mesh``, returned as a mesh or None."""
     if devices is None:
         return None
-    if isinstance(devices, Mesh):
+    if isinstance(devices, jax.sharding.Mesh):
         if len(devices.axis_names) != 1:
             raise ValueError(
                 f"devices must be a mesh with one axis (the sample axis); got axes "
@@ -243,7 +274,7 @@ def resolve_devices(devices):
             f"devices={devices}, but JAX sees {len(visible)} device(s). To simulate more on a "
             "CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before importing jax."
         )
-    return Mesh(np.array(visible[:devices]), ("samples",))
+    return jax.sharding.Mesh(np.array(visible[:devices]), ("samples",))
 
 
 def device_count(devices) -> int:
@@ -278,8 +309,8 @@ def sum_over_chunks(body, parameters, seeds, num_chunks: int, devices=None):
             return jax.tree.map(lambda value: jax.lax.psum(value, axis), partial)
 
         total = jax.shard_map(
-            per_device, mesh=devices, in_specs=(PartitionSpec(), PartitionSpec(axis)),
-            out_specs=PartitionSpec(),
+            per_device, mesh=devices, in_specs=(jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec(axis)),
+            out_specs=jax.sharding.PartitionSpec(),
         )(parameters, seeds[:sharded])
     if sharded < num_chunks:
         total = scan(total, parameters, seeds[sharded:num_chunks])

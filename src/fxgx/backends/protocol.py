@@ -157,6 +157,14 @@ class Backend(Protocol):
     def greater(self, first: Any, second: Any, /) -> Array: ...
     def matmul(self, first: Array, second: Array, /) -> Array: ...
 
+    def magic_box(self, value: Array, /) -> Array:
+        """``exp(value)`` for a ``value`` that is 0 wherever it is used (DiCE's
+        ``L - stop_gradient(L)``): ones of ``value``'s shape and dtype, computed without
+        reading ``value``, whose derivative is ``magic_box(value) * d value``, so that its
+        derivatives of every order are those of ``exp`` at 0 while a gradient pass never
+        needs ``value`` itself (the compiler drops the work that made it)."""
+        ...
+
     def softmax(self, logits: Array, /, axis: int = -1) -> Array:
         """``exp(logits) / sum exp(logits)`` along ``axis``."""
         ...

@@ -92,6 +92,17 @@ matmul = tf.matmul
 tanh = tf.tanh
 
 
+@tf.custom_gradient
+def magic_box(value):
+    """Ones of ``value``'s shape and dtype with the derivatives of ``exp`` at 0 (see the
+    protocol): the gradient calls ``magic_box`` again, so nested tapes get every order."""
+
+    def gradient(upstream):
+        return upstream * magic_box(value)
+
+    return tf.ones_like(value), gradient
+
+
 def reduce_sum(value, axis=None, keepdims=False):
     return tf.reduce_sum(value, axis=axis, keepdims=keepdims)
 

@@ -38,6 +38,13 @@ class AntitheticPairs(NamedTuple):
     second_values: Any  # f(b~)
 
 
+def complement_is_exact(backend, dtype) -> bool:
+    """Whether ``1 - u`` is exact for every ``u`` of ``open_uniform`` in ``dtype``: its grid
+    ``(k + 1/2) eps`` is symmetric about 1/2 and representable in float32 and float64
+    (``eps <= 2^-23``); half-precision draws are rounded from float32 and are not."""
+    return backend.finfo_eps(dtype) <= 2.0**-23
+
+
 def antithetic_pairs(function, distribution, backend, seed, num_samples) -> AntitheticPairs:
     """Draw ``num_samples`` antithetic pairs from a Bernoulli and evaluate ``f`` once on all
     ``2 S`` samples."""
@@ -46,9 +53,15 @@ def antithetic_pairs(function, distribution, backend, seed, num_samples) -> Anti
     seeds = sub_seeds(seed, backend, "uniform")
     shape = (num_samples,) + tuple(backend.shape_of(logits))
     uniform = backend.stop_gradient(open_uniform(backend, shape, seeds["uniform"], dtype))
-    # 1[u > sigmoid(-theta)] rather than 1[1 - u < sigmoid(theta)]: no rounding of 1 - u.
-    first = backend.cast(backend.less(uniform, backend.sigmoid(logits)), dtype)
-    second = backend.cast(backend.greater(uniform, backend.sigmoid(-logits)), dtype)
+    probability = backend.sigmoid(logits)
+    first = backend.cast(backend.less(uniform, probability), dtype)
+    if complement_is_exact(backend, dtype):
+        # 1 - u is exact on open_uniform's grid, so b~ = 1[1 - u < sigmoid(theta)] needs no
+        # second sigmoid (one array fewer to make and read).
+        second = backend.cast(backend.less(1.0 - uniform, probability), dtype)
+    else:
+        # Half precision: 1 - u would round, so 1[u > sigmoid(-theta)].
+        second = backend.cast(backend.greater(uniform, backend.sigmoid(-logits)), dtype)
     both = backend.concat([first, second], axis=0)
     both = backend.stop_gradient(both)
     values = evaluate(function, both, distribution, backend, 2 * num_samples)

@@ -31,7 +31,11 @@ from __future__ import annotations
 import dataclasses
 
 from fxgx.estimators.base import Estimator, sub_seeds
-from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
+from fxgx.estimators.reinforce import (
+    dice_surrogate,
+    draw_and_evaluate,
+    score_function_surrogate,
+)
 
 
 def _sum_event(backend, values, event_ndims):
@@ -130,9 +134,8 @@ class OptimalBaseline(Estimator):
         positive = backend.greater(denominator, backend.zeros_like(denominator))
         safe = backend.where(positive, denominator, backend.ones_like(denominator))
         baseline = backend.where(positive, numerator / safe, others_mean)
-        log_prob = distribution.log_prob(samples)
-        return (float(num_samples) * score_function_surrogate(backend, values, log_prob,
-                                                              baseline, num_samples),)
+        return (float(num_samples) * dice_surrogate(backend, values, samples, distribution,
+                                                    baseline, num_samples),)
 
 
 def optimal_baseline() -> OptimalBaseline:

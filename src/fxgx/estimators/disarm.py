@@ -20,7 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from fxgx.estimators.arm import antithetic_pairs, expand_over_event, pair_surrogate
+from fxgx.estimators.arm import (
+    antithetic_pairs,
+    complement_is_exact,
+    expand_over_event,
+    pair_surrogate,
+)
 from fxgx.estimators.base import Estimator
 
 
@@ -37,7 +42,13 @@ class Disarm(Estimator):
             backend, pairs.first_values - pairs.second_values, distribution.event_ndims
         )
         logits = backend.stop_gradient(distribution.logits)
-        weight = backend.sigmoid(backend.abs(logits))
+        if complement_is_exact(backend, backend.dtype_of(logits)):
+            # sigmoid(|theta|) = max(p, 1 - p), p = sigmoid(theta) (shared with the draws):
+            # 1 - p is accurate where it is the larger, so no second sigmoid pass.
+            probability = backend.sigmoid(logits)
+            weight = backend.maximum(probability, 1.0 - probability)
+        else:
+            weight = backend.sigmoid(backend.abs(logits))
         per_pair = 0.5 * difference * (pairs.first - pairs.second) * weight
         return pair_surrogate(backend, distribution, pairs, per_pair)
 

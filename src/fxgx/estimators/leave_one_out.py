@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from fxgx.estimators.base import Estimator, leave_one_out_mean, sub_seeds
-from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
+from fxgx.estimators.reinforce import dice_surrogate, draw_and_evaluate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +32,7 @@ class ReinforceLeaveOneOut(Estimator):
             function, distribution, backend, seeds["samples"], num_samples
         )
         baseline = leave_one_out_mean(backend, backend.stop_gradient(values), num_samples)
-        log_prob = distribution.log_prob(samples)
-        return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
+        return dice_surrogate(backend, values, samples, distribution, baseline, num_samples)
 
     streaming = "exact"
 
@@ -47,12 +46,12 @@ class ReinforceLeaveOneOut(Estimator):
         samples, values = draw_and_evaluate(
             function, distribution, backend, seeds["samples"], num_samples
         )
-        log_prob = distribution.log_prob(samples)
+        del statistics
         zero = backend.zeros_like(backend.stop_gradient(values))
 
         def summed(weights):
-            return float(num_samples) * score_function_surrogate(backend, weights, log_prob, zero,
-                                                          num_samples)
+            return float(num_samples) * dice_surrogate(backend, weights, samples, distribution,
+                                                       zero, num_samples)
 
         return (summed(values), summed(backend.stop_gradient(values)),
                 summed(zero + 1) - float(num_samples))

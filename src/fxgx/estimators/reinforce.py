@@ -12,7 +12,12 @@ not, as in ``tfp.monte_carlo.expectation``. Two forms, chosen by ``higher_order`
   2018), and ``gx = (f(z) - b) / S`` left differentiable w.r.t. ``f``'s own parameters.
   Every order of derivative, mixed ones included (``d^2 / d theta d phi`` for a decoder
   ``phi``), is then an unbiased estimate of the matching derivative of ``E[f]`` (for a
-  stopped baseline).
+  stopped baseline). For fxgx's Bernoulli and one-hot categorical latents ``log q`` is
+  written ``z . theta - sum softplus(theta)`` (``- logsumexp`` for a categorical), linear in
+  the stopped ``z``, and the magic box is ``backend.magic_box``, whose value (1) does not
+  read ``log q``: a first-order gradient then costs what the hand-written closed form
+  costs, ``sum_s w_s z_s - (sum_s w_s) sigmoid(theta)``, while the higher orders are
+  unchanged.
 - ``higher_order=False``: for Bernoulli and one-hot categorical latents the primitive gets
   ``x = logits`` and the closed-form score, ``gx = sum_s (f(z_s) - b)/S (z_s - p)``, the
   hand-fused gradient with no ``log_prob`` pass (about twice as fast on CPU; the second
@@ -31,16 +36,35 @@ from fxgx.distributions import Distribution
 from fxgx.estimators.base import Estimator, evaluate
 
 
-def score_function_surrogate(backend, values, log_prob, baseline, num_samples):
+def score_function_surrogate(backend, values, log_prob, baseline, num_samples,
+                             log_prob_is_finite=False):
     """``mean(values)`` with gradient ``sum_s (values_s - baseline_s)/S * grad log q_s`` for
     the parameters of ``q`` and ``mean_s grad values_s`` for what ``values`` depend on.
 
     ``values`` (``f`` at stopped samples) are left differentiable; ``baseline`` is stopped
-    here, so that it adds no bias whatever it was computed from."""
-    magic = backend.exp(log_prob - backend.stop_gradient(log_prob))
+    here, so that it adds no bias whatever it was computed from. DiCE's magic box
+    ``exp(log q - stop(log q))`` carries the derivatives of every order; with
+    ``log_prob_is_finite`` (the caller knows ``log q`` is finite, as for the closed forms of
+    ``linear_log_prob``) it is ``backend.magic_box``, whose value does not read ``log q``, so
+    a first-order gradient pass never computes ``log q`` itself, only its derivative."""
+    difference = log_prob - backend.stop_gradient(log_prob)
+    magic = backend.magic_box(difference) if log_prob_is_finite else backend.exp(difference)
     weights = (values - backend.stop_gradient(baseline)) / num_samples
     return custom_gradient(backend.reduce_mean(values, axis=0), weights, magic, axis=0,
                            fx_gx_manually_stopped=True)
+
+
+def dice_surrogate(backend, values, samples, distribution, baseline, num_samples):
+    """``score_function_surrogate`` with ``log q`` from ``linear_log_prob`` for fxgx's
+    Bernoulli and one-hot categorical distributions (no ``log_sigmoid`` pass, and no
+    ``log q`` at all in a first-order gradient) and from ``distribution.log_prob``
+    otherwise. Every derivative order is DiCE's."""
+    if getattr(distribution, "kind", "") in CLOSED_FORM_KINDS:
+        log_prob = linear_log_prob(backend, distribution, samples)
+        return score_function_surrogate(backend, values, log_prob, baseline, num_samples,
+                                        log_prob_is_finite=True)
+    log_prob = distribution.log_prob(samples)
+    return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
 
 
 def closed_form_score_surrogate(backend, values, samples, distribution, baseline, num_samples):
@@ -62,6 +86,33 @@ def closed_form_score_surrogate(backend, values, samples, distribution, baseline
     axis = tuple(range(rank - event_rank, rank))
     return custom_gradient(backend.reduce_mean(values, axis=0), gradient, logits, axis=axis,
                            fx_gx_manually_stopped=True)
+
+
+def linear_log_prob(backend, distribution, samples):
+    """``log q(z)`` of a Bernoulli or one-hot categorical ``distribution`` at stopped
+    ``samples``, written as a linear function of ``z`` plus a term without a sample axis:
+
+        Bernoulli:    log q(z) = sum_event z * theta - sum_event softplus(theta)
+        categorical:  log q(z) = sum_event z . theta - sum_event logsumexp_k(theta)
+
+    Its derivatives w.r.t. the logits ``theta`` are those of ``log q`` at every order (``z``
+    is a constant), and it costs one contraction over ``[S] + logits.shape`` where
+    ``distribution.log_prob`` costs a ``log_sigmoid`` per element and a pass of its own; the
+    normalizer is computed once per batch member, not once per sample."""
+    logits = distribution.logits
+    if distribution.kind == "bernoulli":
+        event_rank = distribution.event_ndims
+        normalizer = backend.softplus(logits)
+    else:
+        event_rank = distribution.event_ndims + 1
+        normalizer = backend.logsumexp(logits, axis=-1, keepdims=True)
+    rank = len(backend.shape_of(logits))
+    axes = tuple(range(rank - event_rank, rank))
+    linear = samples * logits
+    if axes:
+        linear = backend.reduce_sum(linear, axis=tuple(axis + 1 for axis in axes))
+        normalizer = backend.reduce_sum(normalizer, axis=axes)
+    return linear - normalizer
 
 
 def draw(distribution, backend, seed, num_samples):
@@ -104,12 +155,12 @@ class Reinforce(Estimator):
             return closed_form_score_surrogate(
                 backend, values, samples, distribution, baseline, num_samples
             )
+        if self.higher_order:
+            return dice_surrogate(backend, values, samples, distribution, baseline, num_samples)
         log_prob = distribution.log_prob(samples)
-        if not self.higher_order:
-            weights = backend.stop_gradient((values - baseline) / num_samples)
-            return custom_gradient(backend.reduce_mean(values, axis=0), weights, log_prob,
-                                   axis=0, fx_gx_manually_stopped=True)
-        return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
+        weights = backend.stop_gradient((values - baseline) / num_samples)
+        return custom_gradient(backend.reduce_mean(values, axis=0), weights, log_prob,
+                               axis=0, fx_gx_manually_stopped=True)
 
 
 CLOSED_FORM_KINDS = ("bernoulli", "categorical")
