@@ -309,7 +309,8 @@ def sum_over_chunks(body, parameters, seeds, num_chunks: int, devices=None):
             return jax.tree.map(lambda value: jax.lax.psum(value, axis), partial)
 
         total = jax.shard_map(
-            per_device, mesh=devices, in_specs=(jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec(axis)),
+            per_device, mesh=devices,
+            in_specs=(jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec(axis)),
             out_specs=jax.sharding.PartitionSpec(),
         )(parameters, seeds[:sharded])
     if sharded < num_chunks:
