@@ -7,6 +7,7 @@ internally; old-style ``uint32[2]`` keys and ints are accepted at the boundary.
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -231,3 +232,74 @@ def widest_float() -> str:
 def name_scope(name: str):
     """JAX has no name scopes that matter here: a null context."""
     return contextlib.nullcontext()
+
+
+# -------------------------------------------------------------------------- devices
+
+_SIMULATE_HELP = (
+    "to simulate {count} CPU devices set XLA_FLAGS=--xla_force_host_platform_device_count="
+    "{count} in the environment before jax is imported (a fresh process)"
+)
+
+
+def select_devices(devices) -> tuple:
+    """The devices ``devices=`` names: an int ``N`` (the first ``N`` of ``jax.devices()``,
+    which spans every host after ``jax.distributed.initialize()``) or a one-axis
+    ``jax.sharding.Mesh`` (its devices, in mesh order)."""
+    if isinstance(devices, jax.sharding.Mesh):
+        if len(devices.axis_names) != 1:
+            raise ValueError(
+                f"devices= is a Mesh with axes {tuple(devices.axis_names)}; the estimates are "
+                "split over one axis: pass a one-axis Mesh (jax.make_mesh((n,), ('devices',))) "
+                "or an int."
+            )
+        return tuple(devices.devices.flat)
+    if (type(devices).__module__ or "").startswith("tensorflow"):
+        raise TypeError(
+            f"devices= is a {type(devices).__name__}, a TensorFlow object, but the backend is "
+            "JAX: pass an int or a one-axis jax.sharding.Mesh (a tf.distribute.Strategy is for "
+            "backend='tensorflow')."
+        )
+    if isinstance(devices, bool) or not isinstance(devices, numbers.Integral):
+        raise TypeError(
+            f"devices={devices!r} is not a device count: pass an int, a one-axis "
+            "jax.sharding.Mesh, or None for one device."
+        )
+    visible = jax.devices()
+    if devices < 1:
+        raise ValueError(f"devices={devices} must be at least 1.")
+    if devices > len(visible):
+        raise ValueError(
+            f"devices={devices} but JAX sees {len(visible)} {visible[0].platform} device(s); "
+            + _SIMULATE_HELP.format(count=int(devices)) + "."
+        )
+    return tuple(visible[: int(devices)])
+
+
+def map_over_devices(function, devices, jit_compile: bool = True):
+    """``mapped(shared, per_device)`` via ``jax.shard_map`` over a one-axis mesh: ``shared``
+    replicated, ``per_device`` split along its leading axis, outputs gathered (replicated on
+    every device, so each host of a multi-host run can read them)."""
+    from jax.sharding import NamedSharding, PartitionSpec  # noqa: PLC0415
+
+    mesh = jax.sharding.Mesh(np.asarray(devices, dtype=object), ("devices",))
+    split = NamedSharding(mesh, PartitionSpec("devices"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def per_device_body(shared, rows):
+        outputs = function(shared, *(row[0] for row in rows))
+        return jax.tree.map(lambda output: output[None], outputs)
+
+    sharded = jax.shard_map(
+        per_device_body, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec("devices")),
+        out_specs=PartitionSpec("devices"), check_vma=False,
+    )
+    if jit_compile:
+        sharded = jax.jit(sharded, out_shardings=replicated)
+
+    def mapped(shared, per_device):
+        shared = jax.device_put(list(shared), replicated)
+        per_device = jax.device_put(list(per_device), split)
+        return sharded(shared, per_device)
+
+    return mapped

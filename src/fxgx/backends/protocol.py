@@ -250,3 +250,20 @@ class Backend(Protocol):
     def widest_float(self) -> str:
         """The most precise float dtype this backend computes in (for accumulation)."""
         ...
+
+    # -------------------------------------------------------------------- devices
+
+    def select_devices(self, devices: Any, /) -> tuple[Any, ...]:
+        """The devices ``devices=`` names, in order: an int ``N`` is the first ``N`` the
+        framework sees; a one-axis ``jax.sharding.Mesh`` (JAX) or a
+        ``tf.distribute.Strategy`` (TensorFlow) gives its own. Raises a one-line error when
+        more are asked for than are visible (saying how to simulate more)."""
+        ...
+
+    def map_over_devices(self, function: Callable[..., Any], devices: Sequence[Any], /,
+                         jit_compile: bool = True) -> Callable[..., Any]:
+        """``mapped(shared, per_device)``: device ``i`` runs ``function(shared, *rows_i)``
+        at the same time as the others, where ``shared`` (a list of arrays) is copied to
+        every device and ``rows_i`` is row ``i`` of each array in ``per_device`` (leading
+        axis ``len(devices)``); returns the outputs stacked on a new leading axis."""
+        ...
