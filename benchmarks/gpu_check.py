@@ -79,7 +79,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--total-draws", type=float, default=1e10)
     parser.add_argument("--dimension", type=int, default=256)
-    parser.add_argument("--draws-per-call", type=float, default=4e6)
+    parser.add_argument("--draws-per-call", type=float, default=4e6,
+                        help="draws per compiled call per accelerator (on CPU: in total)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     parser.add_argument("--devices", type=int, default=None,
@@ -97,6 +98,9 @@ def main(argv=None) -> int:
     devices = jax.devices()[: arguments.devices or len(jax.devices())]
     num_devices = len(devices)
     device = devices[0]
+    # Draws per compiled call per device: simulated CPU devices share the host's memory, so
+    # there the budget of one call is split over them (the same peak memory as one device).
+    draws_per_call = arguments.draws_per_call / (num_devices if device.platform == "cpu" else 1)
     dimension = arguments.dimension
     bernoulli = BernoulliToy(0.45, np.linspace(-2.0, 2.0, dimension))
     categorical = get_problem("categorical", backend="jax")
@@ -139,7 +143,7 @@ def main(argv=None) -> int:
         draws_per_estimate = num_samples * (
             dimension if problem is bernoulli else categorical.num_coordinates
         )
-        chunk = max(2, int(arguments.draws_per_call // draws_per_estimate))
+        chunk = max(2, int(draws_per_call // draws_per_estimate))
         estimates = max(2 * chunk * num_devices, int(per_estimator // draws_per_estimate))
         moments = gradient_moments(
             estimator,
