@@ -278,8 +278,9 @@ def select_devices(devices) -> tuple:
 
 def map_over_devices(function, devices, jit_compile: bool = True):
     """``mapped(shared, per_device)`` via ``jax.shard_map`` over a one-axis mesh: ``shared``
-    replicated, ``per_device`` split along its leading axis, outputs gathered (replicated on
-    every device, so each host of a multi-host run can read them)."""
+    replicated (placed once while the same list is passed again), ``per_device`` split along
+    its leading axis. With several processes (``jax.distributed``) the outputs are gathered
+    onto every device, so each process can read them."""
     from jax.sharding import NamedSharding, PartitionSpec  # noqa: PLC0415
 
     mesh = jax.sharding.Mesh(np.asarray(devices, dtype=object), ("devices",))
@@ -295,11 +296,15 @@ def map_over_devices(function, devices, jit_compile: bool = True):
         out_specs=PartitionSpec("devices"), check_vma=False,
     )
     if jit_compile:
-        sharded = jax.jit(sharded, out_shardings=replicated)
+        # One process reads sharded outputs directly; several need them on every device.
+        gather = jax.process_count() > 1
+        sharded = jax.jit(sharded, out_shardings=replicated if gather else None)
+    placed_shared = {}
 
     def mapped(shared, per_device):
-        shared = jax.device_put(list(shared), replicated)
+        if placed_shared.get("source") is not shared:
+            placed_shared.update(source=shared, placed=jax.device_put(list(shared), replicated))
         per_device = jax.device_put(list(per_device), split)
-        return sharded(shared, per_device)
+        return sharded(placed_shared["placed"], per_device)
 
     return mapped
