@@ -48,10 +48,13 @@ runs = {"one_device": None, "eight_devices": 8}
 if backend == "jax":
     import jax
     runs["mesh_of_four"] = jax.make_mesh((4,), ("devices",))
-else:
-    runs["mirrored_strategy"] = tf.distribute.MirroredStrategy(
-        [device.name for device in tf.config.list_logical_devices("CPU")][:4])
 result = {}
+if backend == "tensorflow":
+    # A strategy only names the devices (then the path of devices=N): check what it names.
+    from fxgx.backends import backend_by_name
+    names = [device.name for device in tf.config.list_logical_devices("CPU")][:4]
+    selected = backend_by_name("tensorflow").select_devices(tf.distribute.MirroredStrategy(names))
+    result["strategy_devices"] = [name.split("/")[-1] for name in selected]
 for label, devices in runs.items():
     moments = gradient_moments(
         reinforce(), problem, num_estimates=NUM_ESTIMATES, seed=7, backend=backend,
@@ -108,11 +111,13 @@ def test_eight_devices_give_the_one_device_moments(child):
     assert_same_moments(result["one_device"], result["eight_devices"])
 
 
-def test_a_mesh_or_a_strategy_gives_the_one_device_moments(child):
+def test_a_mesh_gives_the_one_device_moments_and_a_strategy_its_devices(child):
     backend, result = child
-    label = "mesh_of_four" if backend == "jax" else "mirrored_strategy"
-    assert result[label]["num_devices"] == 4
-    assert_same_moments(result["one_device"], result[label])
+    if backend == "jax":
+        assert result["mesh_of_four"]["num_devices"] == 4
+        assert_same_moments(result["one_device"], result["mesh_of_four"])
+    else:
+        assert result["strategy_devices"] == [f"device:CPU:{index}" for index in range(4)]
 
 
 def test_too_many_devices_names_the_visible_count_and_how_to_simulate_more(child):
@@ -155,3 +160,54 @@ def test_bad_devices_are_one_line_errors(backend):
         mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("devices",))
         with pytest.raises(TypeError, match="JAX object, but the backend is TensorFlow"):
             call(mesh)
+
+
+MULTI_PROCESS_CHILD = r"""
+import json, sys
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
+from fxgx.estimators import reinforce
+from fxgx.problems import get_problem
+from fxgx.testing import gradient_moments
+moments = gradient_moments(
+    reinforce(), get_problem("bernoulli_toy", backend="jax"), num_estimates=NUM_ESTIMATES,
+    seed=7, backend="jax", chunk_size=CHUNK_SIZE, devices=len(jax.devices()))
+print("RESULT " + json.dumps({"count": moments.count, "mean": moments.mean.tolist(),
+      "sum_squares": moments.sum_squares.tolist(),
+      "sum_fourth_powers": moments.sum_fourth_powers.tolist(),
+      "num_devices": moments.num_devices}))
+""".replace("NUM_ESTIMATES", str(NUM_ESTIMATES)).replace("CHUNK_SIZE", str(CHUNK_SIZE))
+
+
+@pytest.mark.slow
+def test_two_processes_of_four_devices_give_the_one_device_moments(tmp_path_factory):
+    # jax.distributed on one machine: 2 processes x 4 simulated CPU devices, gloo collectives.
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        address = f"localhost:{probe.getsockname()[1]}"
+    environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+                       PYTHONPATH=SOURCE + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    processes = [
+        subprocess.Popen([sys.executable, "-c", MULTI_PROCESS_CHILD, address, str(index)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=environment)
+        for index in range(2)
+    ]
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=180)
+        lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+        assert process.returncode == 0 and lines, stderr[-3000:]
+        results.append(json.loads(lines[-1][len("RESULT "):]))
+    one_device = gradient_moments(
+        reinforce(), get_problem("bernoulli_toy", backend="jax"), num_estimates=NUM_ESTIMATES,
+        seed=7, backend="jax", chunk_size=CHUNK_SIZE)
+    expected = {"count": one_device.count, "mean": one_device.mean,
+                "sum_squares": one_device.sum_squares,
+                "sum_fourth_powers": one_device.sum_fourth_powers}
+    for result in results:
+        assert result["num_devices"] == 8
+        assert_same_moments(expected, result)

@@ -287,24 +287,45 @@ def map_over_devices(function, devices, jit_compile: bool = True):
     split = NamedSharding(mesh, PartitionSpec("devices"))
     replicated = NamedSharding(mesh, PartitionSpec())
 
+    key_impls = {}  # per-device argument index -> PRNG implementation of a key argument
+
     def per_device_body(shared, rows):
-        outputs = function(shared, *(row[0] for row in rows))
+        rows = [
+            jax.random.wrap_key_data(row[0], impl=key_impls[index]) if index in key_impls
+            else row[0]
+            for index, row in enumerate(rows)
+        ]
+        outputs = function(shared, *rows)
         return jax.tree.map(lambda output: output[None], outputs)
 
     sharded = jax.shard_map(
         per_device_body, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec("devices")),
         out_specs=PartitionSpec("devices"), check_vma=False,
     )
+    # Several processes (jax.distributed): inputs are built as global arrays from the host
+    # values every process holds, and the outputs are gathered onto every device.
+    several_processes = jax.process_count() > 1
     if jit_compile:
-        # One process reads sharded outputs directly; several need them on every device.
-        gather = jax.process_count() > 1
-        sharded = jax.jit(sharded, out_shardings=replicated if gather else None)
+        sharded = jax.jit(sharded, out_shardings=replicated if several_processes else None)
+
+    def place(value, sharding):
+        if not several_processes:
+            return jax.device_put(value, sharding)
+        host = np.asarray(value)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
     placed_shared = {}
 
     def mapped(shared, per_device):
         if placed_shared.get("source") is not shared:
-            placed_shared.update(source=shared, placed=jax.device_put(list(shared), replicated))
-        per_device = jax.device_put(list(per_device), split)
-        return sharded(placed_shared["placed"], per_device)
+            placed = [place(value, replicated) for value in shared]
+            placed_shared.update(source=shared, placed=placed)
+        rows = []
+        for index, value in enumerate(per_device):
+            if is_native_seed(value):  # keys travel as their data, wrapped on each device
+                key_impls[index] = jax.random.key_impl(value)
+                value = jax.random.key_data(value)
+            rows.append(place(value, split))
+        return sharded(placed_shared["placed"], rows)
 
     return mapped
