@@ -295,7 +295,7 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
     num_devices = 1
     if devices is not None:
         try:
-            num_devices = len(backend_module.select_devices(devices))
+            num_devices = backend_module.device_count(backend_module.resolve_devices(devices))
         except (TypeError, ValueError) as error:
             hint = (
                 "; from the command line, simulate CPU devices with --backend jax and "

@@ -242,18 +242,20 @@ _SIMULATE_HELP = (
 )
 
 
-def select_devices(devices) -> tuple:
-    """The devices ``devices=`` names: an int ``N`` (the first ``N`` of ``jax.devices()``,
-    which spans every host after ``jax.distributed.initialize()``) or a one-axis
-    ``jax.sharding.Mesh`` (its devices, in mesh order)."""
+def resolve_devices(devices):
+    """None (one device), a count ``N`` (a one-axis mesh over the first ``N`` of
+    ``jax.devices()``, which spans every host after ``jax.distributed.initialize()``) or a
+    one-axis ``jax.sharding.Mesh``, returned as a mesh or None."""
+    if devices is None:
+        return None
     if isinstance(devices, jax.sharding.Mesh):
         if len(devices.axis_names) != 1:
             raise ValueError(
                 f"devices= is a Mesh with axes {tuple(devices.axis_names)}; the estimates are "
-                "split over one axis: pass a one-axis Mesh (jax.make_mesh((n,), ('devices',))) "
+                "split over one axis: pass a one-axis Mesh (jax.make_mesh((n,), ('samples',))) "
                 "or an int."
             )
-        return tuple(devices.devices.flat)
+        return devices
     if (type(devices).__module__ or "").startswith("tensorflow"):
         raise TypeError(
             f"devices= is a {type(devices).__name__}, a TensorFlow object, but the backend is "
@@ -273,18 +275,24 @@ def select_devices(devices) -> tuple:
             f"devices={devices} but JAX sees {len(visible)} {visible[0].platform} device(s); "
             + _SIMULATE_HELP.format(count=int(devices)) + "."
         )
-    return tuple(visible[: int(devices)])
+    return jax.sharding.Mesh(np.array(visible[: int(devices)]), ("samples",))
+
+
+def device_count(devices) -> int:
+    return 1 if devices is None else int(devices.size)
 
 
 def map_over_devices(function, devices, jit_compile: bool = True):
-    """``mapped(shared, per_device)`` via ``jax.shard_map`` over a one-axis mesh: ``shared``
+    """``mapped(shared, per_device)`` via ``jax.shard_map`` over the one-axis mesh
+    ``devices`` (from ``resolve_devices``): ``shared``
     replicated (placed once while the same list is passed again), ``per_device`` split along
     its leading axis. With several processes (``jax.distributed``) the outputs are gathered
     onto every device, so each process can read them."""
     from jax.sharding import NamedSharding, PartitionSpec  # noqa: PLC0415
 
-    mesh = jax.sharding.Mesh(np.asarray(devices, dtype=object), ("devices",))
-    split = NamedSharding(mesh, PartitionSpec("devices"))
+    mesh = devices
+    axis = mesh.axis_names[0]
+    split = NamedSharding(mesh, PartitionSpec(axis))
     replicated = NamedSharding(mesh, PartitionSpec())
 
     key_impls = {}  # per-device argument index -> PRNG implementation of a key argument
@@ -299,8 +307,8 @@ def map_over_devices(function, devices, jit_compile: bool = True):
         return jax.tree.map(lambda output: output[None], outputs)
 
     sharded = jax.shard_map(
-        per_device_body, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec("devices")),
-        out_specs=PartitionSpec("devices"), check_vma=False,
+        per_device_body, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(axis)),
+        out_specs=PartitionSpec(axis), check_vma=False,
     )
     # Several processes (jax.distributed): inputs are built as global arrays from the host
     # values every process holds, and the outputs are gathered onto every device.

@@ -253,17 +253,23 @@ class Backend(Protocol):
 
     # -------------------------------------------------------------------- devices
 
-    def select_devices(self, devices: Any, /) -> tuple[Any, ...]:
-        """The devices ``devices=`` names, in order: an int ``N`` is the first ``N`` the
-        framework sees; a one-axis ``jax.sharding.Mesh`` (JAX) or a
-        ``tf.distribute.Strategy`` (TensorFlow) gives its own. Raises a one-line error when
-        more are asked for than are visible (saying how to simulate more)."""
+    def resolve_devices(self, devices: Any, /) -> Any:
+        """``devices`` (None, a device count ``N``: the first ``N`` devices the framework
+        sees, a one-axis ``jax.sharding.Mesh`` or a ``tf.distribute.Strategy``) as a
+        one-axis mesh (JAX) or a list of device names (TensorFlow); None for one device.
+        Raises a one-line error when more are asked for than are visible (saying how to
+        simulate more)."""
         ...
 
-    def map_over_devices(self, function: Callable[..., Any], devices: Sequence[Any], /,
+    def device_count(self, devices: Any, /) -> int:
+        """How many devices a ``resolve_devices`` result spans (1 for None)."""
+        ...
+
+    def map_over_devices(self, function: Callable[..., Any], devices: Any, /,
                          jit_compile: bool = True) -> Callable[..., Any]:
-        """``mapped(shared, per_device)``: device ``i`` runs ``function(shared, *rows_i)``
-        at the same time as the others, where ``shared`` (a list of arrays) is copied to
-        every device and ``rows_i`` is row ``i`` of each array in ``per_device`` (leading
-        axis ``len(devices)``); returns the outputs stacked on a new leading axis."""
+        """``mapped(shared, per_device)`` over the devices of a ``resolve_devices`` result:
+        device ``i`` runs ``function(shared, *rows_i)`` at the same time as the others,
+        where ``shared`` (a list of arrays) is copied to every device and ``rows_i`` is row
+        ``i`` of each array in ``per_device`` (leading axis ``device_count(devices)``);
+        returns the outputs stacked on a new leading axis."""
         ...

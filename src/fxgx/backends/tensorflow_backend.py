@@ -304,10 +304,12 @@ def name_scope(name: str):
 # -------------------------------------------------------------------------- devices
 
 
-def select_devices(devices) -> tuple:
-    """The device names ``devices=`` names: an int ``N`` (the first ``N`` logical GPUs, or
-    logical CPUs where there is no GPU) or a ``tf.distribute.Strategy`` on one machine
-    (``MirroredStrategy``: its ``extended.worker_devices``)."""
+def resolve_devices(devices):
+    """None (one device), a count ``N`` (the first ``N`` logical GPUs, or logical CPUs where
+    there is no GPU) or a ``tf.distribute.Strategy`` on one machine (``MirroredStrategy``:
+    its ``extended.worker_devices``), returned as a list of device names or None."""
+    if devices is None:
+        return None
     if isinstance(devices, tf.distribute.Strategy):
         if isinstance(devices, tf.distribute.MultiWorkerMirroredStrategy):
             raise ValueError(
@@ -315,7 +317,7 @@ def select_devices(devices) -> tuple:
                 "over one machine's devices: run it on each worker with its own seed and "
                 "combine the results with fxgx.testing.merge."
             )
-        return tuple(devices.extended.worker_devices)
+        return list(devices.extended.worker_devices)
     if (type(devices).__module__ or "").startswith(("jax", "jaxlib")):
         raise TypeError(
             f"devices= is a {type(devices).__name__}, a JAX object, but the backend is "
@@ -339,7 +341,11 @@ def select_devices(devices) -> tuple:
             f"[tf.config.LogicalDeviceConfiguration()] * {int(devices)}) before TensorFlow "
             "first runs an operation."
         )
-    return tuple(device.name for device in visible[: int(devices)])
+    return [device.name for device in visible[: int(devices)]]
+
+
+def device_count(devices) -> int:
+    return 1 if devices is None else len(devices)
 
 
 def map_over_devices(function, devices, jit_compile: bool = True):

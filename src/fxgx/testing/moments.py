@@ -269,8 +269,8 @@ def gradient_moments(
     if chunk_size < 2:
         raise ValueError(f"chunk_size={chunk_size} must be at least 2.")
     module = backend_by_name(backend)
-    selected_devices = None if devices is None else module.select_devices(devices)
-    num_devices = 1 if selected_devices is None else len(selected_devices)
+    selected_devices = module.resolve_devices(devices)
+    num_devices = module.device_count(selected_devices)
     chunk_size = min(chunk_size, num_estimates)
     num_chunks = -(-num_estimates // chunk_size)
     accumulate_dtype = module.widest_float()
