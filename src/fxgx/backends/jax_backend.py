@@ -268,14 +268,15 @@ def resolve_devices(devices):
             "jax.sharding.Mesh, or None for one device."
         )
     visible = jax.devices()
+    devices = int(devices)
     if devices < 1:
         raise ValueError(f"devices={devices} must be at least 1.")
     if devices > len(visible):
         raise ValueError(
             f"devices={devices} but JAX sees {len(visible)} {visible[0].platform} device(s); "
-            + _SIMULATE_HELP.format(count=int(devices)) + "."
+            + _SIMULATE_HELP.format(count=devices) + "."
         )
-    return jax.sharding.Mesh(np.array(visible[: int(devices)]), ("samples",))
+    return jax.sharding.Mesh(np.array(visible[:devices]), ("samples",))
 
 
 def device_count(devices) -> int:

@@ -331,17 +331,18 @@ def resolve_devices(devices):
         )
     kind = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
     visible = tf.config.list_logical_devices(kind)
+    devices = int(devices)
     if devices < 1:
         raise ValueError(f"devices={devices} must be at least 1.")
     if devices > len(visible):
         raise ValueError(
             f"devices={devices} but TensorFlow sees {len(visible)} logical {kind} device(s); "
-            f"to simulate {int(devices)} CPU devices call tf.config."
+            f"to simulate {devices} CPU devices call tf.config."
             "set_logical_device_configuration(tf.config.list_physical_devices('CPU')[0], "
-            f"[tf.config.LogicalDeviceConfiguration()] * {int(devices)}) before TensorFlow "
+            f"[tf.config.LogicalDeviceConfiguration()] * {devices}) before TensorFlow "
             "first runs an operation."
         )
-    return [device.name for device in visible[: int(devices)]]
+    return [device.name for device in visible[:devices]]
 
 
 def device_count(devices) -> int:

@@ -308,10 +308,12 @@ def gradient_moments(
         statistics = module.compile(chunk_statistics, jit_compile=jit_compile)
         num_rounds = num_chunks
 
-        def run_round(summary, round_index):
+        def run_chunk(summary, round_index):
             count = module.convert(chunk_count(round_index), accumulate_dtype)
             values = statistics(tiled, chunk_seeds[round_index], count)
             return merged(summary, round_index, *as_float64(values))
+
+        run_round = run_chunk
     else:
         statistics = module.map_over_devices(
             _tiled_statistics_function(chunk_statistics, module, chunk_size),
