@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import sys
 import time
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -215,6 +219,13 @@ def main(argv=None) -> int:
         with open(arguments.json, "w") as handle:
             json.dump(
                 {
+                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "command": " ".join(["python", "benchmarks/gpu_check.py", *(
+                        argv if argv is not None else sys.argv[1:])]),
+                    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                    "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                                "load_average_at_end": os.getloadavg()},
+                    "versions": {"python": platform.python_version(), "jax": jax.__version__},
                     "device": str(device),
                     "devices": num_devices,
                     "rows": rows,
