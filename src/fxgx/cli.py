@@ -295,7 +295,8 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
     num_devices = 1
     if devices is not None:
         try:
-            num_devices = backend_module.device_count(backend_module.resolve_devices(devices))
+            with _quiet_native_stderr():  # TensorFlow logs its device search
+                num_devices = backend_module.device_count(backend_module.resolve_devices(devices))
         except (TypeError, ValueError) as error:
             hint = (
                 "; from the command line, simulate CPU devices with --backend jax and "
