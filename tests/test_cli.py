@@ -307,3 +307,46 @@ def test_compare_on_the_default_problem_runs_every_applicable_estimator(backend,
         assert row["bias_detected"] == (row["estimator"] in biased), row
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert textwrap.dedent(completed.stdout).startswith("estimator")
+
+
+# ---------------------------------------------------------------------------------------------
+# --devices: 8 simulated CPU devices (set before JAX starts, so in a child process).
+
+DEVICES_CHILD = r"""
+import sys
+from fxgx import cli
+common = ["compare", "--backend", "jax", "--problem", "bernoulli_toy", "--estimators",
+          "reinforce", "--samples", "4096", "--chunk-size", "64"]
+codes = [cli.main(common + ["--devices", "8", "--json", sys.argv[1]]),
+         cli.main(common + ["--json", sys.argv[2]]),
+         cli.main(common + ["--devices", "9"])]
+print("CODES", codes)
+"""
+
+
+def test_compare_on_eight_devices_reports_draws_per_device_and_the_same_numbers(tmp_path):
+    # Deterministic: with the same seed and chunk size (64: below both runs' chunk limits),
+    # chunk i uses the i-th split of the seed on whichever device, so the means are equal.
+    on_eight, on_one = tmp_path / "eight.json", tmp_path / "one.json"
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+                       XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    completed = subprocess.run([sys.executable, "-c", DEVICES_CHILD, on_eight, on_one],
+                               capture_output=True, text=True, timeout=120, env=environment)
+    assert "CODES [0, 0, 2]" in completed.stdout, completed.stderr[-3000:]
+    eight, one = json.loads(on_eight.read_text()), json.loads(on_one.read_text())
+    assert eight["devices"] == 8 and "devices" not in one
+    assert eight["rows"][0]["devices"] == 8 and eight["rows"][0]["draws_per_second_per_device"] > 0
+    assert "draws_per_second_per_device" not in one["rows"][0]
+    assert eight["rows"][0]["mean"] == pytest.approx(one["rows"][0]["mean"], rel=1e-12, abs=1e-12)
+    assert eight["rows"][0]["variance"] == pytest.approx(one["rows"][0]["variance"], rel=1e-12)
+    tables = completed.stdout.split("estimator ")
+    assert "draws/s/device" in tables[1] and "draws/s/device" not in tables[2]
+    assert ("fxgx: error: --devices 9: devices=9 but JAX sees 8 cpu device(s); to simulate 9 "
+            "CPU devices set XLA_FLAGS=--xla_force_host_platform_device_count=9"
+            ) in completed.stderr
+
+
+def test_devices_below_one_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "run_compare", lambda *_: pytest.fail("run_compare was called"))
+    assert cli.main(["compare", "--devices", "0"]) == 2
+    assert "--devices: 0 is too small; use at least 1" in error_line(capsys.readouterr().err)

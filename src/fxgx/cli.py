@@ -291,18 +291,34 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
         )
     with _quiet_native_stderr():
         exact = problem.exact_gradient()
+    devices = getattr(arguments, "devices", None)
+    num_devices = 1
+    if devices is not None:
+        try:
+            with _quiet_native_stderr():  # TensorFlow logs its device search
+                num_devices = backend_module.device_count(backend_module.resolve_devices(devices))
+        except (TypeError, ValueError) as error:
+            hint = (
+                "; from the command line, simulate CPU devices with --backend jax and "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={devices}"
+                if backend_module.name == "tensorflow" else ""
+            )
+            raise CommandError(f"--devices {devices}: {str(error).rstrip('.')}{hint}") from None
     stream = sys.stderr
     if plan.backend_note:
         stream.write(f"fxgx compare: {plan.backend_note}\n")
     stream.write(
         f"fxgx compare: {problem.describe()} on {backend_module.name} "
-        f"({backend_module.device_description()}), {arguments.samples} estimates each\n"
+        f"({backend_module.device_description()}"
+        + (f", {num_devices} devices" if devices is not None else "")
+        + f"), {arguments.samples} estimates each\n"
     )
     rows = []
     for index, card in enumerate(plan.cards):
         estimator = card.make()
         label = f"[{index + 1}/{len(plan.cards)}] {card.name}"
-        chunk = min(arguments.chunk_size, max(2, arguments.samples // 4))
+        # At least 4 chunks (rounds of chunks with --devices): the first one compiles.
+        chunk = min(arguments.chunk_size, max(2, arguments.samples // (4 * num_devices)))
         moments = gradient_moments(
             estimator,
             problem,
@@ -313,6 +329,7 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
             num_samples=card.num_samples,
             chunk_size=chunk,
             progress=_progress_bar(label, stream),
+            devices=devices,
         )
         report = check_unbiased(
             moments, exact, false_failure_rate=FALSE_FAILURE_RATE,
@@ -344,6 +361,11 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
                 "count": moments.count,
             }
         )
+        if devices is not None:
+            rows[-1]["devices"] = moments.num_devices
+            rows[-1]["draws_per_second_per_device"] = (
+                moments.estimates_per_second_per_device * card.num_samples
+            )
     reference = next((row for row in rows if row["estimator"] == REFERENCE_ESTIMATOR), None)
     for row in rows:
         relative_variance = None
@@ -371,7 +393,7 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
         "reference_variance": reference["variance"] if reference is not None else None,
         "rows": rows,
         "skipped": [card.name for card in plan.skipped],
-    }
+    } | ({"devices": num_devices} if devices is not None else {})
 
 
 def _aligned(table: list[list[str]], right: set[int]) -> list[str]:
@@ -387,8 +409,9 @@ def _aligned(table: list[list[str]], right: set[int]) -> list[str]:
 
 
 def format_table(result: dict) -> str:
+    per_device = "devices" in result
     table = [["estimator", "verdict", "evals", "variance", "vs REINFORCE", "s/1e6 est.",
-              "var x time"]]
+              "var x time"] + (["draws/s/device"] if per_device else [])]
     for row in result["rows"]:
         relative = row["variance_relative_to_reinforce"]
         table.append([
@@ -399,8 +422,8 @@ def format_table(result: dict) -> str:
             "" if relative is None else f"{relative:.3g}",
             f"{row['seconds_per_million']:.3g}",
             f"{row['work_normalised_variance']:.3e}",
-        ])
-    lines = _aligned(table, right={2, 3, 4, 5, 6})
+        ] + ([f"{row['draws_per_second_per_device']:.3g}"] if per_device else []))
+    lines = _aligned(table, right={2, 3, 4, 5, 6, 7})
     lines.insert(1, "-" * max(len(line) for line in lines))
     if result["skipped"]:
         lines.append(f"(not applicable to this problem: {', '.join(result['skipped'])})")
@@ -411,6 +434,11 @@ def format_table(result: dict) -> str:
     )
     lines.append(f"{EVALUATIONS_NOTE}; variance: mean over coordinates of the variance of one "
                  "estimate; var x time: work-normalised variance (lower is better).")
+    if per_device:
+        lines.append(
+            f"draws/s/device: samples of the distribution drawn per second on each of the "
+            f"{result['devices']} devices (estimates x samples per estimate / time / devices)."
+        )
     if any(row["variance_relative_to_reinforce"] is None for row in result["rows"]):
         reason = (
             "REINFORCE was not run (add reinforce to --estimators)"
@@ -553,6 +581,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--chunk-size", type=_integer(2), default=65536, metavar="N",
         help="estimates per compiled call, bounds peak memory (at least 2)",
+    )
+    compare.add_argument(
+        "--devices", type=_integer(1), default=None, metavar="N",
+        help="run N chunks at once, one on each of the first N devices the framework sees, "
+        "and report draws per second per device; chunk i still uses the i-th split of the "
+        "seed, so the numbers equal one device's for the same seed and chunk size (default: "
+        "one device). Simulate CPU devices with XLA_FLAGS=--xla_force_host_platform_device_"
+        "count=N (JAX)",
     )
     compare.add_argument(
         "--seed", type=_integer(0, _LARGEST_SEED), default=0, metavar="N",

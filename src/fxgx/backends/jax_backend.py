@@ -7,6 +7,7 @@ internally; old-style ``uint32[2]`` keys and ints are accepted at the boundary.
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -250,37 +251,6 @@ def value_and_gradient(function, parameters):
     return value, list(gradients)
 
 
-def resolve_devices(devices):
-    """None (one device), a count ``N`` (a one-axis mesh over the first ``N`` devices) or a
-    one-axis ``jax.sharding.Mesh``, returned as a mesh or None."""
-    if devices is None:
-        return None
-    if isinstance(devices, jax.sharding.Mesh):
-        if len(devices.axis_names) != 1:
-            raise ValueError(
-                f"devices must be a mesh with one axis (the sample axis); got axes "
-                f"{tuple(devices.axis_names)}. Make one with "
-                "jax.sharding.Mesh(jax.devices(), ('samples',))."
-            )
-        return devices
-    if isinstance(devices, bool) or not isinstance(devices, int):
-        raise TypeError(
-            f"devices must be None, a number of devices or a jax.sharding.Mesh, got "
-            f"{type(devices).__name__}."
-        )
-    visible = jax.devices()
-    if not 1 <= devices <= len(visible):
-        raise ValueError(
-            f"devices={devices}, but JAX sees {len(visible)} device(s). To simulate more on a "
-            "CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before importing jax."
-        )
-    return jax.sharding.Mesh(np.array(visible[:devices]), ("samples",))
-
-
-def device_count(devices) -> int:
-    return 1 if devices is None else int(devices.size)
-
-
 def sum_over_chunks(body, parameters, seeds, num_chunks: int, devices=None):
     """The chunks run in a ``lax.scan`` whose step is ``jax.checkpoint``-ed: reverse mode
     keeps only each step's carry and recomputes the chunk, so memory does not grow with
@@ -331,3 +301,109 @@ def widest_float() -> str:
 def name_scope(name: str):
     """JAX has no name scopes that matter here: a null context."""
     return contextlib.nullcontext()
+
+
+# -------------------------------------------------------------------------- devices
+
+_SIMULATE_HELP = (
+    "to simulate {count} CPU devices set XLA_FLAGS=--xla_force_host_platform_device_count="
+    "{count} in the environment before jax is imported (a fresh process)"
+)
+
+
+def resolve_devices(devices):
+    """None (one device), a count ``N`` (a one-axis mesh over the first ``N`` of
+    ``jax.devices()``, which spans every host after ``jax.distributed.initialize()``) or a
+    one-axis ``jax.sharding.Mesh``, returned as a mesh or None."""
+    if devices is None:
+        return None
+    if isinstance(devices, jax.sharding.Mesh):
+        if len(devices.axis_names) != 1:
+            raise ValueError(
+                f"devices= is a Mesh with axes {tuple(devices.axis_names)}; the estimates are "
+                "split over one axis: pass a one-axis Mesh (jax.make_mesh((n,), ('samples',))) "
+                "or an int."
+            )
+        return devices
+    if (type(devices).__module__ or "").startswith("tensorflow"):
+        raise TypeError(
+            f"devices= is a {type(devices).__name__}, a TensorFlow object, but the backend is "
+            "JAX: pass an int or a one-axis jax.sharding.Mesh (a tf.distribute.Strategy is for "
+            "backend='tensorflow')."
+        )
+    if isinstance(devices, bool) or not isinstance(devices, numbers.Integral):
+        raise TypeError(
+            f"devices={devices!r} is not a device count: pass an int, a one-axis "
+            "jax.sharding.Mesh, or None for one device."
+        )
+    visible = jax.devices()
+    devices = int(devices)
+    if devices < 1:
+        raise ValueError(f"devices={devices} must be at least 1.")
+    if devices > len(visible):
+        raise ValueError(
+            f"devices={devices} but JAX sees {len(visible)} {visible[0].platform} device(s); "
+            + _SIMULATE_HELP.format(count=devices) + "."
+        )
+    return jax.sharding.Mesh(np.array(visible[:devices]), ("samples",))
+
+
+def device_count(devices) -> int:
+    return 1 if devices is None else int(devices.size)
+
+
+def map_over_devices(function, devices, jit_compile: bool = True):
+    """``mapped(shared, per_device)`` via ``jax.shard_map`` over the one-axis mesh
+    ``devices`` (from ``resolve_devices``): ``shared``
+    replicated (placed once while the same list is passed again), ``per_device`` split along
+    its leading axis. With several processes (``jax.distributed``) the outputs are gathered
+    onto every device, so each process can read them."""
+    from jax.sharding import NamedSharding, PartitionSpec  # noqa: PLC0415
+
+    mesh = devices
+    axis = mesh.axis_names[0]
+    split = NamedSharding(mesh, PartitionSpec(axis))
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    key_impls = {}  # per-device argument index -> PRNG implementation of a key argument
+
+    def per_device_body(shared, rows):
+        rows = [
+            jax.random.wrap_key_data(row[0], impl=key_impls[index]) if index in key_impls
+            else row[0]
+            for index, row in enumerate(rows)
+        ]
+        outputs = function(shared, *rows)
+        return jax.tree.map(lambda output: output[None], outputs)
+
+    sharded = jax.shard_map(
+        per_device_body, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(axis)),
+        out_specs=PartitionSpec(axis), check_vma=False,
+    )
+    # Several processes (jax.distributed): inputs are built as global arrays from the host
+    # values every process holds, and the outputs are gathered onto every device.
+    several_processes = jax.process_count() > 1
+    if jit_compile:
+        sharded = jax.jit(sharded, out_shardings=replicated if several_processes else None)
+
+    def place(value, sharding):
+        if not several_processes:
+            return jax.device_put(value, sharding)
+        host = np.asarray(value)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    placed_shared = {}
+
+    def mapped(shared, per_device):
+        if placed_shared.get("source") is not shared:
+            placed = [place(value, replicated) for value in shared]
+            placed_shared.update(source=shared, placed=placed)
+        rows = []
+        for index, value in enumerate(per_device):
+            if is_native_seed(value):  # keys travel as their data, wrapped on each device
+                key_impls[index] = jax.random.key_impl(value)
+                value = jax.random.key_data(value)
+            rows.append(place(value, split))
+        return sharded(placed_shared["placed"], rows)
+
+    return mapped

@@ -256,15 +256,6 @@ class Backend(Protocol):
         over several devices; chunk ``c`` gets ``seeds[c]`` on whichever device runs it."""
         ...
 
-    def resolve_devices(self, devices: Any, /) -> Any:
-        """``devices`` (None, a device count, a ``jax.sharding.Mesh`` or a
-        ``tf.distribute.Strategy``) in the form ``sum_over_chunks`` takes; None for one."""
-        ...
-
-    def device_count(self, devices: Any, /) -> int:
-        """How many devices a ``resolve_devices`` result spans (1 for None)."""
-        ...
-
     def name_scope(self, name: str, /) -> AbstractContextManager[Any]:
         """A name scope for graph op names (a null context where there are none)."""
         ...
@@ -275,4 +266,27 @@ class Backend(Protocol):
 
     def widest_float(self) -> str:
         """The most precise float dtype this backend computes in (for accumulation)."""
+        ...
+
+    # -------------------------------------------------------------------- devices
+
+    def resolve_devices(self, devices: Any, /) -> Any:
+        """``devices`` (None, a device count ``N``: the first ``N`` devices the framework
+        sees, a one-axis ``jax.sharding.Mesh`` or a ``tf.distribute.Strategy``) as a
+        one-axis mesh (JAX) or a list of device names (TensorFlow); None for one device.
+        Raises a one-line error when more are asked for than are visible (saying how to
+        simulate more)."""
+        ...
+
+    def device_count(self, devices: Any, /) -> int:
+        """How many devices a ``resolve_devices`` result spans (1 for None)."""
+        ...
+
+    def map_over_devices(self, function: Callable[..., Any], devices: Any, /,
+                         jit_compile: bool = True) -> Callable[..., Any]:
+        """``mapped(shared, per_device)`` over the devices of a ``resolve_devices`` result:
+        device ``i`` runs ``function(shared, *rows_i)`` at the same time as the others,
+        where ``shared`` (a list of arrays) is copied to every device and ``rows_i`` is row
+        ``i`` of each array in ``per_device`` (leading axis ``device_count(devices)``);
+        returns the outputs stacked on a new leading axis."""
         ...

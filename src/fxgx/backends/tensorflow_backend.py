@@ -10,6 +10,8 @@ eagerly, in ``tf.function`` and under XLA.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import tensorflow as tf
 
@@ -166,6 +168,10 @@ def is_native_seed(seed) -> bool:
 
 
 _RUNTIME_ZERO = []
+# While map_over_devices traces its function: that function's zero input. An XLA cluster can
+# read a variable only on its own device, so graphs placed on other devices take the zero as
+# an input (read from the variable outside the cluster) instead of reading the variable.
+_ZERO_INPUT = []
 
 
 def _runtime(seed):
@@ -181,11 +187,18 @@ def _runtime(seed):
     """
     if tf.executing_eagerly():
         return seed
+    if _ZERO_INPUT:
+        return seed + _ZERO_INPUT[-1]
+    return seed + _runtime_zero()
+
+
+def _runtime_zero():
+    """The zero variable of ``_runtime`` (created once, outside any function)."""
     if not _RUNTIME_ZERO:
         with tf.init_scope():
             _RUNTIME_ZERO.append(tf.Variable(tf.zeros([], tf.int64), trainable=False,
                                              name="fxgx_runtime_zero"))
-    return seed + _RUNTIME_ZERO[0]
+    return _RUNTIME_ZERO[0]
 
 
 def seed_from_int(value: int):
@@ -284,33 +297,6 @@ def value_and_gradient(function, parameters):
     return value, gradients
 
 
-def resolve_devices(devices):
-    """None (one device), a count ``N`` (the first ``N`` logical devices of the accelerator
-    type, else CPU) or a ``tf.distribute.Strategy`` (its worker devices), returned as a list
-    of device names or None."""
-    if devices is None:
-        return None
-    if isinstance(devices, tf.distribute.Strategy):
-        return list(devices.extended.worker_devices)
-    if isinstance(devices, bool) or not isinstance(devices, int):
-        raise TypeError(
-            f"devices must be None, a number of devices or a tf.distribute.Strategy, got "
-            f"{type(devices).__name__}."
-        )
-    visible = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    if not 1 <= devices <= len(visible):
-        raise ValueError(
-            f"devices={devices}, but TensorFlow sees {len(visible)} logical device(s). To "
-            "simulate more on a CPU, call tf.config.set_logical_device_configuration before "
-            "TensorFlow starts."
-        )
-    return [device.name for device in visible[:devices]]
-
-
-def device_count(devices) -> int:
-    return 1 if devices is None else len(devices)
-
-
 def sum_over_chunks(body, parameters, seeds, num_chunks: int, devices=None):
     """A ``tf.custom_gradient`` around ``tf.while_loop``s: the forward loop keeps only the
     running sums; the gradient function runs the loop again, one chunk at a time under its
@@ -396,3 +382,80 @@ def widest_float() -> str:
 def name_scope(name: str):
     """A TensorFlow name scope (graph op names); JAX's backend returns a null context."""
     return tf.name_scope(name)
+
+
+# -------------------------------------------------------------------------- devices
+
+
+def resolve_devices(devices):
+    """None (one device), a count ``N`` (the first ``N`` logical GPUs, or logical CPUs where
+    there is no GPU) or a ``tf.distribute.Strategy`` on one machine (``MirroredStrategy``:
+    its ``extended.worker_devices``), returned as a list of device names or None."""
+    if devices is None:
+        return None
+    if isinstance(devices, tf.distribute.Strategy):
+        if isinstance(devices, tf.distribute.MultiWorkerMirroredStrategy):
+            raise ValueError(
+                "devices= is a MultiWorkerMirroredStrategy; fxgx spreads chunks over one "
+                "machine's devices: run on each worker with its own seed (gradient_moments: "
+                "combine the results with fxgx.testing.merge; fit: data=, devices=strategy)."
+            )
+        return list(devices.extended.worker_devices)
+    if (type(devices).__module__ or "").startswith(("jax", "jaxlib")):
+        raise TypeError(
+            f"devices= is a {type(devices).__name__}, a JAX object, but the backend is "
+            "TensorFlow: pass an int or a tf.distribute.MirroredStrategy (a Mesh is for "
+            "backend='jax')."
+        )
+    if isinstance(devices, bool) or not isinstance(devices, numbers.Integral):
+        raise TypeError(
+            f"devices={devices!r} is not a device count: pass an int, a "
+            "tf.distribute.MirroredStrategy, or None for one device."
+        )
+    kind = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+    visible = tf.config.list_logical_devices(kind)
+    devices = int(devices)
+    if devices < 1:
+        raise ValueError(f"devices={devices} must be at least 1.")
+    if devices > len(visible):
+        raise ValueError(
+            f"devices={devices} but TensorFlow sees {len(visible)} logical {kind} device(s); "
+            f"to simulate {devices} CPU devices call tf.config."
+            "set_logical_device_configuration(tf.config.list_physical_devices('CPU')[0], "
+            f"[tf.config.LogicalDeviceConfiguration()] * {devices}) before TensorFlow "
+            "first runs an operation."
+        )
+    return [device.name for device in visible[:devices]]
+
+
+def device_count(devices) -> int:
+    return 1 if devices is None else len(devices)
+
+
+def map_over_devices(function, devices, jit_compile: bool = True):
+    """``mapped(shared, per_device)``: one graph that calls ``function`` (traced once,
+    compiled with XLA when ``jit_compile``) on each device under ``tf.device``; the calls
+    share no data, so the runtime runs them at the same time. Outputs are stacked on the
+    first device."""
+    names = tuple(devices)
+
+    def with_zero_input(zero, shared, *rows):
+        _ZERO_INPUT.append(zero)  # while tracing: seeds add this input, not the variable
+        try:
+            return function(shared, *rows)
+        finally:
+            _ZERO_INPUT.pop()
+
+    compiled = tf.function(with_zero_input, jit_compile=jit_compile, autograph=False)
+
+    def mapped(shared, per_device):
+        shared = list(shared)
+        zero = tf.identity(_runtime_zero())
+        outputs = []
+        for index, device in enumerate(names):
+            with tf.device(device):
+                outputs.append(compiled(zero, shared, *(row[index] for row in per_device)))
+        with tf.device(names[0]):
+            return tf.nest.map_structure(lambda *values: tf.stack(values), *outputs)
+
+    return tf.function(mapped, autograph=False)

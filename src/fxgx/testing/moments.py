@@ -18,6 +18,18 @@ Exactly ``num_estimates`` estimates are counted: the last chunk is computed at f
 The random numbers of chunk ``i`` come from the ``i``-th split of the seed drawn for a
 batch of ``chunk_size``: the same ``(seed, chunk_size)`` gives the same moments, a different
 ``chunk_size`` gives different (equally valid) draws.
+
+Many devices (``devices=``): the chunks are what is sharded. With ``N`` devices the chunks
+run in rounds of ``N``, chunk ``r N + d`` on device ``d`` in round ``r``, all ``N`` at once
+(JAX: ``jax.shard_map`` over a one-axis mesh; TensorFlow: one graph placing a compiled chunk
+on each device with ``tf.device``). The problem's parameters are replicated: each device
+gets a copy and broadcasts it to its own ``[chunk_size] + shape`` batch. The seed rule does
+not change: chunk ``i`` uses the ``i``-th split of the seed whichever device runs it, so the
+moments equal the one-device moments for the same ``(seed, chunk_size)``, up to the rounding
+of float64 merges. A last round with fewer chunks left than devices fills the idle devices
+with a copy of chunk 0, whose rows are dropped on the host (as the rows past
+``num_estimates`` of a partial chunk are). The per-chunk statistics are merged on the host
+in chunk order, as on one device.
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ class Moments:
         num_samples: the estimator's ``num_samples`` per estimate.
         seconds: the time spent drawing the estimates, compilation excluded.
         compile_seconds: the time spent compiling.
+        num_devices: the number of devices the chunks ran on at once.
     """
 
     count: int
@@ -60,6 +73,7 @@ class Moments:
     num_samples: int = 1
     seconds: float = 0.0
     compile_seconds: float = 0.0
+    num_devices: int = 1
 
     @property
     def variance(self) -> np.ndarray:
@@ -88,6 +102,11 @@ class Moments:
     def seconds_per_estimate(self) -> float:
         """``seconds / count``."""
         return self.seconds / max(self.count, 1)
+
+    @property
+    def estimates_per_second_per_device(self) -> float:
+        """``count / (seconds * num_devices)``: the throughput of one device."""
+        return self.count / max(self.seconds * self.num_devices, 1e-300)
 
 
 def merge(first: Moments, second: Moments) -> Moments:
@@ -189,6 +208,20 @@ def _chunk_statistics_function(estimator, problem, backend, num_samples, accumul
     return chunk_statistics
 
 
+def _tiled_statistics_function(chunk_statistics, backend, chunk_size):
+    """``(shared parameters, seed, count) -> statistics``: each device broadcasts its own
+    copy of the parameters to ``[chunk_size] + shape`` (the batch is built on the device)."""
+
+    def statistics(parameters, seed, count):
+        tiled = [
+            backend.broadcast_to(parameter, (chunk_size,) + backend.shape_of(parameter))
+            for parameter in parameters
+        ]
+        return chunk_statistics(tiled, seed, count)
+
+    return statistics
+
+
 def gradient_moments(
     estimator,
     problem,
@@ -201,6 +234,7 @@ def gradient_moments(
     chunk_size: int = 65536,
     jit_compile: bool = True,
     progress=None,
+    devices=None,
 ) -> Moments:
     """Draw ``num_estimates`` independent gradient estimates and return their moments.
 
@@ -212,71 +246,118 @@ def gradient_moments(
       backend: "tensorflow" or "jax".
       dtype: float dtype of the parameters and the estimator's arithmetic.
       num_samples: the estimator's own ``num_samples`` (samples per estimate).
-      chunk_size: estimates per compiled call; bounds peak memory.
+      chunk_size: estimates per compiled call; bounds peak memory (per device).
       jit_compile: compile with XLA (TF) / ``jax.jit``.
-      progress: optional ``callback(done, total)`` called after each chunk.
+      progress: optional ``callback(done, total)`` called after each chunk (after each
+        round of chunks with ``devices``).
+      devices: None for one device (the framework's default); an int ``N`` for the first
+        ``N`` devices the framework sees (``jax.devices()``; TF's logical GPUs, else CPUs);
+        a one-axis ``jax.sharding.Mesh`` (JAX) or a ``tf.distribute.MirroredStrategy``
+        (TensorFlow). ``N`` chunks then run at once, one per device; chunk ``i`` still
+        uses the ``i``-th split of the seed, so the moments equal the one-device moments.
 
     Returns:
       The ``Moments`` of the estimates, in the backend's widest float.
 
     Raises:
-      ValueError: ``num_estimates`` or ``chunk_size`` is below 2.
+      ValueError: ``num_estimates`` or ``chunk_size`` is below 2, or ``devices`` asks for
+        more devices than are visible (or is a Mesh with more than one axis).
+      TypeError: ``devices`` is not an int, a Mesh (JAX) or a Strategy (TensorFlow).
     """
     if num_estimates < 2:
         raise ValueError(f"num_estimates={num_estimates} must be at least 2.")
     if chunk_size < 2:
         raise ValueError(f"chunk_size={chunk_size} must be at least 2.")
     module = backend_by_name(backend)
+    selected_devices = module.resolve_devices(devices)
+    num_devices = module.device_count(selected_devices)
     chunk_size = min(chunk_size, num_estimates)
     num_chunks = -(-num_estimates // chunk_size)
     accumulate_dtype = module.widest_float()
     root_seed = canonical_seed(seed, module)
     chunk_seeds = module.split_seed(root_seed, num_chunks)
     parameters = problem.parameters(module, dtype)
-    tiled = [
-        module.broadcast_to(parameter, (chunk_size,) + module.shape_of(parameter))
-        for parameter in parameters
-    ]
-    statistics = module.compile(
-        _chunk_statistics_function(estimator, problem, module, num_samples, accumulate_dtype),
-        jit_compile=jit_compile,
+    chunk_statistics = _chunk_statistics_function(
+        estimator, problem, module, num_samples, accumulate_dtype
     )
     zeros = np.zeros(problem.num_coordinates)
     total = Moments(
         count=0, mean=zeros, sum_squares=zeros, sum_cubes=zeros, sum_fourth_powers=zeros,
         seed=seed, dtype=dtype, backend=module.name, num_samples=num_samples,
+        num_devices=num_devices,
     )
 
     def chunk_count(index):
         return min(chunk_size, num_estimates - index * chunk_size)
 
-    def run_chunk(summary, index):
-        count = chunk_count(index)
-        statistics_values = statistics(
-            tiled, chunk_seeds[index], module.convert(count, accumulate_dtype)
-        )
-        mean, m2, m3, m4 = (np.asarray(module.to_numpy(v), np.float64) for v in statistics_values)
+    def as_float64(values):
+        return [np.asarray(module.to_numpy(value), np.float64) for value in values]
+
+    def merged(summary, index, mean, m2, m3, m4):
         chunk = dataclasses.replace(
-            summary, count=count, mean=mean, sum_squares=m2, sum_cubes=m3,
+            summary, count=chunk_count(index), mean=mean, sum_squares=m2, sum_cubes=m3,
             sum_fourth_powers=m4,
         )
         return merge(summary, chunk)
 
+    if selected_devices is None:
+        tiled = [
+            module.broadcast_to(parameter, (chunk_size,) + module.shape_of(parameter))
+            for parameter in parameters
+        ]
+        statistics = module.compile(chunk_statistics, jit_compile=jit_compile)
+        num_rounds = num_chunks
+
+        def run_chunk(summary, round_index):
+            count = module.convert(chunk_count(round_index), accumulate_dtype)
+            values = statistics(tiled, chunk_seeds[round_index], count)
+            return merged(summary, round_index, *as_float64(values))
+
+        run_round = run_chunk
+    else:
+        statistics = module.map_over_devices(
+            _tiled_statistics_function(chunk_statistics, module, chunk_size),
+            selected_devices, jit_compile=jit_compile,
+        )
+        num_rounds = -(-num_chunks // num_devices)
+        # Idle devices of the last round recompute chunk 0; their rows are not merged.
+        padding = num_rounds * num_devices - num_chunks
+        padded_seeds = (
+            module.concat([chunk_seeds] + [chunk_seeds[:1]] * padding, axis=0)
+            if padding else chunk_seeds
+        )
+        counts = [chunk_count(index) for index in range(num_chunks)] + [chunk_size] * padding
+        all_counts = np.asarray(counts, dtype=np.float64)
+
+        def run_round(summary, round_index):
+            first = round_index * num_devices
+            values = statistics(
+                parameters,
+                [
+                    padded_seeds[first:first + num_devices],
+                    module.convert(all_counts[first:first + num_devices], accumulate_dtype),
+                ],
+            )
+            values = as_float64(values)
+            for row in range(min(num_devices, num_chunks - first)):
+                summary = merged(summary, first + row, *(value[row] for value in values))
+            return summary
+
     compile_start = time.perf_counter()
-    total = run_chunk(total, 0)
+    total = run_round(total, 0)
     compile_seconds = time.perf_counter() - compile_start
     if progress is not None:
-        progress(1, num_chunks)
+        progress(1, num_rounds)
     start = time.perf_counter()
-    for index in range(1, num_chunks):
-        total = run_chunk(total, index)
+    for index in range(1, num_rounds):
+        total = run_round(total, index)
         if progress is not None:
-            progress(index + 1, num_chunks)
+            progress(index + 1, num_rounds)
     seconds = time.perf_counter() - start
-    # The first chunk paid for compilation: time the others and scale to all chunks.
-    if num_chunks == 1:
+    # The first round paid for compilation: time the others and scale to all rounds.
+    if num_rounds == 1:
         total.seconds = compile_seconds
     else:
-        total.seconds = seconds * num_chunks / (num_chunks - 1)
+        total.seconds = seconds * num_rounds / (num_rounds - 1)
     total.compile_seconds = compile_seconds
     return total
