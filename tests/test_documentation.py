@@ -60,10 +60,11 @@ def relative_path(path: Path) -> str:
     return path.relative_to(REPOSITORY).as_posix()
 
 
-#: Pages whose blocks compile several estimators on both frameworks (4 to 6 s each): in the
-#: slow set, which CI runs too; the estimators they show are tested in the default set.
+#: Pages whose blocks compile several estimators or fits on both frameworks (3 to 7 s each):
+#: in the slow set, which CI runs too; what they show is tested in the default set.
 SLOW_PAGES = ("docs/estimators/straight_through.md", "docs/estimators/rebar_relax.md",
-              "docs/estimators/stein_control_variates.md", "docs/estimators/gumbel_rao.md")
+              "docs/estimators/stein_control_variates.md", "docs/estimators/gumbel_rao.md",
+              "docs/vi.md", "docs/distributions.md")
 
 
 @pytest.mark.parametrize(

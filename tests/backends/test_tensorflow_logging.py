@@ -49,6 +49,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # 7 s; the default set keeps the other logging checks
 def test_int_seeds_in_every_regime_log_no_kernel_failures():
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0")
     completed = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,

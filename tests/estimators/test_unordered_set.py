@@ -337,6 +337,7 @@ def test_unbiased_at_larger_sets(name, num_samples, problem_name):
 
 @pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)],
                          indirect=True)
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [unordered_set,
                                   pytest.param(sum_and_sample, marks=pytest.mark.slow)])
 def test_same_numbers_in_every_mode(framework, make):

@@ -302,6 +302,7 @@ def test_categorical_vae_log_joint_and_posterior_match_numpy():
     np.testing.assert_allclose(probabilities.sum(axis=0), np.ones(4), rtol=1e-5)
 
 
+@pytest.mark.slow  # 5 s; the other examples are smoke-tested in the default set
 @pytest.mark.parametrize("backend", BACKENDS_JAX_SLOW)
 def test_gaussian_mixture_quick_run_stays_below_the_exact_evidence(backend, tmp_path,
                                                                    saved_figures):

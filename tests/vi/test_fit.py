@@ -104,6 +104,7 @@ def _exact_total_variance():
     return float(np.sum(q @ estimate**2 - mean**2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend_name", ["jax", pytest.param("tensorflow",
                                                               marks=pytest.mark.slow)])
 def test_traced_variance_matches_the_exact_variance(backend_name):
@@ -220,6 +221,7 @@ print(json.dumps({"losses": result.losses.tolist(), "bound": float(bound),
 """
 
 
+@pytest.mark.slow  # a fresh interpreter (5 s); tests/backends/test_jax_without_tensorflow.py
 def test_jax_path_works_without_tensorflow():
     """docs/design.md, "Layers: imports point down, frameworks are imported late": elbo,
     importance_weighted_bound and fit on JAX with TensorFlow (and TFP, Keras) unimportable."""
