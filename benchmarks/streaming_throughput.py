@@ -11,7 +11,9 @@ Three measurements of the gradient of REINFORCE's surrogate w.r.t. logits of sha
    one-shot it needs tens of GB), streamed in chunks of 2^16: draws per second.
 3. The same streamed estimate on 1 and on 8 devices, in a child process that simulates 8 CPU
    devices (``XLA_FLAGS=--xla_force_host_platform_device_count=8``; the machine's cores are
-   shared by all of them): draws per second per device and the ratio of throughputs.
+   shared by all of them), for two chunk sizes: draws per second per device and the ratio of
+   throughputs. Eight devices run eight chunks at once, so their working sets share the
+   CPU's caches: the chunk size decides whether 8 devices beat one.
 
     python benchmarks/streaming_throughput.py [--json benchmarks/results/streaming_throughput.json]
 """
@@ -103,10 +105,16 @@ DEVICES_CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from streaming_throughput import jax_gradient, interleaved_medians
-num_samples, chunk_size, dimension, repeats = (int(value) for value in sys.argv[2:6])
-one, eight = interleaved_medians([jax_gradient(num_samples, chunk_size, dimension, None),
-                                  jax_gradient(num_samples, chunk_size, dimension, 8)], repeats)
-print("RESULT" + json.dumps({"one_device_seconds": one, "eight_devices_seconds": eight}))
+chunks, dimension, repeats = (int(value) for value in sys.argv[2:5])
+results = []
+for chunk_size in (int(value) for value in sys.argv[5].split(",")):
+    num_samples = chunk_size * chunks
+    one, eight = interleaved_medians([jax_gradient(num_samples, chunk_size, dimension, None),
+                                      jax_gradient(num_samples, chunk_size, dimension, 8)],
+                                     repeats)
+    results.append({"chunk_size": chunk_size, "num_samples": num_samples,
+                    "one_device_seconds": one, "eight_devices_seconds": eight})
+print("RESULT" + json.dumps(results))
 """
 
 
@@ -130,6 +138,10 @@ def main(argv=None) -> int:
     parser.add_argument("--large-samples", type=int, default=10**7)
     parser.add_argument("--large-dimension", type=int, default=100)
     parser.add_argument("--large-chunk-size", type=int, default=2**16)
+    parser.add_argument("--device-chunks", type=int, default=64,
+                        help="chunks of the 1-against-8-devices measurement (8 per device)")
+    parser.add_argument("--device-chunk-sizes", default="4096,16384",
+                        help="comma-separated chunk sizes of that measurement")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--regimes", default="jax-jit,tensorflow-graph,tensorflow-xla")
     parser.add_argument("--json", default=None)
@@ -169,28 +181,28 @@ def main(argv=None) -> int:
     if "jax-jit" in arguments.regimes:
         environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
                            JAX_PLATFORMS="cpu")
-        chunks = 2 * 8
         child = subprocess.run(
             [sys.executable, "-c", DEVICES_CHILD, os.path.dirname(os.path.abspath(__file__)),
-             str(arguments.chunk_size * chunks), str(arguments.chunk_size),
-             str(arguments.dimension), str(arguments.repeats)],
+             str(arguments.device_chunks), str(arguments.dimension), str(arguments.repeats),
+             arguments.device_chunk_sizes],
             capture_output=True, text=True, env=environment, check=True)
-        result = json.loads(next(line for line in child.stdout.splitlines()
-                                 if line.startswith("RESULT"))[len("RESULT"):])
-        device_draws = arguments.chunk_size * chunks * arguments.dimension
-        result.update({
-            "num_samples": arguments.chunk_size * chunks, "chunk_size": arguments.chunk_size,
-            "dimension": arguments.dimension,
-            "one_device_draws_per_second": device_draws / result["one_device_seconds"],
-            "eight_devices_draws_per_second": device_draws / result["eight_devices_seconds"],
-            "eight_devices_draws_per_second_per_device":
-                device_draws / result["eight_devices_seconds"] / 8,
-            "ratio": result["one_device_seconds"] / result["eight_devices_seconds"]})
-        document["devices"] = result
-        print(f"jax-jit 8 simulated devices: {result['eight_devices_draws_per_second']:.3g} "
-              f"draws/s ({result['eight_devices_draws_per_second_per_device']:.3g} per device) "
-              f"against {result['one_device_draws_per_second']:.3g} on one: ratio "
-              f"{result['ratio']:.2f}", flush=True)
+        results = json.loads(next(line for line in child.stdout.splitlines()
+                                  if line.startswith("RESULT"))[len("RESULT"):])
+        for result in results:
+            device_draws = result["num_samples"] * arguments.dimension
+            result.update({
+                "dimension": arguments.dimension,
+                "one_device_draws_per_second": device_draws / result["one_device_seconds"],
+                "eight_devices_draws_per_second": device_draws / result["eight_devices_seconds"],
+                "eight_devices_draws_per_second_per_device":
+                    device_draws / result["eight_devices_seconds"] / 8,
+                "ratio": result["one_device_seconds"] / result["eight_devices_seconds"]})
+            print(f"jax-jit 8 simulated devices, chunks of {result['chunk_size']}: "
+                  f"{result['eight_devices_draws_per_second']:.3g} draws/s "
+                  f"({result['eight_devices_draws_per_second_per_device']:.3g} per device) "
+                  f"against {result['one_device_draws_per_second']:.3g} on one: ratio "
+                  f"{result['ratio']:.2f}", flush=True)
+        document["devices"] = results
 
     if arguments.json:
         document.update({

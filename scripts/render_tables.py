@@ -522,8 +522,7 @@ def streaming_throughput_table() -> list[str]:
             f"| does not fit at once | {row['regime']} | {row['num_samples']:,} × "
             f"{row['dimension']} | {row['chunk_size']:,} | {row['seconds']:.1f} s | "
             f"{row['draws_per_second']:.3g} | |")
-    devices = run.get("devices")
-    if devices:
+    for devices in run.get("devices") or []:
         lines.append(
             f"| 8 simulated devices / 1 | jax-jit | {devices['num_samples']:,} × "
             f"{devices['dimension']} | {devices['chunk_size']:,} | "
