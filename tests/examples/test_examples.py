@@ -328,7 +328,7 @@ def test_gaussian_mixture_with_a_normal_surrogate_for_the_means(tmp_path):
     assert record["exact_elbo"] <= summary["log_evidence"] + 1e-9
 
 
-@pytest.mark.jax_in_slow_set
+@pytest.mark.slow  # 4 s; the SBN and categorical VAE runs keep the examples in the default set
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_variable_selection_quick_run(backend, tmp_path, saved_figures):
     module = load_example("variable_selection")

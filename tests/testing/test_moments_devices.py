@@ -27,6 +27,9 @@ from fxgx.estimators import reinforce
 from fxgx.problems import get_problem
 from fxgx.testing import gradient_moments
 
+# One worker runs this module, so each backend's child process (a module fixture) starts once.
+pytestmark = pytest.mark.xdist_group("moments_devices")
+
 SOURCE = str(Path(__file__).resolve().parents[2] / "src")
 NUM_ESTIMATES = 1130  # 12 chunks of 100: rounds of 8 and 4 chunks; the last chunk has 30 rows
 CHUNK_SIZE = 100
