@@ -32,6 +32,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import benchmark_environment  # benchmarks/ is on sys.path when a script runs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TARGET = 0.45
@@ -194,15 +196,8 @@ def jax_references(jax, jnp, num_samples_of):
 
 def versions() -> dict:
     """The versions of Python and of the packages the benchmark runs."""
-    import importlib.metadata as metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("fxgx", "tensorflow", "tensorflow-probability", "jax", "jaxlib"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+    return benchmark_environment.versions(
+        ('fxgx', 'tensorflow', 'tensorflow-probability', 'jax', 'jaxlib'))
 
 
 def estimator_entries(selected):

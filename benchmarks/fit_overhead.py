@@ -25,6 +25,8 @@ import platform
 import time
 from datetime import UTC, datetime
 
+import benchmark_environment  # benchmarks/ is on sys.path when a script runs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 LEARNING_RATE = 0.01
@@ -147,15 +149,9 @@ def measure(backend: str, dimension: int, num_samples: int, short: int, long: in
 
 
 def versions() -> dict:
-    import importlib.metadata as metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("fxgx", "jax", "jaxlib", "tensorflow", "optax", "tf-keras"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+    """The versions of Python and of the packages the benchmark runs."""
+    return benchmark_environment.versions(
+        ('fxgx', 'jax', 'jaxlib', 'tensorflow', 'optax', 'tf-keras'))
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ import statistics
 import time
 from datetime import UTC, datetime
 
+import benchmark_environment  # benchmarks/ is on sys.path when a script runs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TARGET = 0.45
@@ -145,15 +147,8 @@ def measure(backend, kind, shape, conditional_samples, repeats):
 
 
 def versions() -> dict:
-    import importlib.metadata as metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("fxgx", "jax", "jaxlib", "tensorflow"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+    """The versions of Python and of the packages the benchmark runs."""
+    return benchmark_environment.versions(('fxgx', 'jax', 'jaxlib', 'tensorflow'))
 
 
 def main(argv=None) -> int:

@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+
+import benchmark_environment  # benchmarks/ is on sys.path when a script runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -118,18 +119,6 @@ print("RESULT" + json.dumps(results))
 """
 
 
-def versions() -> dict:
-    import importlib.metadata as metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("fxgx", "jax", "jaxlib", "tensorflow"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-samples", type=int, default=2**18)
@@ -208,9 +197,8 @@ def main(argv=None) -> int:
         document.update({
             "command": "python benchmarks/streaming_throughput.py",
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                        "load_average": list(os.getloadavg())},
-            "versions": versions()})
+            "machine": benchmark_environment.machine(),
+            "versions": benchmark_environment.versions()})
         with open(arguments.json, "w") as handle:
             json.dump(document, handle, indent=2)
             handle.write("\n")

@@ -495,12 +495,16 @@ def gumbel_rao_speed_table() -> list[str]:
             f"{rao['milliseconds']:.1f} | {many['milliseconds']:.1f} | "
             f"{one['milliseconds']:.1f} | {ratio['ratio_to_hard_same_draws']:.2f} | "
             f"{ratio['ratio_to_hard_one_sample']:.2f} |")
-    versions = run["versions"]
-    load = ", ".join(f"{value:.1f}" for value in run["machine"]["load_average"])
-    lines += ["", f"`{run['command']}`, {run['date'][:10]}, {run['machine']['cpu_count']} cores "
-              f"(load average {load}: a shared machine, timings are noisy), "
-              + ", ".join(f"{name} {version}" for name, version in sorted(versions.items())) + "."]
+    lines += ["", benchmark_provenance(run) + "."]
     return lines
+
+
+def benchmark_provenance(run: dict) -> str:
+    """The command, date, machine load and versions of a timing benchmark's JSON."""
+    load = ", ".join(f"{value:.1f}" for value in run["machine"]["load_average"])
+    return (f"`{run['command']}`, {run['date'][:10]}, {run['machine']['cpu_count']} cores "
+            f"(load average {load}: a shared machine, timings are noisy), "
+            + ", ".join(f"{name} {version}" for name, version in sorted(run["versions"].items())))
 
 
 def streaming_throughput_table() -> list[str]:
@@ -531,11 +535,7 @@ def streaming_throughput_table() -> list[str]:
             f"{devices['eight_devices_draws_per_second']:.3g} "
             f"({devices['eight_devices_draws_per_second_per_device']:.3g} per device) | "
             f"{devices['ratio']:.2f} |")
-    versions = run["versions"]
-    load = ", ".join(f"{value:.1f}" for value in run["machine"]["load_average"])
-    lines += ["", f"`{run['command']}`, {run['date'][:10]}, {run['machine']['cpu_count']} cores "
-              f"(load average {load}: a shared machine, timings are noisy), "
-              + ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+    lines += ["", benchmark_provenance(run)
               + ". Ratio: the peer's time over the measured one (above 1: faster)."]
     return lines
 
