@@ -176,7 +176,8 @@ def test_bernoulli_toy_skips_estimators_that_do_not_apply(capsys):
     assert "skipping vimco" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("backend", BACKENDS_JAX_SLOW)
+@pytest.mark.slow  # 8 s; the Bernoulli toy runs and the own training loop stay in the default set
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_sigmoid_belief_network_quick_run_prints_the_table(backend, tmp_path, capsys,
                                                            saved_figures):
     pytest.importorskip("sklearn")

@@ -75,7 +75,16 @@ print("RESULT " + json.dumps(result))
 """.replace("NUM_ESTIMATES", str(NUM_ESTIMATES)).replace("CHUNK_SIZE", str(CHUNK_SIZE))
 
 
+CHILD_RESULTS: dict = {}  # one child per backend and worker, whatever order pytest runs in
+
+
 def run_child(backend: str, tmp_path_factory) -> dict:
+    if backend not in CHILD_RESULTS:
+        CHILD_RESULTS[backend] = _run_child(backend, tmp_path_factory)
+    return CHILD_RESULTS[backend]
+
+
+def _run_child(backend: str, tmp_path_factory) -> dict:
     environment = dict(os.environ)
     environment.update(
         PYTHONPATH=SOURCE + os.pathsep + environment.get("PYTHONPATH", ""),

@@ -74,7 +74,8 @@ def test_fit_improves_the_exact_elbo(backend_name):
     assert np.all(np.isnan(result.gradient_variance)) and result.seconds > 0
 
 
-@pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
+@pytest.mark.parametrize("backend_name", [pytest.param("tensorflow", marks=pytest.mark.slow),
+                                          "jax"])
 def test_fit_is_deterministic_under_a_seed(backend_name):
     def run(seed, every):
         return vi.fit(_loss(backend_name, estimators.disarm(), 1),

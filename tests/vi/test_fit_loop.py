@@ -53,7 +53,8 @@ def _setup(backend_name):
     return fresh, logits, loss
 
 
-@pytest.mark.parametrize("backend_name,steps", [("jax", 1000), ("tensorflow", 200)])
+@pytest.mark.parametrize("backend_name,steps", [
+    pytest.param("jax", 1000, marks=pytest.mark.slow), ("tensorflow", 200)])
 def test_resumed_runs_equal_one_run_bit_for_bit(backend_name, steps):
     fresh, logits, loss = _setup(backend_name)
     whole = vi.fit(loss, fresh(), num_steps=2 * steps, seed=3, progress=False)
