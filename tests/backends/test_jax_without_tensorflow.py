@@ -115,6 +115,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
+# One worker runs this module, so its interpreter without TensorFlow starts once.
+pytestmark = pytest.mark.xdist_group("jax_without_tensorflow")
+
+
 @pytest.fixture(scope="module")
 def result():
     completed = subprocess.run(

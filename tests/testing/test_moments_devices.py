@@ -142,7 +142,9 @@ def test_too_many_devices_names_the_visible_count_and_how_to_simulate_more(child
         assert "set_logical_device_configuration" in message
 
 
-@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+# TensorFlow's instance builds strategies in this process (5 s); its child checks the message
+# for too many devices in the default set.
+@pytest.mark.parametrize("backend", ["jax", pytest.param("tensorflow", marks=pytest.mark.slow)])
 def test_bad_devices_are_one_line_errors(backend):
     problem = get_problem("bernoulli_toy", backend=backend)
 

@@ -198,11 +198,27 @@ def test_jax_fit_on_eight_devices_equals_one_device():
     assert "batch size 12" in errors["indivisible"] and "multiple of 8" in errors["indivisible"]
 
 
+#: The first part of the TensorFlow child: one device against devices=8.
+TENSORFLOW_CHILD_EIGHT = (TENSORFLOW_CHILD.split("strategy = tf.distribute.MirroredStrategy(")[0]
+                          + 'print(json.dumps({"one": one, "eight": eight}))\n')
+
+
 def test_tensorflow_fit_on_eight_replicas_equals_one_device():
-    """devices=8 (plain variables) and a 2-replica MirroredStrategy (variables made under its
-    scope) give the one-device losses and parameters for the same seed; too many devices,
-    a batch of 12 on 8 replicas, devices= without data= and an optimizer made outside the
-    scope of mirrored variables are one-line ValueErrors."""
+    """devices=8 (plain variables) gives the one-device losses and parameters for the same
+    seed."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf_keras")
+    result = _run_child(TENSORFLOW_CHILD_EIGHT, {"TF_CPP_MIN_LOG_LEVEL": "3"})
+    _assert_same_run(result["one"], result["eight"])
+    assert result["one"]["losses"] != result["one"]["losses"][:1] * 5
+
+
+@pytest.mark.slow  # the same child again, with the scoped-strategy run and the errors (5 s)
+def test_tensorflow_fit_with_a_scoped_strategy_and_its_errors():
+    """A 2-replica MirroredStrategy (variables made under its scope) gives the one-device
+    losses and parameters for the same seed; too many devices, a batch of 12 on 8 replicas,
+    devices= without data= and an optimizer made outside the scope of mirrored variables are
+    one-line ValueErrors."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf_keras")
     result = _run_child(TENSORFLOW_CHILD, {"TF_CPP_MIN_LOG_LEVEL": "3"})
