@@ -53,6 +53,7 @@ def error_line(completed_or_text) -> str:
 # The installed script.
 
 
+@pytest.mark.slow  # 7 s; test_compare_on_eight_devices_... runs compare in the default set
 def test_installed_script_compare_gives_the_right_verdicts(tmp_path):
     # Family-wise false-failure rate 1e-3 per unbiased estimator (two here); the seed is fixed,
     # so the run is deterministic. straight_through's bias on this problem gives |z| ~ 25 at

@@ -25,6 +25,7 @@ def test_closed_form_score_is_unbiased(problem_name, backend_name):
     assert_unbiased(moments, problem.exact_gradient(), detectable_bias=problem.detectable_bias)
 
 
+@pytest.mark.jax_in_slow_set
 def test_closed_form_and_dice_forms_give_the_same_first_derivative(backend):
     problem = get_problem("nonadditive_bernoulli")
     logits = backend.convert(problem.logits, backend.widest_float())

@@ -342,7 +342,7 @@ def test_unbiased_with_other_hyperparameters(estimator, problem_name, backend_na
 # ------------------------------------------------------- modes, dtypes, shapes, errors
 
 
-@pytest.mark.jax_in_slow_set
+@pytest.mark.slow  # RELAX's compiles are the longest; REBAR shares the path (explicit-state)
 def test_same_numbers_in_every_mode(framework):
     """REBAR and RELAX give the same value and gradient eagerly, in tf.function, under XLA and
     under jax.jit (one seed, one threefry stream)."""
