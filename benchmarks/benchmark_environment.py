@@ -1,10 +1,13 @@
-"""What every timing benchmark records about where it ran: package versions and the machine."""
+"""What the timing benchmarks share: a timer, interleaved medians, and what they record about
+where they ran (package versions and the machine)."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
 import platform
+import statistics
+import time
 
 
 def versions(packages=("fxgx", "jax", "jaxlib", "tensorflow")) -> dict:
@@ -22,3 +25,23 @@ def machine() -> dict:
     """The platform, processor, core count and load average now."""
     return {"platform": platform.platform(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg())}
+
+
+def timed(function) -> float:
+    """Seconds one call of ``function()`` takes."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def interleaved_medians(functions, repeats: int) -> list[float]:
+    """The median seconds of each function over ``repeats`` rounds, the functions called in
+    turn within a round (a load change on a shared machine hits all of them); each is called
+    once first, to compile."""
+    for function in functions:
+        function()
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for index, function in enumerate(functions):
+            times[index].append(timed(function))
+    return [statistics.median(series) for series in times]

@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import statistics
-import time
 from datetime import UTC, datetime
 
 import benchmark_environment  # benchmarks/ is on sys.path when a script runs
@@ -34,12 +33,6 @@ import benchmark_environment  # benchmarks/ is on sys.path when a script runs
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TARGET = 0.45
-
-
-def _seconds(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 def _cases(arguments):
@@ -125,7 +118,7 @@ def measure(backend, kind, shape, conditional_samples, repeats):
     times = [[] for _ in calls]
     for _ in range(repeats):
         for index, (_, _, call) in enumerate(calls):
-            times[index].append(_seconds(call))
+            times[index].append(benchmark_environment.timed(call))
     latents = 1
     for size in shape:
         latents *= size

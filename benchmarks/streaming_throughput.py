@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
 import benchmark_environment  # benchmarks/ is on sys.path when a script runs
@@ -36,20 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 TARGET = 0.45
 
 
-def timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def interleaved_medians(functions, repeats: int) -> list[float]:
-    for function in functions:
-        function()  # compile
-    times = [[] for _ in functions]
-    for _ in range(repeats):
-        for index, function in enumerate(functions):
-            times[index].append(timed(function))
-    return [statistics.median(series) for series in times]
+timed = benchmark_environment.timed
+interleaved_medians = benchmark_environment.interleaved_medians
 
 
 def jax_gradient(num_samples, chunk_size, dimension, devices=None):
