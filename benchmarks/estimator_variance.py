@@ -102,9 +102,9 @@ def fitted_linear_surrogate(problem, backend_name, seed=0):
     ``SURROGATE_FIT_DRAWS`` draws of ``q`` with their own seed: the offline stand-in for
     training ``h`` on ``variance_loss`` over many steps. Its evaluations of ``f`` are not
     counted in the budget, as a trained surrogate's training is not."""
-    from fxgx.backends import backend_by_name, get_backend
+    from fxgx.backends import framework_by_name, get_framework
 
-    backend = backend_by_name(backend_name)
+    backend = framework_by_name(backend_name)
     logits = np.asarray(problem.parameter_values()[0], np.float64)
     generator = np.random.default_rng(seed)
     if problem.kind == "categorical":
@@ -118,8 +118,8 @@ def fitted_linear_surrogate(problem, backend_name, seed=0):
         probabilities = 1.0 / (1.0 + np.exp(-logits))
         states = (generator.random((SURROGATE_FIT_DRAWS,) + logits.shape)
                   < probabilities).astype(np.float64)
-    values = np.asarray(backend.to_numpy(problem.function(
-        backend.convert(states, backend.widest_float()))), np.float64)
+    values = np.asarray(np.asarray(problem.function(
+        backend.xp.asarray(states, dtype=backend.widest_float()))), np.float64)
     design = np.concatenate([np.ones((SURROGATE_FIT_DRAWS, 1)),
                              states.reshape(SURROGATE_FIT_DRAWS, -1)], axis=1)
     coefficients = np.linalg.lstsq(design, values, rcond=None)[0]
@@ -127,11 +127,11 @@ def fitted_linear_surrogate(problem, backend_name, seed=0):
 
     def surrogate(samples, parameters):
         del parameters
-        backend = get_backend(samples)
-        rank = len(backend.shape_of(samples))
+        backend = get_framework(samples)
+        rank = len(tuple(samples.shape))
         axes = tuple(range(rank - logits.ndim, rank))  # the problem's own axes
-        weight = backend.convert(weights, backend.dtype_of(samples))
-        return intercept + backend.reduce_sum(samples * weight, axis=axes)
+        weight = backend.xp.asarray(weights, dtype=samples.dtype)
+        return intercept + backend.xp.sum(samples * weight, axis=axes)
 
     return surrogate
 
@@ -150,12 +150,12 @@ def _relax(card, problem, backend):
     event_rank = np.ndim(problem.parameter_values()[0])
 
     def residual(perturbed, parameters):
-        from fxgx.backends import get_backend
+        from fxgx.backends import get_framework
 
-        backend = get_backend(perturbed)
-        rank = len(backend.shape_of(perturbed))
+        backend = get_framework(perturbed)
+        rank = len(tuple(perturbed.shape))
         axes = tuple(range(rank - event_rank, rank))  # the problem's own axes
-        return 0.1 * backend.reduce_sum(backend.tanh(0.5 * perturbed), axis=axes)
+        return 0.1 * backend.xp.sum(backend.xp.tanh(0.5 * perturbed), axis=axes)
 
     return relax(residual)
 

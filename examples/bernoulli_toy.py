@@ -103,7 +103,7 @@ class Recipe:
 
 
 def zero_like_scalar(backend, value):
-    return backend.reduce_sum(backend.zeros_like(value)) * 0.0
+    return backend.xp.sum(backend.xp.zeros_like(value)) * 0.0
 
 
 class MovingAverageRecipe(Recipe):
@@ -114,8 +114,8 @@ class MovingAverageRecipe(Recipe):
     def __call__(self, backend, function, logits, extra, state, seed):
         from fxgx.distributions import Bernoulli
 
-        surrogate, new_state = self.estimator.call_with_state(
-            function, Bernoulli(logits), tuple(state), seed=seed, num_samples=self.num_samples)
+        surrogate, new_state, _ = self.estimator.apply(
+            tuple(state), function, Bernoulli(logits), seed=seed, num_samples=self.num_samples)
         return surrogate, zero_like_scalar(backend, logits), list(new_state)
 
 
@@ -132,9 +132,9 @@ class LearnedBaselineRecipe(Recipe):
 
         (baseline,) = extra
         estimator = learned_baseline(lambda distribution: baseline)
-        surrogate, regression = estimator.call_with_loss(
-            function, Bernoulli(logits), seed=seed, num_samples=self.num_samples)
-        return surrogate, backend.reduce_mean(regression), state
+        surrogate, _, info = estimator.apply(
+            (), function, Bernoulli(logits), seed=seed, num_samples=self.num_samples)
+        return surrogate, backend.xp.mean(info["baseline_loss"]), state
 
 
 class ControlVariateRecipe(Recipe):
@@ -158,7 +158,7 @@ class ControlVariateRecipe(Recipe):
         def hold(value):
             return backend.stop_gradient(value) if stop else value
 
-        overrides = {"temperature": backend.exp(hold(extra[0])), "scale": hold(extra[1])}
+        overrides = {"temperature": backend.xp.exp(hold(extra[0])), "scale": hold(extra[1])}
         if self.residual:
             overrides["control_variate_parameters"] = [hold(value) for value in extra[2:]]
         return overrides
@@ -177,12 +177,12 @@ class ControlVariateRecipe(Recipe):
 
 def residual_network(perturbed, parameters):
     """``r(z) = sum_h w_h tanh(a_h z + c_h)``, elementwise in the perturbed logits ``z``."""
-    from fxgx.backends import get_backend
+    from fxgx.backends import get_framework
 
-    backend = get_backend(perturbed)
+    backend = get_framework(perturbed)
     slopes, offsets, weights = parameters
-    hidden = backend.tanh(backend.expand_dims(perturbed, -1) * slopes + offsets)
-    return backend.reduce_sum(hidden * weights, axis=-1)
+    hidden = backend.xp.tanh(backend.xp.expand_dims(perturbed, axis=-1) * slopes + offsets)
+    return backend.xp.sum(hidden * weights, axis=-1)
 
 
 def make_recipe(card):
@@ -234,10 +234,10 @@ def adam(backend, values, gradients, first, second, count, learning_rate):
     new_values, new_first, new_second = [], [], []
     for value, gradient, moment, squared in zip(values, gradients, first, second, strict=True):
         moment = beta1 * moment + (1 - beta1) * gradient
-        squared = beta2 * squared + (1 - beta2) * backend.square(gradient)
+        squared = beta2 * squared + (1 - beta2) * backend.xp.square(gradient)
         corrected = moment / (1 - beta1**count)
         corrected_squared = squared / (1 - beta2**count)
-        new_values.append(value - learning_rate * corrected / (backend.sqrt(corrected_squared)
+        new_values.append(value - learning_rate * corrected / (backend.xp.sqrt(corrected_squared)
                                                               + epsilon))
         new_first.append(moment)
         new_second.append(squared)
@@ -250,7 +250,7 @@ def train(recipe, backend, arguments):
     dtype = "float32"
 
     def function(samples):
-        return backend.square(samples - target)
+        return backend.xp.square(samples - target)
 
     def objective(values, state, seed):
         theta, extra = values[0], values[1:]
@@ -274,19 +274,19 @@ def train(recipe, backend, arguments):
         theta, extra = values[0], [backend.stop_gradient(value) for value in values[1:]]
 
         def surrogate(logits):
-            return backend.reduce_sum(recipe(backend, function, logits, extra, state, seed)[0])
+            return backend.xp.sum(recipe(backend, function, logits, extra, state, seed)[0])
 
-        batch = backend.ones((draws,), dtype) * backend.stop_gradient(theta)
+        batch = backend.xp.ones((draws,), dtype=dtype) * backend.stop_gradient(theta)
         _, (gradients,) = backend.value_and_gradient(surrogate, [batch])
-        mean = backend.reduce_mean(gradients)
-        return backend.reduce_sum(backend.square(gradients - mean)) / (draws - 1), mean
+        mean = backend.xp.mean(gradients)
+        return backend.xp.sum(backend.xp.square(gradients - mean)) / (draws - 1), mean
 
     step = backend.compile(step)
     variance = backend.compile(variance)
-    convert = backend.convert
+    convert = backend.xp.asarray
     values = [convert(np.zeros((), np.float32))] + [convert(value) for value in recipe.extra]
-    first = [backend.zeros_like(value) for value in values]
-    second = [backend.zeros_like(value) for value in values]
+    first = [backend.xp.zeros_like(value) for value in values]
+    second = [backend.xp.zeros_like(value) for value in values]
     state = [convert(value) for value in recipe.state]
 
     def seed_pair(index):
@@ -354,9 +354,9 @@ def plot(results, arguments, path):
 
 def main(argv=None):
     arguments = parse_arguments(argv)
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
 
-    backend = backend_by_name(arguments.backend)
+    backend = framework_by_name(arguments.backend)
     if arguments.backend == "tensorflow":
         quiet_tensorflow()
     output = Path(arguments.output_dir)

@@ -153,22 +153,22 @@ class CategoricalVae:
         from fxgx.distributions import OneHotCategorical
 
         backend = self.backend
-        logits = backend.matmul(data, parameters[0]) + parameters[1]
-        shape = (backend.shape_of(data)[0], self.variables, self.categories)
-        return OneHotCategorical(backend.reshape(logits, shape), event_ndims=1)
+        logits = backend.xp.matmul(data, parameters[0]) + parameters[1]
+        shape = (tuple(data.shape)[0], self.variables, self.categories)
+        return OneHotCategorical(backend.xp.reshape(logits, shape), event_ndims=1)
 
     def _affine(self, values, weights, bias):
         """``values @ weights + bias`` for values of any leading shape."""
         backend = self.backend
-        shape = backend.shape_of(values)
-        flat = backend.reshape(values, (-1, shape[-1]))
-        result = backend.matmul(flat, weights) + bias
-        return backend.reshape(result, tuple(shape[:-1]) + (backend.shape_of(weights)[-1],))
+        shape = tuple(values.shape)
+        flat = backend.xp.reshape(values, (-1, shape[-1]))
+        result = backend.xp.matmul(flat, weights) + bias
+        return backend.xp.reshape(result, tuple(shape[:-1]) + (tuple(weights.shape)[-1],))
 
     def _flat(self, latents):
         """``[..., D, K]`` -> ``[..., D K]``."""
-        shape = self.backend.shape_of(latents)
-        return self.backend.reshape(latents, tuple(shape[:-2]) + (self.width,))
+        shape = tuple(latents.shape)
+        return self.backend.xp.reshape(latents, tuple(shape[:-2]) + (self.width,))
 
     def log_joint(self, parameters, data, latents):
         """``log p(x, z)`` for one-hot latents of shape ``[S, B, D, K]`` (or relaxations)."""
@@ -185,11 +185,11 @@ class CategoricalVae:
         def control_variate(perturbed, parameters):
             weights, bias, output_weights, output_bias = parameters
             features = self._flat(backend.softmax(perturbed, axis=-1))
-            shape = backend.shape_of(features)
-            tiled = backend.broadcast_to(data, tuple(shape[:-1]) + (self.data_size,))
-            features = backend.concat([features, tiled], axis=-1)
-            hidden = backend.tanh(self._affine(features, weights, bias))
-            return backend.reduce_sum(hidden * output_weights, axis=-1) + output_bias
+            shape = tuple(features.shape)
+            tiled = backend.xp.broadcast_to(data, tuple(shape[:-1]) + (self.data_size,))
+            features = backend.xp.concat([features, tiled], axis=-1)
+            hidden = backend.xp.tanh(self._affine(features, weights, bias))
+            return backend.xp.sum(hidden * output_weights, axis=-1) + output_bias
 
         return control_variate
 
@@ -245,10 +245,10 @@ def plot(records, arguments, path):
 
 def main(argv=None):
     arguments = parse_arguments(argv)
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
 
     start = time.perf_counter()
-    backend = backend_by_name(arguments.backend)
+    backend = framework_by_name(arguments.backend)
     if backend.name == "tensorflow":
         quiet_tensorflow()
     output = Path(arguments.output_dir)

@@ -12,8 +12,10 @@ import traceback
 
 import numpy as np
 
-# The examples' --help shows every default the way `fxgx --help` does.
 from fxgx.cli import HelpFormatter  # noqa: F401 - re-exported for the example scripts
+
+# The examples' --help shows every default the way `fxgx --help` does.
+from fxgx.core.arrays import one_hot
 
 #: One colour per catalogued estimator, in catalogue order (matplotlib's tab10 without its
 #: gray, then darker colours): black and gray stay free for the reference lines (exact
@@ -65,7 +67,7 @@ def make_parameters(backend, arrays):
         import tensorflow as tf
 
         return [tf.Variable(array) for array in arrays]
-    return [backend.convert(array) for array in arrays]
+    return [backend.xp.asarray(array) for array in arrays]
 
 
 def quiet_tensorflow():
@@ -203,10 +205,10 @@ def loss_cards(names, kind, evaluations, configured=(), *, num_variables, num_cl
 def minibatch(backend, data, size, seed):
     """``size`` rows of ``data`` drawn uniformly with replacement (a one-hot product, so it
     compiles on every backend)."""
-    count = backend.shape_of(data)[0]
+    count = tuple(data.shape)[0]
     uniform = backend.uniform((size,), seed, "float32")
-    index = backend.minimum(backend.cast(uniform * count, "int32"), count - 1)
-    return backend.matmul(backend.one_hot(index, count, "float32"), data)
+    index = backend.xp.minimum(backend.xp.astype(uniform * count, backend.xp.int32), count - 1)
+    return backend.xp.matmul(one_hot(backend.xp, index, count, backend.xp.float32), data)
 
 
 def encoder_gradient_variance(batch_loss, parameters, batch, backend, seed, draws=16):
@@ -214,7 +216,7 @@ def encoder_gradient_variance(batch_loss, parameters, batch, backend, seed, draw
     ``parameters[1]``, the parameters of ``q``, the only ones whose gradient the discrete
     estimator forms), from ``draws`` independent estimates of the gradient of ``batch_loss``
     at ``parameters`` on one fixed ``batch`` (so that only the latent samples vary)."""
-    batch = backend.convert(batch)
+    batch = backend.xp.asarray(batch)
 
     def encoder_gradient(parameters, seed):
         _, gradients = backend.value_and_gradient(
@@ -275,13 +277,13 @@ def training_loss(card, model, train, arguments, cost):
     minimum = getattr(card.make(), "minimum_samples", 1)
     num_samples = max(minimum, arguments.evaluations // cost)
     count = model.num_model_parameters
-    data_tensor = backend.convert(train)
+    data_tensor = backend.xp.asarray(train)
 
     def relax_estimator(parameters, batch, stop):
         hold = backend.stop_gradient if stop else (lambda value: value)
         return dataclasses.replace(
             card.make(control_variate=model.residual(batch)),
-            temperature=backend.exp(hold(parameters[count])), scale=hold(parameters[count + 1]),
+            temperature=backend.xp.exp(hold(parameters[count])), scale=hold(parameters[count + 1]),
             control_variate_parameters=[hold(value) for value in parameters[count + 2:]],
         )
 
@@ -301,12 +303,12 @@ def training_loss(card, model, train, arguments, cost):
         if multi_sample(estimator):
             bound = vi.importance_weighted_bound(target, posterior, seed=seeds["bound"],
                                                  num_samples=num_samples, estimator=estimator)
-            return -backend.reduce_mean(bound)
+            return -backend.xp.mean(bound)
         if card.name == "relax":
             estimator = relax_estimator(parameters, batch, stop=True)
         bound = vi.elbo(target, posterior, seed=seeds["bound"], num_samples=num_samples,
                         estimator=estimator)
-        value = -backend.reduce_mean(bound)
+        value = -backend.xp.mean(bound)
         if card.name == "relax":
             # The control variate minimises |g|^2 of the encoder-logit gradient (its variance
             # up to a constant) for the learning signal the ELBO hands the estimator, log
@@ -338,9 +340,9 @@ def evaluation(model, backend):
         posterior = model.posterior(parameters, data)
         latents = backend.stop_gradient(posterior.sample((IMPORTANCE_SAMPLES,), seed))
         weights = model.log_joint(parameters, data, latents) - posterior.log_prob(latents)
-        elbo = backend.reduce_mean(weights[:EVALUATION_SAMPLES], axis=0)
+        elbo = backend.xp.mean(weights[:EVALUATION_SAMPLES], axis=0)
         bound = backend.logsumexp(weights, axis=0) - math.log(IMPORTANCE_SAMPLES)
-        return backend.reduce_mean(elbo), backend.reduce_mean(bound)
+        return backend.xp.mean(elbo), backend.xp.mean(bound)
 
     return backend.compile(bounds)
 
@@ -362,8 +364,9 @@ def train_discrete_vae(card, model, train, test, arguments, cost):
                     progress=False)
     bounds = evaluation(model, backend)
     final = result.parameters
-    train_elbo, _ = bounds(final, backend.convert(train), np.array([arguments.seed, 8], np.int32))
-    test_elbo, test_bound = bounds(final, backend.convert(test),
+    train_elbo, _ = bounds(final, backend.xp.asarray(train),
+                           np.array([arguments.seed, 8], np.int32))
+    test_elbo, test_bound = bounds(final, backend.xp.asarray(test),
                                    np.array([arguments.seed, 9], np.int32))
     encoder_variance = encoder_gradient_variance(batch_loss, final,
                                                  train[: arguments.batch_size], backend,

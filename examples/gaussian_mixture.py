@@ -95,7 +95,8 @@ def parse_arguments(argv=None):
 
 
 class Mixture:
-    """The model's constants, and its densities in numpy (exact) and in backend ops."""
+    """The model's constants, and its densities in numpy (exact) and in a framework's array
+    API namespace (the same code: NumPy implements the standard)."""
 
     def __init__(self, points, components, noise_scale, prior_scale, seed):
         self.components = components
@@ -112,32 +113,33 @@ class Mixture:
 
     def collapsed_log_joint(self, ops, assignments):
         """``log p(x, c)`` with the means integrated out, for one-hot (or relaxed) assignments
-        ``[..., N, K]``. ``ops`` is numpy (float64, exact) or a backend module."""
+        ``[..., N, K]``. ``ops`` is an array API namespace: numpy (float64, exact) or the
+        framework's ``xp``."""
         data = self.data.astype(np.float32) if ops is not np else self.data
         prior_means = self.prior_means.astype(data.dtype)
         residual = data[:, None] - prior_means[None, :]  # [N, K]
-        counts = _sum(ops, assignments, axis=-2)
-        total = _sum(ops, assignments * residual, axis=-2)
-        squares = _sum(ops, assignments * residual**2, axis=-2)
+        counts = ops.sum(assignments, axis=-2)
+        total = ops.sum(assignments * residual, axis=-2)
+        squares = ops.sum(assignments * residual**2, axis=-2)
         variance, prior_variance = self.noise**2, self.prior**2
         log_likelihood = (
             -0.5 * counts * math.log(2 * math.pi * variance)
-            - 0.5 * _log(ops, 1.0 + counts * prior_variance / variance)
+            - 0.5 * ops.log(1.0 + counts * prior_variance / variance)
             - (squares - prior_variance * total**2 / (variance + counts * prior_variance))
             / (2 * variance)
         )
         points = self.data.shape[0]
-        return _sum(ops, log_likelihood, axis=-1) - points * math.log(self.components)
+        return ops.sum(log_likelihood, axis=-1) - points * math.log(self.components)
 
     def full_log_joint(self, ops, assignments, means):
         """``log p(x, c, mu)`` for assignments ``[S, N, K]`` and means ``[S, K]``."""
         data = self.data.astype(np.float32)
         variance = self.noise**2
-        squared = (data[:, None] - ops.expand_dims(means, -2)) ** 2  # [S, N, K]
+        squared = (data[:, None] - ops.expand_dims(means, axis=-2)) ** 2  # [S, N, K]
         log_normal = -0.5 * math.log(2 * math.pi * variance) - squared / (2 * variance)
-        likelihood = ops.reduce_sum(assignments * log_normal, axis=(-2, -1))
+        likelihood = ops.sum(assignments * log_normal, axis=(-2, -1))
         prior_means = self.prior_means.astype(np.float32)
-        log_prior = ops.reduce_sum(
+        log_prior = ops.sum(
             -0.5 * math.log(2 * math.pi * self.prior**2)
             - (means - prior_means) ** 2 / (2 * self.prior**2), axis=-1)
         return likelihood + log_prior - self.data.shape[0] * math.log(self.components)
@@ -224,14 +226,6 @@ class Mixture:
         return loc, 1 / np.sqrt(precision)
 
 
-def _sum(ops, values, axis):
-    return values.sum(axis) if ops is np else ops.reduce_sum(values, axis=axis)
-
-
-def _log(ops, values):
-    return np.log(values) if ops is np else ops.log(values)
-
-
 def _logsumexp(values, axis=None):
     peak = np.max(values, axis=axis, keepdims=True)
     total = np.log(np.sum(np.exp(values - peak), axis=axis, keepdims=True)) + peak
@@ -263,8 +257,8 @@ def fit_one(card, mixture, backend, arguments):
 
     def target(*parts):
         if arguments.means == "collapsed":
-            return mixture.collapsed_log_joint(backend, parts[0])
-        return mixture.full_log_joint(backend, *parts)
+            return mixture.collapsed_log_joint(backend.xp, parts[0])
+        return mixture.full_log_joint(backend.xp, *parts)
 
     def loss(parameters, seed):
         return -vi.elbo(target, surrogate(parameters), seed=seed, num_samples=num_samples,
@@ -346,9 +340,9 @@ def plot(records, mixture, exact, best, arguments, path):
 
 def main(argv=None):
     arguments = parse_arguments(argv)
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
 
-    backend = backend_by_name(arguments.backend)
+    backend = framework_by_name(arguments.backend)
     if backend.name == "tensorflow":
         import tensorflow as tf
 

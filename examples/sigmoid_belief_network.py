@@ -153,15 +153,15 @@ class SigmoidBeliefNetwork:
         from fxgx.distributions import Bernoulli
 
         weights, bias = parameters[0], parameters[1]
-        return Bernoulli(self.backend.matmul(data, weights) + bias, event_ndims=1)
+        return Bernoulli(self.backend.xp.matmul(data, weights) + bias, event_ndims=1)
 
     def _affine(self, values, weights, bias):
         """``values @ weights + bias`` for values of any leading shape."""
         backend = self.backend
-        shape = backend.shape_of(values)
-        flat = backend.reshape(values, (-1, shape[-1]))
-        result = backend.matmul(flat, weights) + bias
-        return backend.reshape(result, tuple(shape[:-1]) + (backend.shape_of(weights)[-1],))
+        shape = tuple(values.shape)
+        flat = backend.xp.reshape(values, (-1, shape[-1]))
+        result = backend.xp.matmul(flat, weights) + bias
+        return backend.xp.reshape(result, tuple(shape[:-1]) + (tuple(weights.shape)[-1],))
 
     def log_joint(self, parameters, data, latents):
         """``log p(x, z)`` for latents of shape ``[S, B, L]`` (or continuous relaxations)."""
@@ -178,11 +178,11 @@ class SigmoidBeliefNetwork:
 
         def control_variate(perturbed, parameters):
             weights, bias, output_weights, output_bias = parameters
-            shape = backend.shape_of(perturbed)
-            tiled = backend.broadcast_to(data, tuple(shape[:-1]) + (self.data_size,))
-            features = backend.concat([backend.sigmoid(perturbed), tiled], axis=-1)
-            hidden = backend.tanh(self._affine(features, weights, bias))
-            return backend.reduce_sum(hidden * output_weights, axis=-1) + output_bias
+            shape = tuple(perturbed.shape)
+            tiled = backend.xp.broadcast_to(data, tuple(shape[:-1]) + (self.data_size,))
+            features = backend.xp.concat([backend.sigmoid(perturbed), tiled], axis=-1)
+            hidden = backend.xp.tanh(self._affine(features, weights, bias))
+            return backend.xp.sum(hidden * output_weights, axis=-1) + output_bias
 
         return control_variate
 
@@ -235,9 +235,9 @@ def plot(records, arguments, path):
 
 def main(argv=None):
     arguments = parse_arguments(argv)
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
 
-    backend = backend_by_name(arguments.backend)
+    backend = framework_by_name(arguments.backend)
     if backend.name == "tensorflow":
         quiet_tensorflow()
     output = Path(arguments.output_dir)

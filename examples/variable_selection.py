@@ -241,26 +241,26 @@ class FrameworkAlgebra:
             self._diagonal = lambda matrix: jnp.diagonal(matrix, axis1=-2, axis2=-1)
 
     def constant(self, value):
-        return self.backend.convert(np.asarray(value, np.float32))
+        return self.backend.xp.asarray(np.asarray(value, np.float32))
 
     def expand_dims(self, value, axis):
-        return self.backend.expand_dims(value, axis)
+        return self.backend.xp.expand_dims(value, axis=axis)
 
     def identity(self, size):
         return self.constant(np.eye(size))
 
     def log(self, value):
-        return self.backend.log(value)
+        return self.backend.xp.log(value)
 
     def sum(self, value):
-        return self.backend.reduce_sum(value, axis=-1)
+        return self.backend.xp.sum(value, axis=-1)
 
     def log_determinant_and_quadratic(self, matrix, vector):
         backend = self.backend
         factor = self._cholesky(matrix)
-        log_determinant = 2 * backend.reduce_sum(backend.log(self._diagonal(factor)), axis=-1)
-        solved = self._solve(factor, backend.expand_dims(vector, -1))
-        return log_determinant, backend.reduce_sum(backend.square(solved), axis=(-2, -1))
+        log_determinant = 2 * backend.xp.sum(backend.xp.log(self._diagonal(factor)), axis=-1)
+        solved = self._solve(factor, backend.xp.expand_dims(vector, axis=-1))
+        return log_determinant, backend.xp.sum(backend.xp.square(solved), axis=(-2, -1))
 
 
 # ------------------------------------------------------------------------------ training
@@ -368,9 +368,9 @@ def support_summary(probabilities, support):
 
 def main(argv=None):
     arguments = parse_arguments(argv)
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
 
-    backend = backend_by_name(arguments.backend)
+    backend = framework_by_name(arguments.backend)
     if backend.name == "tensorflow":
         import tensorflow as tf
 

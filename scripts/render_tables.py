@@ -551,8 +551,8 @@ def streaming_kinds_table() -> list[str]:
     lines = ["| estimator | with `chunk_size` |", "| --- | --- |"]
     for card in catalogue.load_cards():
         estimator = card.make()
-        how = kinds.get(estimator.streaming,
-                        f"does not stream: {estimator.not_streaming_because}")
+        how = kinds.get(estimator.streaming.kind,
+                        f"does not stream: {estimator.streaming.reason}")
         lines.append(f"| `{card.name}` | {how} |")
     return lines
 def estimator_throughput_table() -> list[str]:

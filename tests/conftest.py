@@ -2,10 +2,11 @@
 values and vector-Jacobian products on either framework with one call.
 
 Fixtures:
-  backend: the backend module (``fxgx.backends.backend_by_name``), once per framework;
-    skipped when that framework is not installed. Parametrise it indirectly to pin one
-    (``@pytest.mark.parametrize("backend", ["jax"], indirect=True)``).
-  framework: a :class:`Framework` helper around ``backend``.
+  backend: the framework module (``fxgx.backends.framework_by_name``: its ``xp`` is the array
+    API namespace, the rest the ``fxgx.backends.framework.Framework`` protocol), once per
+    framework; skipped when that framework is not installed. Parametrise it indirectly to
+    pin one (``@pytest.mark.parametrize("backend", ["jax"], indirect=True)``).
+  framework: a :class:`FrameworkHelper` around ``backend``.
   float_dtype: "float16", "bfloat16", "float32", "float64".
 """
 
@@ -44,7 +45,7 @@ import ml_dtypes  # noqa: E402 - after the TF logging switch above
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from fxgx.backends import backend_by_name  # noqa: E402
+from fxgx.backends import framework_by_name  # noqa: E402
 
 BACKEND_NAMES = ("tensorflow", "jax")
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -82,7 +83,7 @@ def zero_if_none(gradient, like):
     return np.zeros(np.shape(like)) if gradient is None else np.asarray(gradient)
 
 
-class Framework:
+class FrameworkHelper:
     """Thin helpers so one test body runs on TensorFlow and on JAX.
 
     ``mode`` names how the computation runs: "eager" on both; "function" and "xla"
@@ -91,6 +92,7 @@ class Framework:
 
     def __init__(self, backend):
         self.backend = backend
+        self.xp = backend.xp
         self.name = backend.name
 
     numpy_dtype = staticmethod(numpy_dtype)
@@ -111,7 +113,7 @@ class Framework:
 
     def constant(self, value, dtype: str = "float32"):
         array = np.asarray(value, dtype=numpy_dtype(dtype))
-        return self.backend.convert(array)
+        return self.backend.xp.asarray(array)
 
     def variable(self, value, dtype: str = "float32"):
         """A differentiable parameter: ``tf.Variable`` on TF, an array on JAX."""
@@ -171,14 +173,14 @@ class Framework:
 @pytest.fixture(params=BACKEND_NAMES)
 def backend(request):
     try:
-        return backend_by_name(request.param)
+        return framework_by_name(request.param)
     except ImportError as error:
         pytest.skip(f"{request.param} is not installed: {error}")
 
 
 @pytest.fixture
-def framework(backend) -> Framework:
-    return Framework(backend)
+def framework(backend) -> FrameworkHelper:
+    return FrameworkHelper(backend)
 
 
 @pytest.fixture(params=FLOAT_DTYPES)

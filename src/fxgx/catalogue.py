@@ -2,7 +2,9 @@
 
 Cards live in the top-level ``estimators/`` folder of the repository (shipped inside the
 wheel as ``fxgx/catalogue_cards``). The test suite, ``fxgx list`` and ``fxgx compare`` read
-them, so adding an estimator is: code, card, done.
+them, so adding an estimator is: code, card, done. The estimator classes read them too: a
+class names its card (``class Disarm(Estimator, card="disarm")``) and takes its ``name``,
+``unbiased`` and ``supports`` from it, so those are written once, in the card.
 
 Card fields: ``name``, ``factory`` ("module:function"), ``family``, ``summary``,
 ``formula`` (LaTeX), ``references`` (list), ``unbiased`` (bool), ``distributions`` (list of
@@ -20,6 +22,7 @@ problem) or ``bias_check = "none"`` with a ``bias_reason``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import tomllib
 from pathlib import Path
@@ -36,6 +39,9 @@ REQUIRED_FIELDS = (
     "evaluations_per_sample",
     "test",
 )
+
+#: The kinds a card's ``distributions`` may list.
+DISTRIBUTION_KINDS = ("bernoulli", "categorical", "normal", "any")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,13 +217,21 @@ def read_card(path: Path) -> Card:
         The card.
 
     Raises:
-        ValueError: a required field is missing.
+        ValueError: a required field is missing, a distribution kind is not one fxgx knows,
+            or the name is not the file's.
     """
     with open(path, "rb") as handle:
         data = tomllib.load(handle)
     missing = [field for field in REQUIRED_FIELDS if field not in data]
     if missing:
         raise ValueError(f"Card {path.name} lacks the fields {missing}.")
+    unknown = sorted(set(data["distributions"]) - set(DISTRIBUTION_KINDS))
+    if unknown:
+        raise ValueError(
+            f"Card {path.name} lists the distributions {unknown}; the kinds are "
+            f"{', '.join(DISTRIBUTION_KINDS)}.")
+    if data["name"] != path.stem:
+        raise ValueError(f"Card {path.name} is named {data['name']!r}; name it {path.stem!r}.")
     return Card(
         name=data["name"],
         factory=data["factory"],
@@ -248,12 +262,19 @@ def load_cards(directory: Path | None = None) -> list[Card]:
         ValueError: two cards have the same name.
     """
     directory = cards_directory() if directory is None else Path(directory)
+    return list(_cards_in(directory.resolve()))
+
+
+@functools.cache
+def _cards_in(directory: Path) -> tuple[Card, ...]:
+    """The cards of one folder, read once per process (estimator classes read theirs at
+    import)."""
     cards = [read_card(path) for path in sorted(directory.glob("*.toml"))]
     names = [card.name for card in cards]
     duplicates = {name for name in names if names.count(name) > 1}
     if duplicates:
         raise ValueError(f"Duplicate card names: {sorted(duplicates)}.")
-    return sorted(cards, key=lambda card: card.name)
+    return tuple(sorted(cards, key=lambda card: card.name))
 
 
 def get_card(name: str) -> Card:
@@ -268,9 +289,10 @@ def get_card(name: str) -> Card:
     Raises:
         KeyError: no card has that name; the message lists the known names.
     """
-    for card in load_cards():
+    cards = load_cards()
+    for card in cards:
         if card.name == name:
             return card
     raise KeyError(
-        f"No estimator called {name!r}; known: {', '.join(card.name for card in load_cards())}."
+        f"No estimator called {name!r}; known: {', '.join(card.name for card in cards)}."
     )

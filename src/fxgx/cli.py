@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fxgx import catalogue
-from fxgx.backends import backend_by_name
+from fxgx.backends import framework_by_name
 from fxgx.problems import DEFAULT_PROBLEM, PROBLEM_NAMES, Problem, get_problem
 from fxgx.testing import check_unbiased, gradient_moments
 
@@ -281,10 +281,10 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
         os.environ.setdefault("JAX_ENABLE_X64", "1")  # read when JAX is imported
     try:
         with _quiet_native_stderr():
-            backend_module = backend_by_name(plan.backend)
+            framework = framework_by_name(plan.backend)
     except (ImportError, ValueError) as error:
         raise CommandError(str(error).splitlines()[0]) from error
-    if arguments.dtype == "float64" and backend_module.widest_float() != "float64":
+    if arguments.dtype == "float64" and framework.widest_float() != "float64":
         raise CommandError(
             "--dtype float64 on JAX needs 64-bit mode, which was off when JAX was imported: "
             "set JAX_ENABLE_X64=1"
@@ -296,20 +296,20 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
     if devices is not None:
         try:
             with _quiet_native_stderr():  # TensorFlow logs its device search
-                num_devices = backend_module.device_count(backend_module.resolve_devices(devices))
+                num_devices = framework.device_count(framework.resolve_devices(devices))
         except (TypeError, ValueError) as error:
             hint = (
                 "; from the command line, simulate CPU devices with --backend jax and "
                 f"XLA_FLAGS=--xla_force_host_platform_device_count={devices}"
-                if backend_module.name == "tensorflow" else ""
+                if framework.name == "tensorflow" else ""
             )
             raise CommandError(f"--devices {devices}: {str(error).rstrip('.')}{hint}") from None
     stream = sys.stderr
     if plan.backend_note:
         stream.write(f"fxgx compare: {plan.backend_note}\n")
     stream.write(
-        f"fxgx compare: {problem.describe()} on {backend_module.name} "
-        f"({backend_module.device_description()}"
+        f"fxgx compare: {problem.describe()} on {framework.name} "
+        f"({framework.device_description()}"
         + (f", {num_devices} devices" if devices is not None else "")
         + f"), {arguments.samples} estimates each\n"
     )
@@ -324,7 +324,7 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
             problem,
             num_estimates=arguments.samples,
             seed=arguments.seed,
-            backend=backend_module.name,
+            backend=framework.name,
             dtype=arguments.dtype,
             num_samples=card.num_samples,
             chunk_size=chunk,
@@ -381,8 +381,8 @@ def run_compare(plan: ComparePlan, arguments) -> dict:
     return {
         "fxgx_version": package_version(),
         "problem": problem.describe(),
-        "backend": backend_module.name,
-        "device": backend_module.device_description(),
+        "backend": framework.name,
+        "device": framework.device_description(),
         "dtype": arguments.dtype,
         "seed": arguments.seed,
         "estimates_per_estimator": arguments.samples,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fxgx.backends import backend_by_name
+from fxgx.backends import framework_by_name
 
 
 def _derivatives(backend_name, function, point, order):
@@ -44,7 +44,7 @@ def _derivatives(backend_name, function, point, order):
 def test_magic_box_is_one_with_the_derivatives_of_exp_at_zero(backend_name):
     """``magic_box(g(x) - stop(g(x)))`` has value 1 and the derivatives of
     ``exp(g(x) - g(x0))`` at ``x0``: for ``g = x^2``, ``2x``, ``2 + 4x^2``, ``12x + 8x^3``."""
-    backend = backend_by_name(backend_name)
+    backend = framework_by_name(backend_name)
     point = np.array([-1.5, 0.0, 0.7])
 
     def function(x):
@@ -60,7 +60,7 @@ def test_magic_box_is_one_with_the_derivatives_of_exp_at_zero(backend_name):
 
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 def test_softplus_and_log_sigmoid_have_the_sigmoid_derivatives(backend_name):
-    backend = backend_by_name(backend_name)
+    backend = framework_by_name(backend_name)
     point = np.array([-40.0, -2.0, 0.0, 0.5, 30.0])
     sigmoid = 1 / (1 + np.exp(-point))
     complement = 1 / (1 + np.exp(point))  # sigmoid(-x), accurate where 1 - sigmoid is not

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fxgx import backends
-from fxgx.backends import backend_by_name, find_backend, get_backend
+from fxgx.backends import find_framework, framework_by_name, get_framework
 
 tf = pytest.importorskip("tensorflow")
 jnp = pytest.importorskip("jax.numpy")
@@ -26,7 +26,7 @@ jnp = pytest.importorskip("jax.numpy")
     ],
 )
 def test_tensorflow_arrays_pick_tensorflow(make):
-    assert get_backend(make()).name == "tensorflow"
+    assert get_framework(make()).name == "tensorflow"
 
 
 def test_tensorflow_tensor_inside_tf_function_picks_tensorflow():
@@ -34,7 +34,7 @@ def test_tensorflow_tensor_inside_tf_function_picks_tensorflow():
 
     @tf.function
     def traced(x):
-        names.append(get_backend(x).name)
+        names.append(get_framework(x).name)
         return x
 
     traced(tf.constant(1.0))
@@ -44,11 +44,11 @@ def test_tensorflow_tensor_inside_tf_function_picks_tensorflow():
 def test_jax_arrays_and_tracers_pick_jax():
     import jax
 
-    assert get_backend(jnp.ones(2)).name == "jax"
+    assert get_framework(jnp.ones(2)).name == "jax"
     names = []
 
     def traced(x):
-        names.append(get_backend(x).name)
+        names.append(get_framework(x).name)
         return x
 
     jax.jit(traced)(jnp.ones(2))
@@ -63,10 +63,10 @@ def test_jax_arrays_and_tracers_pick_jax():
     ids=["ndarray", "float", "int", "list", "numpy-scalar"],
 )
 def test_plain_values_name_no_framework_and_take_the_default(value):
-    assert find_backend(value) is None
-    assert get_backend(value, default="jax").name == "jax"
-    assert get_backend(value, default="tensorflow").name == "tensorflow"
-    assert get_backend(value).name == backends.DEFAULT_BACKEND
+    assert find_framework(value) is None
+    assert get_framework(value, default="jax").name == "jax"
+    assert get_framework(value, default="tensorflow").name == "tensorflow"
+    assert get_framework(value).name == backends.DEFAULT_FRAMEWORK
 
 
 def test_results_are_arrays_of_the_framework_passed_in():
@@ -80,7 +80,7 @@ def test_results_are_arrays_of_the_framework_passed_in():
 
     array_types = {"tensorflow": tf.Tensor, "jax": jax.Array}
     inputs = [("tensorflow", tf.constant([0.5, 1.5])), ("jax", jnp.asarray([0.5, 1.5])),
-              (backends.DEFAULT_BACKEND, np.asarray([0.5, 1.5], np.float32))]
+              (backends.DEFAULT_FRAMEWORK, np.asarray([0.5, 1.5], np.float32))]
     for name, x in inputs:
         assert isinstance(custom_gradient(x, x, x), array_types[name]), (name, type(x))
         if not isinstance(x, np.ndarray):
@@ -100,9 +100,9 @@ ForeignArray.__module__ = "torch"
 
 
 def test_arrays_of_an_unknown_framework_are_a_clear_error():
-    assert find_backend(ForeignArray()) is None
+    assert find_framework(ForeignArray()) is None
     with pytest.raises(TypeError, match="Could not tell the framework"):
-        get_backend(ForeignArray(), default=None)
+        get_framework(ForeignArray(), default=None)
 
     class ForeignDistribution:
         def __init__(self):
@@ -124,22 +124,22 @@ def test_arrays_of_an_unknown_framework_are_a_clear_error():
 @pytest.mark.parametrize("name", ["tensorflow", "jax"])
 def test_an_object_may_name_its_backend(name):
     class Tagged:
-        fxgx_backend_name = name
+        fxgx_framework_name = name
 
-    assert find_backend([np.ones(1), Tagged()]).name == name
+    assert find_framework([np.ones(1), Tagged()]).name == name
     other = tf.ones(1) if name == "jax" else jnp.ones(1)
     with pytest.raises(TypeError, match="two frameworks were mixed"):
-        get_backend(Tagged(), other)
+        get_framework(Tagged(), other)
 
 
 def test_the_first_framework_array_decides_among_plain_values():
-    assert get_backend(np.ones(2), [1.0, (jnp.ones(1),)]).name == "jax"
-    assert get_backend({"a": np.ones(2), "b": tf.ones(1)}).name == "tensorflow"
+    assert get_framework(np.ones(2), [1.0, (jnp.ones(1),)]).name == "jax"
+    assert get_framework({"a": np.ones(2), "b": tf.ones(1)}).name == "tensorflow"
 
 
 def test_no_default_is_a_type_error():
     with pytest.raises(TypeError, match="Could not tell the framework"):
-        get_backend(np.ones(2), default=None)
+        get_framework(np.ones(2), default=None)
 
 
 @pytest.mark.parametrize(
@@ -152,16 +152,16 @@ def test_no_default_is_a_type_error():
 )
 def test_mixed_frameworks_are_a_type_error(values):
     with pytest.raises(TypeError, match="two frameworks were mixed"):
-        get_backend(*values())
+        get_framework(*values())
 
 
 @pytest.mark.parametrize(
     "name, expected", [("tf", "tensorflow"), ("TensorFlow", "tensorflow"), ("jax", "jax")]
 )
-def test_backend_by_name(name, expected):
-    module = backend_by_name(name)
+def test_framework_by_name(name, expected):
+    module = framework_by_name(name)
     assert module.name == expected
-    assert module is backend_by_name(expected)
+    assert module is framework_by_name(expected)
 
 
 def test_unknown_backend_name_lists_the_choices():
@@ -170,7 +170,7 @@ def test_unknown_backend_name_lists_the_choices():
         match=r"backend='torch' is not known; choose one of "
         r"\['jax', 'tensorflow'\]",
     ):
-        backend_by_name("torch")
+        framework_by_name("torch")
 
 
 @pytest.fixture
@@ -188,8 +188,8 @@ def without(monkeypatch):
 
 
 def test_both_backends_are_available_when_both_import():
-    assert backends.available_backends() == ["tensorflow", "jax"]
-    assert backends.default_backend_name() == backends.DEFAULT_BACKEND
+    assert backends.available_frameworks() == ["tensorflow", "jax"]
+    assert backends.default_framework_name() == backends.DEFAULT_FRAMEWORK
 
 
 @pytest.mark.parametrize("missing, present, extra",
@@ -197,15 +197,15 @@ def test_both_backends_are_available_when_both_import():
 def test_a_missing_framework_is_left_out_and_named_with_its_install_command(
         without, missing, present, extra):
     without(missing)
-    assert backends.available_backends() == [present]
-    assert backends.default_backend_name() == present
+    assert backends.available_frameworks() == [present]
+    assert backends.default_framework_name() == present
     with pytest.raises(ImportError, match=rf"pip install 'fxgx\[{extra}\]'"):
-        backend_by_name(missing)
+        framework_by_name(missing)
     array = jnp.ones(2) if present == "jax" else tf.ones(2)
-    assert get_backend(array).name == present
+    assert get_framework(array).name == present
 
 
-def test_backends_expose_the_same_function_set():
+def test_frameworks_expose_the_same_members():
     def public(module):
         return {
             name
@@ -215,11 +215,11 @@ def test_backends_expose_the_same_function_set():
             and name != "annotations"
         }
 
-    tf_names, jax_names = public(backend_by_name("tensorflow")), public(backend_by_name("jax"))
+    tf_names, jax_names = public(framework_by_name("tensorflow")), public(framework_by_name("jax"))
     assert tf_names == jax_names, (
         f"only TF: {sorted(tf_names - jax_names)}; only JAX: {sorted(jax_names - tf_names)}"
     )
-    assert {"stop_gradient", "reduce_sum", "uniform", "normal", "split_seed"} <= tf_names
+    assert {"stop_gradient", "magic_box", "uniform", "normal", "split_seed"} <= tf_names
 
 
 def test_import_fxgx_imports_no_framework():

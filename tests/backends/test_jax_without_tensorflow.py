@@ -45,10 +45,10 @@ SCRIPT = textwrap.dedent(
     import numpy as np
 
     import fxgx
-    from fxgx.backends import available_backends, backend_by_name
+    from fxgx.backends import available_frameworks, framework_by_name
     from fxgx.core.seeds import canonical_seed, split_seed
 
-    result = {"available": available_backends()}
+    result = {"available": available_frameworks()}
 
     x = jnp.linspace(-2.0, 3.0, 6)
     w = jnp.array([1.0, 0.0, 5.0, -2.0, 0.5, 3.0])
@@ -64,12 +64,12 @@ SCRIPT = textwrap.dedent(
         jax.jit(jax.grad(lambda x: jnp.sum(w * h(x))))(x)
     ).tolist()
 
-    backend = backend_by_name("jax")
+    backend = framework_by_name("jax")
     seeds = split_seed(canonical_seed(3, backend), ["a", "b"], backend)
     result["draws"] = np.asarray(backend.uniform((4,), seeds["a"], "float32")).tolist()
 
     try:
-        backend_by_name("tensorflow")
+        framework_by_name("tensorflow")
     except ImportError as error:
         result["tensorflow_error"] = str(error)
     try:

@@ -164,12 +164,12 @@ LOGITS_10 = np.linspace(-2.0, 2.0, 10)
 
 def ten_dimensional_function(samples):
     """``(w . b - 0.4)^2 + b_0 b_1`` over ``D = 10`` Bernoulli variables."""
-    from fxgx.backends import get_backend
+    from fxgx.backends import get_framework
 
-    backend = get_backend(samples)
-    weights = backend.convert(WEIGHTS_10, backend.dtype_of(samples))
-    linear = backend.reduce_sum(samples * weights, axis=-1)
-    return backend.square(linear - 0.4) + samples[..., 0] * samples[..., 1]
+    backend = get_framework(samples)
+    weights = backend.xp.asarray(WEIGHTS_10, dtype=samples.dtype)
+    linear = backend.xp.sum(samples * weights, axis=-1)
+    return backend.xp.square(linear - 0.4) + samples[..., 0] * samples[..., 1]
 
 
 @pytest.mark.jax_in_slow_set
@@ -205,12 +205,12 @@ EVENT_LOGITS = np.array(
 
 def event_function(samples):
     """``(sum w * b - 0.5)^2 + b[0, 0] b[1, 2]`` over an event of shape ``[2, 3]``."""
-    from fxgx.backends import get_backend
+    from fxgx.backends import get_framework
 
-    backend = get_backend(samples)
-    weights = backend.convert(EVENT_WEIGHTS, backend.dtype_of(samples))
-    linear = backend.reduce_sum(samples * weights, axis=(-2, -1))
-    return backend.square(linear - 0.5) + samples[..., 0, 0] * samples[..., 1, 2]
+    backend = get_framework(samples)
+    weights = backend.xp.asarray(EVENT_WEIGHTS, dtype=samples.dtype)
+    linear = backend.xp.sum(samples * weights, axis=(-2, -1))
+    return backend.xp.square(linear - 0.5) + samples[..., 0, 0] * samples[..., 1, 2]
 
 
 class BatchOfMatrixBernoulli(Problem):
@@ -230,9 +230,9 @@ class BatchOfMatrixBernoulli(Problem):
 
     def exact_gradient(self):
         def flat_function(states):
-            from fxgx.backends import get_backend
+            from fxgx.backends import get_framework
 
-            return event_function(get_backend(states).reshape(states, (-1, 2, 3)))
+            return event_function(get_framework(states).xp.reshape(states, (-1, 2, 3)))
 
         gradients = [enumerate_bernoulli(flat_function, member.ravel())[1]
                      for member in EVENT_LOGITS]
@@ -256,10 +256,10 @@ def test_unbiased_with_batch_and_matrix_events(backend, name):
 
 def _function(samples):
     """A scalar per batch member of samples ``[..., 3]``, non-linear in the samples."""
-    from fxgx.backends import get_backend
+    from fxgx.backends import get_framework
 
-    backend = get_backend(samples)
-    return backend.square(backend.reduce_sum(samples, axis=-1) - 1.2) + samples[..., 0]
+    backend = get_framework(samples)
+    return backend.xp.square(backend.xp.sum(samples, axis=-1) - 1.2) + samples[..., 0]
 
 
 LOGITS = np.array([[-1.0, 0.2, 1.5], [0.4, -0.3, 0.0]])

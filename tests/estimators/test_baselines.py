@@ -29,7 +29,7 @@ from fxgx.estimators import (
     reinforce,
     reinforce_leave_one_out,
 )
-from fxgx.estimators.moving_average import MovingAverageState
+from fxgx.estimators.moving_average_baseline import MovingAverageState
 from fxgx.problems import BernoulliToy
 from fxgx.testing import assert_unbiased, assert_variance, gradient_moments
 
@@ -164,11 +164,12 @@ def _with_state(estimator, state_values):
     """An ``est(f, q, seed=, num_samples=)`` callable that uses a fixed non-initial state."""
 
     def call(function, distribution, *, seed, num_samples):
-        backend = distribution.backend
+        backend = distribution.framework
         dtype = distribution.dtype
-        state = MovingAverageState(*(backend.convert(value, dtype) for value in state_values))
-        surrogate, _ = estimator.call_with_state(function, distribution, state, seed=seed,
-                                                 num_samples=num_samples)
+        state = MovingAverageState(*(backend.xp.asarray(value, dtype=dtype)
+                                     for value in state_values))
+        surrogate, _, _ = estimator.apply(state, function, distribution, seed=seed,
+                                          num_samples=num_samples)
         return surrogate
 
     return call
@@ -207,22 +208,21 @@ def test_moving_average_state_update(framework):
     def constant(samples):
         return 0.0 * samples[..., 0] + 0.7
 
-    state = estimator.initial_state(framework.backend, "float32")
+    state = estimator.init(distribution)
 
     def first(value):
-        return estimator.call_with_state(constant, Bernoulli(value, event_ndims=1), state,
-                                         seed=2, num_samples=3)[0]
+        return estimator.apply(state, constant, Bernoulli(value, event_ndims=1), seed=2,
+                               num_samples=3)[0]
 
     _, (gradient,) = framework.value_and_vjp(first, logits)
     assert np.any(np.abs(gradient) > 1e-3)
-    _, new_state = estimator.call_with_state(constant, distribution, state, seed=2,
-                                             num_samples=3)
+    _, new_state, _ = estimator.apply(state, constant, distribution, seed=2, num_samples=3)
     np.testing.assert_allclose(framework.numpy(new_state.average), 0.25 * 0.7, rtol=1e-6)
     np.testing.assert_allclose(framework.numpy(new_state.weight), 0.25, rtol=1e-6)
 
     def second(value):
-        return estimator.call_with_state(constant, Bernoulli(value, event_ndims=1), new_state,
-                                         seed=3, num_samples=3)[0]
+        return estimator.apply(new_state, constant, Bernoulli(value, event_ndims=1), seed=3,
+                               num_samples=3)[0]
 
     _, (gradient,) = framework.value_and_vjp(second, logits)
     np.testing.assert_allclose(gradient, 0.0, atol=1e-6)
@@ -237,19 +237,19 @@ def test_moving_average_state_shapes(framework, shape):
     logits = framework.constant([[0.3, -0.2], [1.0, 0.5]])
 
     def per_member(samples):
-        from fxgx.backends import get_backend
+        from fxgx.backends import get_framework
 
-        backend = get_backend(samples)
-        return 0.0 * samples[..., 0] + backend.convert([1.0, 3.0], backend.dtype_of(samples))
+        backend = get_framework(samples)
+        return 0.0 * samples[..., 0] + backend.xp.asarray([1.0, 3.0], dtype=samples.dtype)
 
-    state = estimator.initial_state(framework.name, "float32", shape=shape)
-    _, new_state = estimator.call_with_state(per_member, Bernoulli(logits, event_ndims=1),
-                                             state, seed=0, num_samples=2)
+    distribution = Bernoulli(logits, event_ndims=1)
+    state = estimator.init(distribution, shape=shape)
+    _, new_state, _ = estimator.apply(state, per_member, distribution, seed=0, num_samples=2)
     expected = 0.5 * (np.array([1.0, 3.0]) if shape else 2.0)
     np.testing.assert_allclose(framework.numpy(new_state.average), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="broadcast"):
-        bad = estimator.initial_state(framework.name, "float32", shape=(3,))
-        estimator.call_with_state(per_member, Bernoulli(logits, event_ndims=1), bad, seed=0)
+        bad = estimator.init(distribution, shape=(3,))
+        estimator.apply(bad, per_member, distribution, seed=0)
 
 
 def test_moving_average_state_in_compiled_loops(framework):
@@ -258,13 +258,13 @@ def test_moving_average_state_in_compiled_loops(framework):
     logits = framework.constant([0.4, -1.0, 2.0])
 
     def step(value, average, weight):
-        surrogate, state = estimator.call_with_state(
-            lambda samples: samples * 2.0 - 0.3, Bernoulli(value), (average, weight), seed=7,
+        surrogate, state, _ = estimator.apply(
+            (average, weight), lambda samples: samples * 2.0 - 0.3, Bernoulli(value), seed=7,
             num_samples=4,
         )
         return surrogate + 0.0 * (state.average + state.weight), state
 
-    initial = estimator.initial_state(framework.name, "float32", shape=(3,))
+    initial = estimator.init(Bernoulli(logits), shape=(3,))
     results = {}
     for mode in framework.modes:
         compiled = framework.compile(step, mode)
@@ -278,14 +278,14 @@ def test_moving_average_state_in_compiled_loops(framework):
 def test_moving_average_uses_tensorflow_variables():
     tf = pytest.importorskip("tensorflow")
     estimator = moving_average_baseline(decay=0.5)
-    state = MovingAverageState(*(tf.Variable(value)
-                                 for value in estimator.initial_state("tensorflow")))
     logits = tf.Variable([0.2, -0.4])
+    state = MovingAverageState(*(tf.Variable(value) for value in estimator.init(
+        Bernoulli(logits, event_ndims=1))))
     for _ in range(2):
         with tf.GradientTape() as tape:
-            surrogate, new_state = estimator.call_with_state(
-                lambda samples: tf.reduce_sum(samples, -1) + 1.0,
-                Bernoulli(logits, event_ndims=1), state, seed=1, num_samples=2)
+            surrogate, new_state, _ = estimator.apply(
+                state, lambda samples: tf.reduce_sum(samples, -1) + 1.0,
+                Bernoulli(logits, event_ndims=1), seed=1, num_samples=2)
         assert tape.gradient(surrogate, logits) is not None
         for variable, value in zip(state, new_state, strict=True):
             variable.assign(value)
@@ -306,9 +306,9 @@ def test_learned_baseline_depending_on_the_parameters_is_unbiased(backend):
     """A baseline computed from the (stopped) logits, one value per batch member."""
 
     def baseline(distribution):
-        logits = distribution.backend.stop_gradient(distribution.logits)
-        probabilities = distribution.backend.sigmoid(logits)
-        return 0.2 + 0.3 * distribution.backend.reduce_sum(probabilities, axis=-1)
+        logits = distribution.framework.stop_gradient(distribution.logits)
+        probabilities = distribution.framework.sigmoid(logits)
+        return 0.2 + 0.3 * distribution.framework.xp.sum(probabilities, axis=-1)
 
     problem = BernoulliToy(TARGET, [-2.0, 0.0, 2.0])
     moments = gradient_moments(learned_baseline(baseline), problem, num_estimates=400_000,
@@ -323,15 +323,15 @@ def test_learned_baseline_regression_loss_trains_only_the_baseline(framework):
     logits = framework.constant([[0.3, -0.2, 0.9], [1.0, 0.5, -1.5]])
 
     def function(samples):
-        from fxgx.backends import get_backend
+        from fxgx.backends import get_framework
 
-        return get_backend(samples).reduce_sum(samples * samples, axis=-1) * 0.5 + 0.1
+        return get_framework(samples).xp.sum(samples * samples, axis=-1) * 0.5 + 0.1
 
     def both(value, coefficient):
         estimator = learned_baseline(lambda distribution: coefficient)
-        surrogate, loss = estimator.call_with_loss(function, Bernoulli(value, event_ndims=1),
-                                                   seed=3, num_samples=5)
-        return surrogate, loss
+        surrogate, _, info = estimator.apply((), function, Bernoulli(value, event_ndims=1),
+                                             seed=3, num_samples=5)
+        return surrogate, info["baseline_loss"]
 
     coefficient = framework.constant([0.4, 0.6])
     surrogate, _ = both(logits, coefficient)
@@ -350,7 +350,8 @@ def test_learned_baseline_regression_loss_trains_only_the_baseline(framework):
 
 def test_learned_baseline_rejects_sample_shaped_or_non_callable_baselines(framework):
     distribution = Bernoulli(framework.constant([[0.3, -0.2], [1.0, 0.5]]), event_ndims=1)
-    estimator = learned_baseline(lambda q: q.backend.zeros((4, 2), "float32"))
+    estimator = learned_baseline(
+        lambda q: q.framework.xp.zeros((4, 2), dtype=q.framework.xp.float32))
     with pytest.raises(ValueError, match="must not depend on the samples"):
         estimator(lambda samples: samples[..., 0], distribution, seed=0, num_samples=4)
     with pytest.raises(TypeError, match="baseline"):
@@ -399,10 +400,10 @@ LOGITS = np.array([[-1.0, 0.2, 1.5], [0.4, -0.3, 0.0]])
 
 
 def _function(samples):
-    from fxgx.backends import get_backend
+    from fxgx.backends import get_framework
 
-    backend = get_backend(samples)
-    return backend.square(backend.reduce_sum(samples, axis=-1) - 1.2) + samples[..., 0]
+    backend = get_framework(samples)
+    return backend.xp.square(backend.xp.sum(samples, axis=-1) - 1.2) + samples[..., 0]
 
 
 def _modes(framework, dtype):
@@ -530,15 +531,14 @@ def test_a_seed_is_required(framework, name):
         estimator(_function, distribution, num_samples=2)
     with pytest.raises(ValueError, match="seed"):
         estimator(_function, distribution, seed=None, num_samples=2)
-    if name == "moving_average_baseline":
-        state = estimator.initial_state(framework.name)
-        with pytest.raises(TypeError, match="seed"):
-            estimator.call_with_state(_function, distribution, state, num_samples=2)
-        with pytest.raises(ValueError, match="seed"):
-            estimator.call_with_state(_function, distribution, state, seed=None)
+    state = estimator.init(distribution)
+    with pytest.raises(TypeError, match="seed"):
+        estimator.apply(state, _function, distribution, num_samples=2)
+    with pytest.raises(ValueError, match="seed"):
+        estimator.apply(state, _function, distribution, seed=None)
     if name == "learned_baseline":
         with pytest.raises(ValueError, match="seed"):
-            estimator.call_with_loss(_function, distribution, seed=None)
+            estimator.regression_loss(_function, distribution, seed=None)
 
 
 def test_optimal_baseline_rejects_distributions_without_a_closed_form_score():

@@ -34,11 +34,11 @@ import pytest
 
 import fxgx.estimators
 from fxgx import catalogue
-from fxgx.backends import backend_by_name, default_backend_name
+from fxgx.backends import default_framework_name, framework_by_name
 from fxgx.core.seeds import canonical_seed, split_seed
 from fxgx.estimators import reinforce, relax, rodeo
 from fxgx.estimators.base import Estimator
-from fxgx.estimators.rebar import relaxed_latents
+from fxgx.estimators.relaxations import relaxed_latents
 from fxgx.problems import get_problem
 from fxgx.problems.enumeration import (
     bernoulli_log_probabilities,
@@ -97,13 +97,13 @@ def parameter_baseline(distribution):
     ``b(q) = 0.4 + 0.3 sum_i mean_event tanh(stop(psi_i))`` over the distribution's
     parameters ``psi_i`` (logits; or loc and scale). It reads the (stopped) parameters the
     way an NVIL baseline network reads the observation."""
-    backend = distribution.backend
+    backend = distribution.framework
     batch_rank = len(distribution.batch_shape)
     total = 0.4
     for _, parameter, _ in distribution.parameter_arrays():
-        feature = backend.tanh(backend.stop_gradient(parameter))
-        axes = tuple(range(batch_rank, len(backend.shape_of(feature))))
-        total = total + 0.3 * (backend.reduce_mean(feature, axis=axes) if axes else feature)
+        feature = backend.xp.tanh(backend.stop_gradient(parameter))
+        axes = tuple(range(batch_rank, len(tuple(feature.shape))))
+        total = total + 0.3 * (backend.xp.mean(feature, axis=axes) if axes else feature)
     return total
 
 
@@ -111,14 +111,13 @@ def moving_average_history(estimator, function, distribution, seed):
     """The moving-average state after ``HISTORY_BATCHES`` calls from the initial state (one
     average per batch member), the ``k``-th drawn with the sub-seed ``history_k`` of
     ``seed``."""
-    backend = distribution.backend
-    dtype = backend.dtype_of(distribution.parameter_arrays()[0][1])
-    state = estimator.initial_state(backend, dtype, shape=distribution.batch_shape)
+    backend = distribution.framework
+    state = estimator.init(distribution, shape=distribution.batch_shape)
     names = [f"history_{index}" for index in range(HISTORY_BATCHES)]
     seeds = split_seed(canonical_seed(seed, backend), names, backend)
     for name in names:
-        _, state = estimator.call_with_state(function, distribution, state, seed=seeds[name],
-                                             num_samples=HISTORY_SAMPLES)
+        _, state, _ = estimator.apply(state, function, distribution, seed=seeds[name],
+                                      num_samples=HISTORY_SAMPLES)
     return state
 
 
@@ -132,19 +131,19 @@ def tanh_residual(batch_rank):
     shape ``[S] + batch_shape + event axes`` (``batch_rank`` batch axes)."""
 
     def residual(perturbed, parameters):
-        from fxgx.backends import get_backend
+        from fxgx.backends import get_framework
 
-        backend = get_backend(perturbed)
-        axes = tuple(range(1 + batch_rank, len(backend.shape_of(perturbed))))
-        return parameters[0] * backend.reduce_sum(backend.tanh(parameters[1] * perturbed),
-                                                  axis=axes)
+        backend = get_framework(perturbed)
+        axes = tuple(range(1 + batch_rank, len(tuple(perturbed.shape))))
+        xp = backend.xp
+        return parameters[0] * xp.sum(xp.tanh(parameters[1] * perturbed), axis=axes)
 
     return residual
 
 
 def residual_parameters(distribution):
-    backend = distribution.backend
-    return backend.convert(RESIDUAL_PARAMETERS, backend.dtype_of(distribution.logits))
+    backend = distribution.framework
+    return backend.xp.asarray(RESIDUAL_PARAMETERS, dtype=distribution.logits.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,10 +163,10 @@ class Configured:
 
 
 def _call_with_history(estimator, function, distribution, seed, num_samples):
-    seeds = estimate_seeds(seed, distribution.backend)
+    seeds = estimate_seeds(seed, distribution.framework)
     state = moving_average_history(estimator, function, distribution, seeds["history"])
-    return estimator.call_with_state(function, distribution, state, seed=seeds["estimate"],
-                                     num_samples=num_samples)[0]
+    return estimator.apply(state, function, distribution, seed=seeds["estimate"],
+                           num_samples=num_samples)[0]
 
 
 def _call_with_residual(estimator, function, distribution, seed, num_samples):
@@ -195,11 +194,11 @@ def tanh_surrogate(batch_rank):
 
 
 def _call_with_surrogate(estimator, function, distribution, seed, num_samples):
-    backend = distribution.backend
+    backend = distribution.framework
     with_surrogate = rodeo(tanh_surrogate(len(distribution.batch_shape)),
                            baseline_scale=estimator.baseline_scale,
                            score_scale=estimator.score_scale)
-    parameters = backend.convert(SURROGATE_PARAMETERS, backend.dtype_of(distribution.logits))
+    parameters = backend.xp.asarray(SURROGATE_PARAMETERS, dtype=distribution.logits.dtype)
     return with_surrogate(function, distribution, seed=seed, num_samples=num_samples,
                           control_variate_parameters=parameters)
 
@@ -356,8 +355,8 @@ def reinforce_variance_by_enumeration(problem):
         softmax /= softmax.sum(-1, keepdims=True)
         scores = (states - softmax).reshape(len(states), -1)
         shaped = states
-    backend = backend_by_name(default_backend_name())
-    values = backend.to_numpy(problem.function(backend.convert(shaped, backend.widest_float())))
+    backend = framework_by_name(default_framework_name())
+    values = np.asarray(problem.function(backend.xp.asarray(shaped, dtype=backend.widest_float())))
     weighted = np.exp(log_q)[:, None] * np.asarray(values, np.float64)[:, None] * scores
     gradient = np.sum(weighted, axis=0)
     second_moment = np.sum(weighted * np.asarray(values, np.float64)[:, None] * scores, axis=0)
@@ -391,14 +390,14 @@ def assert_variance_below_reinforce(moments, problem):
 
 
 def test_stateful_and_callable_estimators_are_configured():
-    """A card whose estimator keeps state (``call_with_state``) or takes a user callable
+    """A card whose estimator keeps state (its own ``init``) or takes a user callable
     (a dataclass field typed ``Callable``) is a plainer card under its defaults; the
     catalogue must test it configured."""
     needing = set()
     for card in CARDS:
         estimator = card.make()
         callables = any("Callable" in str(field.type) for field in dataclasses.fields(estimator))
-        if callables or hasattr(estimator, "call_with_state"):
+        if callables or type(estimator).init is not Estimator.init:
             needing.add(card.name)
     assert needing == set(CONFIGURED), (
         f"configure {sorted(needing - set(CONFIGURED))}; drop {sorted(set(CONFIGURED) - needing)}"
@@ -445,10 +444,10 @@ def _baseline_term(framework, problem, name, seed, num_samples):
         seeds = estimate_seeds(seed, backend)
         state = moving_average_history(estimator, function, distribution, seeds["history"])
         baseline = framework.numpy(state.average) / framework.numpy(state.weight)
-        initial = estimator.initial_state(backend, "float32", shape=distribution.batch_shape)
+        initial = estimator.init(distribution, shape=distribution.batch_shape)
         default = Configured(estimator, lambda estimator, f, q, seed, num_samples:
-                             estimator.call_with_state(f, q, initial, seed=seeds["estimate"],
-                                                       num_samples=num_samples)[0])
+                             estimator.apply(initial, f, q, seed=seeds["estimate"],
+                                             num_samples=num_samples)[0])
         unit = _gradients(framework, problem, default, seed=seed, num_samples=num_samples,
                           function=_constant_one)
         return -baseline * unit, default, baseline
@@ -457,12 +456,12 @@ def _baseline_term(framework, problem, name, seed, num_samples):
 
     def residual_term(logits, *function_parameters):
         rebuilt = problem.bind(logits, *function_parameters)[0]
-        latents = relaxed_latents(rebuilt, backend, canonical_seed(seed, backend), num_samples)
+        latents = relaxed_latents(backend, rebuilt, canonical_seed(seed, backend), num_samples)
         weights = residual_parameters(rebuilt)
         at_conditional = residual(latents.conditional, weights)
         score_term = -backend.stop_gradient(at_conditional) * rebuilt.log_prob(latents.samples)
         pathwise = residual(latents.perturbed, weights) - at_conditional
-        return backend.reduce_mean(score_term + pathwise, axis=0)
+        return backend.xp.mean(score_term + pathwise, axis=0)
 
     _, gradients = framework.value_and_vjp(residual_term, *parameters)
     term = np.concatenate([np.ravel(framework.zero_if_none(gradient, parameter))
@@ -517,7 +516,7 @@ class SignFlippedReinforce(Estimator):
 
     name = "sign_flipped_reinforce"
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
+    def _estimate(self, backend, function, distribution, seed, num_samples):
         surrogate = reinforce()(function, distribution, seed=seed, num_samples=num_samples)
         return 2 * backend.stop_gradient(surrogate) - surrogate
 

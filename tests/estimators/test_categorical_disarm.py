@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fxgx.backends import backend_by_name
+from fxgx.backends import framework_by_name
 from fxgx.core.seeds import canonical_seed
 from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
 from fxgx.estimators import categorical_disarm, disarm, stick_breaking_disarm
@@ -124,7 +124,7 @@ def test_the_coupling_has_the_categorical_as_both_marginals():
 
 
 def _backend():
-    return backend_by_name("tensorflow")
+    return framework_by_name("tensorflow")
 
 
 def _pairs_from_classes(backend, logits, first_classes, second_classes, first_values,
@@ -148,7 +148,8 @@ def _pairs_from_classes(backend, logits, first_classes, second_classes, first_va
     second_decisions, second, second_alive = parts(second_classes)
     ordered = np.take_along_axis(logits, orders, axis=-1)
     eta = np.log(stop_probabilities(ordered)) - np.log1p(-stop_probabilities(ordered))
-    convert = lambda array: backend.convert(np.asarray(array, np.float64), "float64")  # noqa: E731
+    convert = lambda array: backend.xp.asarray(  # noqa: E731
+        np.asarray(array, np.float64), dtype=backend.xp.float64)
     return CoupledCategoricalPairs(
         convert(eta), convert(first_decisions), convert(second_decisions), convert(first),
         convert(second), convert(first_alive), convert(second_alive), convert(first_values),
@@ -180,14 +181,15 @@ def exact_moments(name, function, logits):
     states, probability = states[keep], probability[keep]
     eye = np.eye(num_classes)
     backend = _backend()
-    values = [backend.to_numpy(function(backend.convert(eye[states[:, :, side]], "float64")))
+    values = [np.asarray(function(backend.xp.asarray(eye[states[:, :, side]],
+                                                     dtype=backend.xp.float64)))
               for side in (0, 1)]
     pairs = _pairs_from_classes(backend, logits, states[:, :, 0], states[:, :, 1], *values,
                                 ascending=ASCENDING[name])
     if name == "categorical_disarm":
-        gradient = backend.to_numpy(categorical_disarm_gradient(backend, pairs, 1))
+        gradient = np.asarray(categorical_disarm_gradient(backend, pairs, 1))
     else:
-        eta_gradient = backend.to_numpy(stick_breaking_disarm_gradient(backend, pairs, 1))
+        eta_gradient = np.asarray(stick_breaking_disarm_gradient(backend, pairs, 1))
         gradient = np.einsum("ndk,dkj->ndj", eta_gradient, stick_breaking_jacobian(logits))
     gradient = gradient.reshape(len(states), -1)
     mean = probability @ gradient
@@ -204,7 +206,7 @@ def leave_one_out_exact_moments(function, logits):
     classes = np.array(list(itertools.product(range(num_classes), repeat=dimension)))
     one_hot = np.eye(num_classes)[classes]  # [M, D, K]
     backend = _backend()
-    values = backend.to_numpy(function(backend.convert(one_hot, "float64")))
+    values = np.asarray(function(backend.xp.asarray(one_hot, dtype=backend.xp.float64)))
     state_probability = np.prod(probabilities[np.arange(dimension), classes], axis=1)
     score = (one_hot - probabilities).reshape(len(classes), -1)
     mean_value = 0.5 * (values[:, None] + values[None, :])
@@ -217,12 +219,12 @@ def leave_one_out_exact_moments(function, logits):
 
 def two_large_variables(samples):
     """A non-additive ``f`` over two ten-class variables."""
-    from fxgx.backends import get_backend
+    from fxgx.backends import get_framework
 
-    backend = get_backend(samples)
-    weights = backend.convert(np.linspace(-1.0, 1.0, 20).reshape(2, 10), backend.dtype_of(samples))
-    linear = backend.reduce_sum(samples * weights, axis=(-2, -1))
-    return backend.square(linear - 0.3) + samples[..., 0, 8] * samples[..., 1, 2]
+    backend = get_framework(samples)
+    weights = backend.xp.asarray(np.linspace(-1.0, 1.0, 20).reshape(2, 10), dtype=samples.dtype)
+    linear = backend.xp.sum(samples * weights, axis=(-2, -1))
+    return backend.xp.square(linear - 0.3) + samples[..., 0, 8] * samples[..., 1, 2]
 
 
 #: ``small_categorical``; the ``categorical`` problem's logits rows 0-1 (in the given order
@@ -270,9 +272,9 @@ LAW_FALSE_FAILURE_RATE = 1e-6
 
 
 def _zero_function(samples):
-    from fxgx.backends import get_backend
+    from fxgx.backends import get_framework
 
-    return get_backend(samples).reduce_sum(samples, axis=(-2, -1)) * 0.0
+    return get_framework(samples).xp.sum(samples, axis=(-2, -1)) * 0.0
 
 
 @pytest.mark.jax_in_slow_set
@@ -281,11 +283,11 @@ def test_sampled_pairs_follow_the_coupling_law(backend, ascending):
     """Chi-square test of the sampled ``(z_d, z~_d)`` against the product formula for each
     of the ``categorical`` problem's four ten-class variables, in the given class order and
     in ascending order of logit (error rates: module docstring)."""
-    logits = backend.convert(LARGE_CATEGORICAL_LOGITS, "float32")
-    pairs = coupled_pairs(_zero_function, OneHotCategorical(logits, event_ndims=1), backend,
+    logits = backend.xp.asarray(LARGE_CATEGORICAL_LOGITS, dtype=backend.xp.float32)
+    pairs = coupled_pairs(backend, _zero_function, OneHotCategorical(logits, event_ndims=1),
                           canonical_seed(7, backend), LAW_DRAWS, ascending=ascending)
-    first = np.argmax(backend.to_numpy(pairs.first), axis=-1)  # [S, D]
-    second = np.argmax(backend.to_numpy(pairs.second), axis=-1)
+    first = np.argmax(np.asarray(pairs.first), axis=-1)  # [S, D]
+    second = np.argmax(np.asarray(pairs.second), axis=-1)
     num_classes = LARGE_CATEGORICAL_LOGITS.shape[-1]
     for d, row in enumerate(LARGE_CATEGORICAL_LOGITS):
         expected = ordered_coupling_probabilities(row, ascending).ravel() * LAW_DRAWS
@@ -310,12 +312,12 @@ TWO_CLASS_LOGITS = np.array([-1.3, 0.0, -0.4, -2.2, -0.2])
 
 
 def _bits_function(bits):
-    from fxgx.backends import get_backend
+    from fxgx.backends import get_framework
 
-    backend = get_backend(bits)
-    weights = backend.convert(np.linspace(-1.0, 1.5, 5), backend.dtype_of(bits))
-    linear = backend.reduce_sum(bits * weights, axis=-1)
-    return backend.square(linear - 0.4) + bits[..., 0] * bits[..., 3]
+    backend = get_framework(bits)
+    weights = backend.xp.asarray(np.linspace(-1.0, 1.5, 5), dtype=bits.dtype)
+    linear = backend.xp.sum(bits * weights, axis=-1)
+    return backend.xp.square(linear - 0.4) + bits[..., 0] * bits[..., 3]
 
 
 @pytest.mark.jax_in_slow_set
@@ -354,12 +356,12 @@ MODE_LOGITS = np.array([[[0.3, -0.2, 1.0, 0.0], [1.0, 0.5, -0.5, 0.2]],
 
 def _event_function(samples):
     """``(sum_{d,k} k z_{d,k} - 2)^2 + z_{0,1}`` per batch member of samples ``[..., 2, 4]``."""
-    from fxgx.backends import get_backend
+    from fxgx.backends import get_framework
 
-    backend = get_backend(samples)
-    weights = backend.convert(np.arange(4.0), backend.dtype_of(samples))
-    linear = backend.reduce_sum(samples * weights, axis=(-2, -1))
-    return backend.square(linear - 2.0) + samples[..., 0, 1]
+    backend = get_framework(samples)
+    weights = backend.xp.asarray(np.arange(4.0), dtype=samples.dtype)
+    linear = backend.xp.sum(samples * weights, axis=(-2, -1))
+    return backend.xp.square(linear - 2.0) + samples[..., 0, 1]
 
 
 @pytest.mark.jax_in_slow_set

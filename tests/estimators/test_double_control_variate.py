@@ -13,12 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fxgx.backends import get_backend
+from fxgx.backends import get_framework
 from fxgx.core.seeds import canonical_seed
 from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
 from fxgx.estimators import double_control_variate, reinforce_leave_one_out
-from fxgx.estimators.base import sub_seeds
-from fxgx.estimators.reinforce import draw
+from fxgx.estimators.sampling import draw, sub_seeds
 from fxgx.problems import get_problem
 from fxgx.testing import gradient_moments
 
@@ -53,9 +52,9 @@ def quadratic_function(shape):
     axes = tuple(range(2, 1 + len(shape)))
 
     def function(samples):
-        backend = get_backend(samples)
-        linear = backend.reduce_sum(samples * backend.convert(w), axis=axes)
-        inner = backend.reduce_sum(samples * backend.convert(v), axis=axes)
+        backend = get_framework(samples)
+        linear = backend.xp.sum(samples * backend.xp.asarray(w), axis=axes)
+        inner = backend.xp.sum(samples * backend.xp.asarray(v), axis=axes)
         return linear + inner * inner
 
     def numpy_gradient(samples):
@@ -91,8 +90,8 @@ def _drawn_samples(framework, kind, shape, event_ndims):
     """The samples the estimators draw for ``SEED`` (their ``"samples"`` sub-seed)."""
     backend = framework.backend
     distribution = _distribution(kind, framework.constant(_logits(shape)), event_ndims)
-    seeds = sub_seeds(canonical_seed(SEED, backend), backend, "samples")
-    return framework.numpy(draw(distribution, backend, seeds["samples"], NUM_SAMPLES))
+    seeds = sub_seeds(backend, canonical_seed(SEED, backend), "samples")
+    return framework.numpy(draw(backend, distribution, seeds["samples"], NUM_SAMPLES))
 
 
 def expected_gradient(kind, shape, samples, numpy_value, numpy_gradient, alpha):
@@ -182,7 +181,7 @@ def test_boundary_errors(framework):
     logits = framework.constant(_logits((2, 5)))
 
     def function(samples):
-        return get_backend(samples).reduce_sum(samples, axis=-1)
+        return get_framework(samples).xp.sum(samples, axis=-1)
 
     with pytest.raises(ValueError, match="scale"):
         double_control_variate(scale=float("inf"))

@@ -26,18 +26,19 @@ import numpy as np
 import pytest
 
 from fxgx import catalogue
-from fxgx.backends import get_backend
+from fxgx.backends import get_framework
+from fxgx.core.arrays import one_hot
 from fxgx.core.custom_gradient import custom_gradient
 from fxgx.core.random import open_uniform
 from fxgx.distributions import Bernoulli, OneHotCategorical
-from fxgx.estimators.base import evaluate, sub_seeds
 from fxgx.estimators.gumbel_rao import GumbelRao, gumbel_rao
 from fxgx.estimators.hyperparameters import as_hyperparameter
-from fxgx.estimators.rebar import (
+from fxgx.estimators.relaxations import (
     conditional_gumbel_from_uniform,
     conditional_logistic_from_uniform,
     relax_sample,
 )
+from fxgx.estimators.sampling import evaluate, sub_seeds
 from fxgx.problems import EnumeratedCategorical, get_problem
 from fxgx.problems.builtin import NONADDITIVE_LOGITS, NONADDITIVE_WEIGHTS
 from fxgx.testing import (
@@ -60,10 +61,10 @@ CATEGORY_CENTER = 0.2
 
 def category_function(samples):
     """``(v . y - 0.2)^2 + y_0 y_1`` for one 3-class variable, samples ``[..., 1, 3]``."""
-    backend = get_backend(samples)
-    values = backend.convert(CATEGORY_VALUES, backend.dtype_of(samples))
-    linear = backend.reduce_sum(samples * values, axis=(-2, -1))
-    return backend.square(linear - CATEGORY_CENTER) + samples[..., 0, 0] * samples[..., 0, 1]
+    backend = get_framework(samples)
+    values = backend.xp.asarray(CATEGORY_VALUES, dtype=samples.dtype)
+    linear = backend.xp.sum(samples * values, axis=(-2, -1))
+    return backend.xp.square(linear - CATEGORY_CENTER) + samples[..., 0, 0] * samples[..., 0, 1]
 
 
 def category_slope(k):
@@ -236,32 +237,33 @@ class AutodiffGumbelRao(GumbelRao):
     the ``M`` relaxed samples and the conditional draws made by REBAR's samplers (the form of
     the first implementation): the reference of the closed form."""
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
+    def _estimate(self, backend, function, distribution, seed, num_samples):
         logits = distribution.logits
-        dtype = backend.dtype_of(logits)
+        dtype = logits.dtype
         stopped = backend.stop_gradient(logits)
-        shape = (num_samples,) + tuple(backend.shape_of(logits))
+        shape = (num_samples,) + tuple(logits.shape)
         temperature = as_hyperparameter(backend, self.temperature, dtype,
-                                        backend.shape_of(logits), "temperature")
-        seeds = sub_seeds(seed, backend, "perturbation", "conditional")
+                                        tuple(logits.shape), "temperature")
+        seeds = sub_seeds(backend, seed, "perturbation", "conditional")
         first = open_uniform(backend, shape, seeds["perturbation"], dtype)
         second = open_uniform(backend, (self.num_conditional_samples - 1,) + shape,
                               seeds["conditional"], dtype)
         if distribution.kind == "bernoulli":
-            perturbed = stopped + backend.log(first) - backend.log1p(-first)
-            samples = backend.cast(backend.greater(perturbed, 0.0), dtype)
+            perturbed = stopped + backend.xp.log(first) - backend.xp.log1p(-first)
+            samples = backend.xp.astype(backend.xp.greater(perturbed, 0.0), dtype)
             conditional = conditional_logistic_from_uniform(backend, stopped, samples, second)
         else:
-            perturbed = stopped - backend.log(-backend.log(first))
-            samples = backend.one_hot(backend.argmax(perturbed, axis=-1), shape[-1], dtype)
+            perturbed = stopped - backend.xp.log(-backend.xp.log(first))
+            samples = one_hot(backend.xp, backend.xp.argmax(perturbed, axis=-1), shape[-1],
+                              dtype)
             conditional = conditional_gumbel_from_uniform(backend, stopped, samples, second)
-        draws = backend.concat([perturbed[None], conditional], axis=0)
+        draws = backend.xp.concat([perturbed[None], conditional], axis=0)
         noisy = backend.stop_gradient(draws) + (logits - stopped)
         relaxed = relax_sample(backend, distribution.kind, noisy, temperature)
-        average = backend.reduce_mean(relaxed, axis=0)
-        hard = custom_gradient(samples, backend.ones_like(average), average)
-        return backend.reduce_mean(evaluate(function, hard, distribution, backend,
-                                            num_samples), axis=0)
+        average = backend.xp.mean(relaxed, axis=0)
+        hard = custom_gradient(samples, backend.xp.ones_like(average), average)
+        return backend.xp.mean(evaluate(backend, function, hard, distribution, num_samples),
+                               axis=0)
 
 
 @pytest.mark.jax_in_slow_set
@@ -281,12 +283,12 @@ def test_closed_form_jacobian_equals_autodiff_through_the_relaxed_samples(framew
 
     def make_surrogate(estimator_type):
         def surrogate(logits, temperature):
-            backend = get_backend(logits)
-            weights = backend.convert(weights_, backend.dtype_of(logits))
+            backend = get_framework(logits)
+            weights = backend.xp.asarray(weights_, dtype=logits.dtype)
             estimator = estimator_type(temperature=temperature, num_conditional_samples=7)
             distribution = (OneHotCategorical(logits, event_ndims=1) if kind == "categorical"
                             else Bernoulli(logits, event_ndims=2))
-            return estimator(lambda z: backend.reduce_sum(backend.square(z * weights - 0.3)
+            return estimator(lambda z: backend.xp.sum(backend.xp.square(z * weights - 0.3)
                                                           + z * weights, axis=(-2, -1)),
                              distribution, seed=17, num_samples=3)
         return surrogate
@@ -320,7 +322,7 @@ def test_value_is_f_at_the_hard_sample(framework):
 
     def function(samples):
         seen.append(framework.numpy(samples))
-        return framework.backend.reduce_sum(samples * samples * 0.5 + samples, axis=-1)
+        return framework.backend.xp.sum(samples * samples * 0.5 + samples, axis=-1)
 
     logits = framework.constant([[0.3, -0.5, 0.9], [1.0, 0.0, -2.0]])
     value = framework.numpy(gumbel_rao()(function, OneHotCategorical(logits), seed=3,

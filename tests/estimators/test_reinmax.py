@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pytest
 
-from fxgx.backends import backend_by_name, get_backend
+from fxgx.backends import framework_by_name, get_framework
 from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
 from fxgx.estimators import ReinMax, reinmax
 from fxgx.estimators.reinmax import reinmax_samples
@@ -50,9 +50,9 @@ def jacobian_transpose_product(probabilities, vector):
 
 def quartic(samples):
     """``(w . b - 0.4)^4``: not quadratic along any single bit, so ReinMax is biased."""
-    backend = get_backend(samples)
-    weights = backend.convert(QUARTIC_WEIGHTS, backend.dtype_of(samples))
-    return backend.square(backend.square(backend.reduce_sum(samples * weights, axis=-1) - 0.4))
+    backend = get_framework(samples)
+    weights = backend.xp.asarray(QUARTIC_WEIGHTS, dtype=samples.dtype)
+    return backend.xp.square(backend.xp.square(backend.xp.sum(samples * weights, axis=-1) - 0.4))
 
 
 def quartic_problem():
@@ -61,10 +61,11 @@ def quartic_problem():
 
 def _function_gradients(function, states):
     """``grad f`` at each enumerated state (float64 autodiff of the problem's own ``f``)."""
-    backend = backend_by_name("tensorflow")
+    backend = framework_by_name("tensorflow")
     _, (gradients,) = backend.value_and_gradient(
-        lambda z: backend.reduce_sum(function(z)), [backend.convert(states, "float64")])
-    return backend.to_numpy(gradients)
+        lambda z: backend.xp.sum(function(z)),
+        [backend.xp.asarray(states, dtype=backend.xp.float64)])
+    return np.asarray(gradients)
 
 
 def exact_means(problem, temperature=1.0):
@@ -237,27 +238,29 @@ def test_estimator_value_is_f_at_the_hard_samples(backend):
         seen.append(samples)
         return problem.function(samples)
 
-    logits = backend.convert(problem.logits, "float32")
+    logits = backend.xp.asarray(problem.logits, dtype=backend.xp.float32)
     value = reinmax()(function, OneHotCategorical(logits, event_ndims=1), seed=8,
                       num_samples=16)
-    samples = backend.to_numpy(seen[0])
+    samples = np.asarray(seen[0])
     assert samples.shape == (16, 3, 4)
     np.testing.assert_array_equal(samples.sum(axis=-1), np.ones((16, 3)))
-    expected = backend.reduce_mean(problem.function(backend.convert(samples, "float32")))
-    np.testing.assert_array_equal(backend.to_numpy(value), backend.to_numpy(expected))
+    expected = backend.xp.mean(problem.function(
+        backend.xp.asarray(samples, dtype=backend.xp.float32)))
+    np.testing.assert_array_equal(np.asarray(value), np.asarray(expected))
 
 
 @pytest.mark.jax_in_slow_set
 def test_extreme_logits_give_finite_gradients(backend):
-    logits = backend.convert(np.array([[60.0, -60.0, 0.0], [-80.0, -80.0, 80.0]]), "float32")
+    logits = backend.xp.asarray(np.array([[60.0, -60.0, 0.0], [-80.0, -80.0, 80.0]]),
+                                dtype=backend.xp.float32)
 
     def total(theta):
-        return reinmax()(lambda z: backend.reduce_sum(backend.square(z - 0.3), axis=(-2, -1)),
+        return reinmax()(lambda z: backend.xp.sum(backend.xp.square(z - 0.3), axis=(-2, -1)),
                          OneHotCategorical(theta, event_ndims=1), seed=2, num_samples=3)
 
     value, (gradient,) = backend.value_and_gradient(total, [logits])
-    assert np.isfinite(backend.to_numpy(value))
-    assert np.all(np.isfinite(backend.to_numpy(gradient)))
+    assert np.isfinite(np.asarray(value))
+    assert np.all(np.isfinite(np.asarray(gradient)))
 
 
 # ---------------------------------------------------------------------- the interface
@@ -277,7 +280,7 @@ def test_bad_temperature_is_a_value_error_naming_it(temperature):
 
 
 def test_bad_distribution_is_a_type_error(backend):
-    logits = backend.convert(np.zeros(3), "float32")
+    logits = backend.xp.asarray(np.zeros(3), dtype=backend.xp.float32)
     with pytest.raises(TypeError, match="Normal"):
         reinmax()(lambda z: z, Normal(logits, logits + 1.0), seed=0)
     with pytest.raises(ValueError, match="num_samples"):

@@ -16,13 +16,12 @@ import itertools
 import numpy as np
 import pytest
 
-from fxgx.backends import get_backend
+from fxgx.backends import get_framework
 from fxgx.core.seeds import canonical_seed
 from fxgx.distributions import Bernoulli, OneHotCategorical
 from fxgx.estimators import reinforce_leave_one_out, rodeo
-from fxgx.estimators.base import sub_seeds
-from fxgx.estimators.reinforce import draw
 from fxgx.estimators.rodeo import neighbours, stein_terms
+from fxgx.estimators.sampling import draw, sub_seeds
 from fxgx.problems import get_problem
 from fxgx.testing import gradient_moments
 
@@ -49,16 +48,14 @@ def _weights(shape, offset):
 def surrogate(samples, parameters):
     """``h(z; a, c) = a sum_e tanh(c z_e + u_e) + (sum_e v_e z_e)^2`` per event (batch rank
     1): non-additive, so its neighbours all differ."""
-    backend = get_backend(samples)
-    shape = tuple(backend.shape_of(samples))
+    backend = get_framework(samples)
+    shape = tuple(samples.shape)
     axes = tuple(range(2, len(shape)))
-    u = backend.convert(_weights((1,) + shape[1:], 0.0).astype(np.float32),
-                        backend.dtype_of(samples))
-    v = backend.convert(_weights((1,) + shape[1:], 2.0).astype(np.float32),
-                        backend.dtype_of(samples))
-    inner = backend.reduce_sum(samples * v, axis=axes)
-    return parameters[0] * backend.reduce_sum(backend.tanh(parameters[1] * samples + u),
-                                              axis=axes) + inner * inner
+    u = backend.xp.asarray(_weights((1,) + shape[1:], 0.0).astype(np.float32), dtype=samples.dtype)
+    v = backend.xp.asarray(_weights((1,) + shape[1:], 2.0).astype(np.float32), dtype=samples.dtype)
+    inner = backend.xp.sum(samples * v, axis=axes)
+    xp = backend.xp
+    return parameters[0] * xp.sum(xp.tanh(parameters[1] * samples + u), axis=axes) + inner * inner
 
 
 def numpy_surrogate(samples, parameters=PARAMETERS):
@@ -70,10 +67,10 @@ def numpy_surrogate(samples, parameters=PARAMETERS):
 
 
 def function(samples):
-    backend = get_backend(samples)
-    axes = tuple(range(2, len(backend.shape_of(samples))))
-    return backend.reduce_sum(backend.square(samples - 0.3), axis=axes) + backend.reduce_sum(
-        samples, axis=axes) ** 3 / 10.0
+    backend = get_framework(samples)
+    axes = tuple(range(2, len(tuple(samples.shape))))
+    xp = backend.xp
+    return xp.sum(xp.square(samples - 0.3), axis=axes) + xp.sum(samples, axis=axes) ** 3 / 10.0
 
 
 def numpy_function(samples):
@@ -157,8 +154,8 @@ def _parameters(framework):
 def _drawn_samples(framework, kind, shape):
     backend = framework.backend
     distribution = _distribution(kind, framework.constant(_logits(shape)))
-    seeds = sub_seeds(canonical_seed(SEED, backend), backend, "samples")
-    return framework.numpy(draw(distribution, backend, seeds["samples"], NUM_SAMPLES))
+    seeds = sub_seeds(backend, canonical_seed(SEED, backend), "samples")
+    return framework.numpy(draw(backend, distribution, seeds["samples"], NUM_SAMPLES))
 
 
 @pytest.mark.parametrize("kind, shape, event_ndims", CASES)
@@ -190,12 +187,12 @@ def test_the_stein_operator_has_mean_zero_under_q(framework, kind, shape, event_
     samples = framework.constant(states)
     points, _, count = neighbours(backend, distribution, samples)
     at_samples = surrogate(samples, _parameters(framework))
-    flat = backend.reshape(points, (count * len(states),) + shape)
-    at_flat = backend.reshape(surrogate(flat, _parameters(framework)),
+    flat = backend.xp.reshape(points, (count * len(states),) + shape)
+    at_flat = backend.xp.reshape(surrogate(flat, _parameters(framework)),
                               (count, len(states), shape[0]))
     from fxgx.estimators.rodeo import in_event_layout
 
-    at_neighbours = in_event_layout(backend, at_flat, samples, count)
+    at_neighbours = in_event_layout(backend.xp, at_flat, samples, count)
     baseline = framework.constant(np.full((len(states), shape[0]), 0.4))
     stein_h, score_term = (framework.numpy(term) for term in stein_terms(
         backend, distribution, samples, at_samples, at_neighbours, baseline))
@@ -259,7 +256,7 @@ def test_boundary_errors(framework):
                 control_variate_parameters=_parameters(framework))
 
     def wrong_shape(samples, parameters):
-        return get_backend(samples).reduce_sum(samples, axis=-1)[..., None]
+        return get_framework(samples).xp.sum(samples, axis=-1)[..., None]
 
     with pytest.raises(ValueError, match="control_variate returned shape"):
         rodeo(wrong_shape)(function, distribution, seed=1, num_samples=2)
@@ -296,7 +293,7 @@ def oracle_surrogate(problem):
     """``h = f`` (the problem's own ``f``, parameters ignored): the best case for RODEO."""
     def surrogate_of(samples, parameters):
         del parameters
-        _, problem_function = problem.bind(*[get_backend(samples).convert(
+        _, problem_function = problem.bind(*[get_framework(samples).xp.asarray(
             np.asarray(value, np.float32)) for value in problem.parameter_values()])
         return problem_function(samples)
 

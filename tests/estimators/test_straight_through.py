@@ -49,14 +49,14 @@ def softmax(x):
 
 def _function_gradients(function, states, backend_name="tensorflow"):
     """``grad f`` at each enumerated state (float64 autodiff of the problem's own ``f``)."""
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
 
-    backend = backend_by_name(backend_name)
-    states_array = backend.convert(states, "float64")
+    backend = framework_by_name(backend_name)
+    states_array = backend.xp.asarray(states, dtype=backend.xp.float64)
     _, (gradients,) = backend.value_and_gradient(
-        lambda z: backend.reduce_sum(function(z)), [states_array]
+        lambda z: backend.xp.sum(function(z)), [states_array]
     )
-    return backend.to_numpy(gradients)
+    return np.asarray(gradients)
 
 
 def exact_straight_through_mean(problem, slope=1.0):
@@ -128,7 +128,7 @@ def test_straight_through_is_exact_for_a_linear_function(framework):
         weights = framework.constant(weights_, "float64")
 
         def total(logits):
-            return straight_through()(lambda z: framework.backend.reduce_sum(z * weights, -1),
+            return straight_through()(lambda z: framework.backend.xp.sum(z * weights, axis=-1),
                                       Bernoulli(logits, event_ndims=1), seed=4, num_samples=7)
 
         _, (gradient,) = framework.value_and_vjp(total, framework.constant(logits_, "float64"),
@@ -217,15 +217,16 @@ def test_block_samples_have_the_exact_probabilities(backend):
     logits_ = np.array([-4.0, -1.0, 0.0, 0.3, 2.0, 5.0])
     # Compiled: one XLA program instead of one per operation on 2^17-row arrays.
     bits = backend.compile(lambda logits: straight_through_bernoulli(logits, seed=12))(
-        backend.convert(np.broadcast_to(logits_, (trials, 6)), "float32")
+        backend.xp.asarray(np.broadcast_to(logits_, (trials, 6)), dtype=backend.xp.float32)
     )
-    rejected, z = _binomial_holm(backend.to_numpy(bits).sum(axis=0), trials, sigmoid(logits_))
+    rejected, z = _binomial_holm(np.asarray(bits).sum(axis=0), trials, sigmoid(logits_))
     assert not rejected.any(), z
     categorical_logits = np.array([[0.5, -1.0, 2.0], [0.0, 0.0, -3.0]])
     one_hot = backend.compile(lambda logits: straight_through_categorical(logits, seed=13))(
-        backend.convert(np.broadcast_to(categorical_logits, (trials, 2, 3)), "float32")
+        backend.xp.asarray(np.broadcast_to(categorical_logits, (trials, 2, 3)),
+                           dtype=backend.xp.float32)
     )
-    counts = backend.to_numpy(one_hot).sum(axis=0).ravel()
+    counts = np.asarray(one_hot).sum(axis=0).ravel()
     rejected, z = _binomial_holm(counts, trials, softmax(categorical_logits).ravel())
     assert not rejected.any(), z
 
@@ -238,13 +239,14 @@ def test_estimator_value_is_f_at_the_hard_samples(backend):
         seen.append(samples)
         return problem.function(samples)
 
-    logits = backend.convert(problem.logits, "float32")
+    logits = backend.xp.asarray(problem.logits, dtype=backend.xp.float32)
     value = straight_through()(function, Bernoulli(logits, event_ndims=1), seed=8,
                                num_samples=32)
-    samples = backend.to_numpy(seen[0])
+    samples = np.asarray(seen[0])
     assert samples.shape == (32, 8) and set(np.unique(samples)) <= {0.0, 1.0}
-    expected = backend.reduce_mean(problem.function(backend.convert(samples, "float32")))
-    np.testing.assert_array_equal(backend.to_numpy(value), backend.to_numpy(expected))
+    expected = backend.xp.mean(problem.function(
+        backend.xp.asarray(samples, dtype=backend.xp.float32)))
+    np.testing.assert_array_equal(np.asarray(value), np.asarray(expected))
 
 
 @pytest.mark.jax_in_slow_set
@@ -350,13 +352,13 @@ def test_slope_of_the_wrong_type_is_a_type_error(slope):
 
 
 def test_bad_distributions_and_logits(backend):
-    logits = backend.convert(np.zeros(3), "float32")
+    logits = backend.xp.asarray(np.zeros(3), dtype=backend.xp.float32)
     with pytest.raises(TypeError, match="Normal"):
         straight_through()(lambda z: z, Normal(logits, logits + 1.0), seed=0)
     with pytest.raises(TypeError, match="logits"):
-        straight_through_bernoulli(backend.convert(np.zeros(3, np.int32)), seed=0)
+        straight_through_bernoulli(backend.xp.asarray(np.zeros(3, np.int32)), seed=0)
     with pytest.raises(ValueError, match="class axis"):
-        straight_through_categorical(backend.convert(np.float32(0.0)), seed=0)
+        straight_through_categorical(backend.xp.asarray(np.float32(0.0)), seed=0)
     with pytest.raises(ValueError, match="seed"):
         straight_through_bernoulli(logits, seed=None)
     with pytest.raises(ValueError, match="num_samples"):
@@ -367,14 +369,14 @@ def test_bad_distributions_and_logits(backend):
 
 def test_default_slope_matches_plain_straight_through(backend):
     problem = BernoulliToy(0.3, [-1.0, 0.0, 1.5])
-    logits = backend.convert(problem.logits, "float32")
+    logits = backend.xp.asarray(problem.logits, dtype=backend.xp.float32)
 
     def run(estimator):
         total = lambda theta: estimator(problem.function, problem.distribution(theta),  # noqa: E731
                                         seed=6, num_samples=5)
         value, (gradient,) = backend.compile(
             lambda theta: backend.value_and_gradient(total, [theta]))(logits)
-        return backend.to_numpy(value), backend.to_numpy(gradient)
+        return np.asarray(value), np.asarray(gradient)
 
     for plain, sloped in zip(run(straight_through()), run(straight_through_slope()), strict=True):
         np.testing.assert_array_equal(plain, sloped)

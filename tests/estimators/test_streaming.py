@@ -18,7 +18,7 @@ import pytest
 from fxgx import catalogue
 from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
 from fxgx.estimators import reinforce, reinforce_leave_one_out
-from fxgx.estimators.base import sub_seeds
+from fxgx.estimators.sampling import sub_seeds
 from fxgx.estimators.streaming import chunk_seeds
 
 NUM_SAMPLES, CHUNK_SIZE = 700, 128  # five full chunks and one of 60
@@ -32,7 +32,7 @@ CARDS = {card.name: card for card in catalogue.load_cards()}
 def streaming_cards():
     for card in CARDS.values():
         estimator = card.make()
-        if estimator.streaming != "mean":
+        if estimator.streaming.kind != "mean":
             continue  # "exact" and "two_pass": checked against their one-shot formulas below
         marks = () if card.name in DEFAULT_CARDS else (pytest.mark.slow,)
         yield pytest.param(card.name, marks=marks, id=card.name)
@@ -60,7 +60,7 @@ def problem_for(estimator, framework):
     def function(weight):
         def f(z):
             axes = tuple(range(2, len(z.shape)))
-            return framework.backend.reduce_sum((z - weight) ** 2, axis=axes)
+            return framework.backend.xp.sum((z - weight) ** 2, axis=axes)
         return f
 
     # On TensorFlow, what f reads must be a variable (as a Keras layer's weights are): the
@@ -71,7 +71,7 @@ def problem_for(estimator, framework):
 def streamed_and_chunked(framework, estimator, mode="jit"):
     distribution, function, parameter, weight = problem_for(estimator, framework)
     seed = framework.backend.split_seed(
-        framework.backend.convert(np.array([5, 6], np.int64))
+        framework.backend.xp.asarray(np.array([5, 6], np.int64))
         if framework.name == "tensorflow" else __import__("jax").random.key(5), 1)[0]
     cotangent = framework.constant(COTANGENT)
 
@@ -111,12 +111,13 @@ def test_streamed_estimate_equals_its_chunks_estimated_one_call_at_a_time(framew
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["eager", "xla"])
 def test_streaming_runs_eagerly_and_under_xla_on_tensorflow(mode):
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
 
     pytest.importorskip("tensorflow")
-    from tests.conftest import Framework
+    from tests.conftest import FrameworkHelper
 
-    assert_close(*streamed_and_chunked(Framework(backend_by_name("tensorflow")), reinforce(),
+    assert_close(*streamed_and_chunked(FrameworkHelper(framework_by_name("tensorflow")),
+                                       reinforce(),
                                        mode))
 
 
@@ -134,7 +135,7 @@ def test_baselines_from_the_other_samples_stream_their_one_shot_formula(framewor
     distribution, function, logits, weight = problem_for(estimator, framework)
     backend = framework.backend
     seed = backend.split_seed(
-        backend.convert(np.array([5, 6], np.int64)) if framework.name == "tensorflow"
+        backend.xp.asarray(np.array([5, 6], np.int64)) if framework.name == "tensorflow"
         else __import__("jax").random.key(5), 1)[0]
     mode = "jit" if framework.name == "jax" else "function"
     value, (logits_gradient, weight_gradient) = framework.value_and_vjp(
@@ -146,7 +147,7 @@ def test_baselines_from_the_other_samples_stream_their_one_shot_formula(framewor
     sizes = [CHUNK_SIZE] * (NUM_SAMPLES // CHUNK_SIZE) + [NUM_SAMPLES % CHUNK_SIZE]
     samples = np.concatenate([
         framework.numpy(distribution(logits).sample(
-            (size,), sub_seeds(seeds[c], backend, "samples")["samples"]))
+            (size,), sub_seeds(backend, seeds[c], "samples")["samples"]))
         for c, size in enumerate(sizes)]).astype(np.float64)  # [N, 2, 3]
     theta, w = framework.numpy(logits).astype(np.float64), framework.numpy(weight)
     values = np.sum((samples - w) ** 2, axis=-1)  # [N, 2]

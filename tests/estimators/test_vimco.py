@@ -142,7 +142,7 @@ def test_gradient_is_the_leave_one_out_formula_and_weights_f_gradients(framework
     def surrogate(logits, scale):
         def function(samples):
             seen.append(framework.numpy(samples))
-            return scale * backend.reduce_sum(samples * coefficients, axis=-1) + 0.3
+            return scale * backend.xp.sum(samples * coefficients, axis=-1) + 0.3
 
         return vimco()(function, Bernoulli(logits, event_ndims=1), seed=17,
                        num_samples=num_samples)
@@ -188,8 +188,8 @@ def test_same_numbers_in_every_mode_any_distribution_and_float64(framework):
     backend = framework.backend
 
     def surrogate(loc):
-        scale = backend.ones_like(loc)
-        return vimco()(lambda z: -backend.square(z - 0.5), Normal(loc, scale), seed=9,
+        scale = backend.xp.ones_like(loc)
+        return vimco()(lambda z: -backend.xp.square(z - 0.5), Normal(loc, scale), seed=9,
                        num_samples=4)
 
     results = [framework.value_and_vjp(surrogate, framework.constant([0.1, -0.4]), mode=mode)
@@ -222,7 +222,7 @@ def test_errors_name_the_argument(framework):
     distribution = Bernoulli(framework.constant([0.1, 0.2]), event_ndims=1)
 
     def function(samples):
-        return framework.backend.reduce_sum(samples, axis=-1)
+        return framework.backend.xp.sum(samples, axis=-1)
 
     with pytest.raises(ValueError, match="num_samples >= 2"):
         vimco()(function, distribution, seed=0, num_samples=1)

@@ -281,10 +281,10 @@ def test_a_failing_estimator_is_reported_and_the_comparison_goes_on(capsys):
 def test_categorical_vae_log_joint_and_posterior_match_numpy():
     """log p(x, z) of the model against NumPy (rounding tolerance), and q(z | x) sums to 1
     over all K^D states (the logits' layout)."""
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
 
     module = load_example("categorical_vae")
-    backend = backend_by_name("tensorflow")
+    backend = framework_by_name("tensorflow")
     model = module.CategoricalVae(backend, data_size=6, variables=2, categories=3)
     generator = np.random.default_rng(1)
     arrays = [generator.standard_normal(array.shape).astype(np.float32)
@@ -292,14 +292,14 @@ def test_categorical_vae_log_joint_and_posterior_match_numpy():
     data = (generator.random((4, 6)) < 0.5).astype(np.float32)
     states = np.stack([np.eye(3)[[first, second]] for first in range(3) for second in range(3)])
     latents = np.broadcast_to(states[:, None], (9, 4, 2, 3)).astype(np.float32)
-    parameters = [backend.convert(array) for array in arrays]
-    actual = backend.to_numpy(model.log_joint(parameters, backend.convert(data),
-                                              backend.convert(latents)))
+    parameters = [backend.xp.asarray(array) for array in arrays]
+    actual = np.asarray(model.log_joint(parameters, backend.xp.asarray(data),
+                                              backend.xp.asarray(latents)))
     logits = latents.reshape(9, 4, 6) @ arrays[2].astype(np.float64) + arrays[3]
     expected = (np.sum(data * logits - np.logaddexp(0.0, logits), axis=-1) - 2 * math.log(3))
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
-    posterior = model.posterior(parameters, backend.convert(data))
-    probabilities = np.exp(backend.to_numpy(posterior.log_prob(backend.convert(latents))))
+    posterior = model.posterior(parameters, backend.xp.asarray(data))
+    probabilities = np.exp(np.asarray(posterior.log_prob(backend.xp.asarray(latents))))
     np.testing.assert_allclose(probabilities.sum(axis=0), np.ones(4), rtol=1e-5)
 
 
@@ -403,15 +403,15 @@ def test_spike_and_slab_marginal_matches_the_dense_gaussian_integral():
 
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 def test_spike_and_slab_backend_log_joint_matches_numpy(backend_name):
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
 
     module = load_example("variable_selection")
     arguments = module.parse_arguments(["--predictors", "6", "--seed", "2"])
     model = module.SpikeAndSlab(arguments)
-    backend = backend_by_name(backend_name)
+    backend = framework_by_name(backend_name)
     models = model.all_models()
     expected = model.log_joint(module.NumpyAlgebra(), models)
     actual = model.log_joint(module.FrameworkAlgebra(backend),
-                             backend.convert(models.astype(np.float32)))
+                             backend.xp.asarray(models.astype(np.float32)))
     # float32 Cholesky of 6x6 matrices: about 1e-6 relative error on values near 100.
-    np.testing.assert_allclose(backend.to_numpy(actual), expected, rtol=2e-5, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(actual), expected, rtol=2e-5, atol=1e-3)

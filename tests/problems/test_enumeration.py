@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fxgx.backends import get_backend
+from fxgx.backends import get_framework
 from fxgx.problems import (
     EnumeratedBernoulli,
     EnumeratedCategorical,
@@ -24,10 +24,10 @@ WEIGHTS = np.array([[0.5, -1.0, 2.0], [1.0, 0.25, -0.75]])
 
 def categorical_function(samples):
     """A non-additive f of one-hot samples ``[..., 2, 3]``: (w . z)^2 + 1.5 z_{0,2} z_{1,0}."""
-    backend = get_backend(samples)
-    weights = backend.convert(WEIGHTS, backend.dtype_of(samples))
-    linear = backend.reduce_sum(samples * weights, axis=(-2, -1))
-    return backend.square(linear) + 1.5 * samples[..., 0, 2] * samples[..., 1, 0]
+    backend = get_framework(samples)
+    weights = backend.xp.asarray(WEIGHTS, dtype=samples.dtype)
+    linear = backend.xp.sum(samples * weights, axis=(-2, -1))
+    return backend.xp.square(linear) + 1.5 * samples[..., 0, 2] * samples[..., 1, 0]
 
 
 def categorical_brute_force(logits):
@@ -82,9 +82,9 @@ def test_categorical_enumeration_equals_finite_differences_of_itself():
 
 def bernoulli_function(samples):
     """Non-additive: (b_0 + 2 b_1 - b_2 - 0.5)^2 + 3 b_0 b_2."""
-    backend = get_backend(samples)
+    backend = get_framework(samples)
     linear = samples[..., 0] + 2 * samples[..., 1] - samples[..., 2] - 0.5
-    return backend.square(linear) + 3 * samples[..., 0] * samples[..., 2]
+    return backend.xp.square(linear) + 3 * samples[..., 0] * samples[..., 2]
 
 
 def bernoulli_brute_force(logits):

@@ -25,8 +25,9 @@ import pytest
 from scipy.stats import binomtest
 
 from fxgx.estimators import reinforce
-from fxgx.estimators.base import Estimator, evaluate
-from fxgx.estimators.reinforce import draw, score_function_surrogate
+from fxgx.estimators.base import Estimator
+from fxgx.estimators.sampling import draw, evaluate
+from fxgx.estimators.score_function import score_function_surrogate
 from fxgx.problems import BernoulliToy, enumerate_bernoulli, get_problem
 from fxgx.problems.builtin import (
     CATEGORICAL_LOGITS,
@@ -126,10 +127,10 @@ class SelfBaselineReinforce(Estimator):
 
     name = "planted_self_baseline"
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        samples = draw(distribution, backend, seed, num_samples)
+    def _estimate(self, backend, function, distribution, seed, num_samples):
+        samples = draw(backend, distribution, seed, num_samples)
         values = backend.stop_gradient(
-            evaluate(function, samples, distribution, backend, num_samples)
+            evaluate(backend, function, samples, distribution, num_samples)
         )
         log_prob = distribution.log_prob(samples)
         return score_function_surrogate(backend, values, log_prob, 0.5 * values, num_samples)
@@ -144,13 +145,13 @@ class MeanBaselineReinforce(Estimator):
 
     name = "planted_mean_baseline"
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        samples = draw(distribution, backend, seed, num_samples)
+    def _estimate(self, backend, function, distribution, seed, num_samples):
+        samples = draw(backend, distribution, seed, num_samples)
         values = backend.stop_gradient(
-            evaluate(function, samples, distribution, backend, num_samples)
+            evaluate(backend, function, samples, distribution, num_samples)
         )
         log_prob = distribution.log_prob(samples)
-        baseline = backend.reduce_mean(values, axis=0, keepdims=True)
+        baseline = backend.xp.mean(values, axis=0, keepdims=True)
         return score_function_surrogate(backend, values, log_prob, baseline, num_samples)
 
 
@@ -162,8 +163,8 @@ class ScaledGradient(Estimator):
     factor: float = 1.01
     name = "planted_scaled"
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        surrogate = self.inner._estimate(function, distribution, backend, seed, num_samples)
+    def _estimate(self, backend, function, distribution, seed, num_samples):
+        surrogate = self.inner._estimate(backend, function, distribution, seed, num_samples)
         return surrogate + (self.factor - 1.0) * (surrogate - backend.stop_gradient(surrogate))
 
 

@@ -162,14 +162,14 @@ class PeriodicGradient(Estimator):
 
     name = "periodic_gradient"
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
+    def _estimate(self, backend, function, distribution, seed, num_samples):
         logits = distribution.logits  # [chunk, D]
-        batch, dimension = backend.shape_of(logits)
+        batch, dimension = tuple(logits.shape)
         if batch % 4:
             raise ValueError(f"chunk size {batch} is not a multiple of 4")
-        pattern = backend.convert(PATTERN[:, :dimension], backend.dtype_of(logits))
-        gradient = backend.tile(pattern, (batch // 4, 1))
-        value = backend.reduce_sum(backend.stop_gradient(logits), axis=-1)
+        pattern = backend.xp.asarray(PATTERN[:, :dimension], dtype=logits.dtype)
+        gradient = backend.xp.tile(pattern, (batch // 4, 1))
+        value = backend.xp.sum(backend.stop_gradient(logits), axis=-1)
         return custom_gradient(value, gradient, logits, axis=-1)
 
 
@@ -196,10 +196,10 @@ def test_partial_chunk_keeps_only_its_first_rows(backend):
     partial = gradient_moments(estimator, problem, num_estimates=10, seed=5,
                                backend=backend.name, chunk_size=8)
     chunk_seeds = backend.split_seed(canonical_seed(5, backend), 2)
-    tiled = [backend.broadcast_to(value, (8,) + backend.shape_of(value))
+    tiled = [backend.xp.broadcast_to(value, (8,) + tuple(value.shape))
              for value in problem.parameters(backend, "float32")]
     estimates = gradient_estimates_function(estimator, problem, backend, 1)
-    rows = [backend.to_numpy(estimates(tiled, chunk_seeds[index])) for index in range(2)]
+    rows = [np.asarray(estimates(tiled, chunk_seeds[index])) for index in range(2)]
     kept = np.concatenate([rows[0], rows[1][:2]])
     assert partial.count == 10
     assert not np.allclose(kept.mean(0), np.concatenate(rows).mean(0))

@@ -54,9 +54,10 @@ if backend == "jax":
 result = {}
 if backend == "tensorflow":
     # A strategy only names the devices (then the path of devices=N): check what it names.
-    from fxgx.backends import backend_by_name
+    from fxgx.backends import framework_by_name
     names = [device.name for device in tf.config.list_logical_devices("CPU")][:4]
-    selected = backend_by_name("tensorflow").resolve_devices(tf.distribute.MirroredStrategy(names))
+    selected = framework_by_name("tensorflow").resolve_devices(
+        tf.distribute.MirroredStrategy(names))
     result["strategy_devices"] = [name.split("/")[-1] for name in selected]
 for label, devices in runs.items():
     moments = gradient_moments(

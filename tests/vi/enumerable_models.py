@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxgx.backends import get_backend
+from fxgx.backends import get_framework
 from fxgx.problems.base import Problem
 from fxgx.problems.enumeration import bernoulli_states
 
@@ -46,14 +46,14 @@ class EnumerableModel:
     def log_joint(self, z, weights=None):
         """``log p(x, z)`` for ``z`` of shape ``[..., D]``; ``weights`` broadcasts against
         ``z``'s leading shape (a decoder parameter), default ``WEIGHTS``."""
-        backend = get_backend(z, weights)
-        dtype = backend.dtype_of(z)
-        alpha = backend.convert(PRIOR_LOGITS, dtype)
-        weights = backend.convert(WEIGHTS, dtype) if weights is None else weights
-        prior = backend.reduce_sum(
-            z * backend.log_sigmoid(alpha) + (1 - z) * backend.log_sigmoid(-alpha), axis=-1)
-        mean = backend.reduce_sum(z * weights, axis=-1) + INTERACTION * z[..., 0] * z[..., 1]
-        likelihood = (-0.5 * backend.square((OBSERVATION - mean) / NOISE)
+        backend = get_framework(z, weights)
+        dtype = z.dtype
+        alpha = backend.xp.asarray(PRIOR_LOGITS, dtype=dtype)
+        weights = backend.xp.asarray(WEIGHTS, dtype=dtype) if weights is None else weights
+        prior = backend.xp.sum(z * backend.log_sigmoid(alpha)
+                               + (1 - z) * backend.log_sigmoid(-alpha), axis=-1)
+        mean = backend.xp.sum(z * weights, axis=-1) + INTERACTION * z[..., 0] * z[..., 1]
+        likelihood = (-0.5 * backend.xp.square((OBSERVATION - mean) / NOISE)
                       - float(np.log(NOISE * np.sqrt(2 * np.pi))))
         return prior + likelihood
 
@@ -115,7 +115,7 @@ def batched_estimates(backend, loss, parameters, num_estimates, *, seed, jit=Tru
     the surrogate has that batch shape). Returns ``(values [N], gradients [N, P])`` in
     float64 NumPy, gradient columns in the order of ``parameters``.
     """
-    tiled = [backend.broadcast_to(backend.convert(p, "float32"),
+    tiled = [backend.xp.broadcast_to(backend.xp.asarray(p, dtype=backend.xp.float32),
                                   (num_estimates,) + np.shape(p)) for p in parameters]
 
     def run(*arguments):
@@ -124,8 +124,8 @@ def batched_estimates(backend, loss, parameters, num_estimates, *, seed, jit=Tru
     if jit:
         run = backend.compile(run, jit_compile=True)
     values, gradients = run(*tiled)
-    flat = [np.reshape(backend.to_numpy(g), (num_estimates, -1)) for g in gradients]
-    return (np.asarray(backend.to_numpy(values), np.float64),
+    flat = [np.reshape(np.asarray(g), (num_estimates, -1)) for g in gradients]
+    return (np.asarray(np.asarray(values), np.float64),
             np.concatenate(flat, axis=1).astype(np.float64))
 
 

@@ -15,7 +15,7 @@ from enumerable_models import SURROGATE_LOGITS, EnumerableModel, log_sigmoid
 
 import fxgx.estimators as estimators
 import fxgx.vi as vi
-from fxgx.backends import backend_by_name
+from fxgx.backends import framework_by_name
 from fxgx.distributions import Bernoulli
 from fxgx.problems.enumeration import bernoulli_states
 from fxgx.testing import assert_unbiased, moments_of
@@ -24,8 +24,8 @@ MODEL = EnumerableModel()
 
 
 def _parameters(backend_name, value):
-    backend = backend_by_name(backend_name)
-    array = backend.convert(np.asarray(value, np.float32))
+    backend = framework_by_name(backend_name)
+    array = backend.xp.asarray(np.asarray(value, np.float32))
     if backend_name == "tensorflow":
         import tensorflow as tf
 
@@ -47,8 +47,7 @@ def _loss(backend_name, estimator=None, num_samples=4):
 
 
 def _final_logits(backend_name, result):
-    return np.asarray(backend_by_name(backend_name).to_numpy(
-        _logits(backend_name, result.parameters)), np.float64)
+    return np.asarray(_logits(backend_name, result.parameters), np.float64)
 
 
 def _best_exact_elbo():

@@ -22,7 +22,7 @@ from enumerable_models import (
 
 import fxgx.estimators as estimators
 import fxgx.vi as vi
-from fxgx.backends import backend_by_name
+from fxgx.backends import framework_by_name
 from fxgx.distributions import Bernoulli, Normal
 from fxgx.estimators.vimco import vimco
 from fxgx.problems.enumeration import bernoulli_states
@@ -91,7 +91,7 @@ CASES = [
 def test_bound_gradient_is_unbiased(name, num_samples, backend_name, num_estimates):
     """Mean gradient w.r.t. (surrogate logits, decoder weights) == exact ``dL_K`` (Holm
     over 10 coordinates, false-failure 1e-5, power 0.99 at 1/4 of the RMS gradient)."""
-    backend = backend_by_name(backend_name)
+    backend = framework_by_name(backend_name)
     estimator = vimco() if name == "vimco" else getattr(estimators, name)()
     _, gradients = batched_estimates(backend, _loss(estimator, num_samples),
                                      [SURROGATE_LOGITS, WEIGHTS], num_estimates, seed=13)
@@ -104,7 +104,7 @@ def test_bound_gradient_is_unbiased(name, num_samples, backend_name, num_estimat
 def test_bound_value_is_unbiased():
     """Mean of the bound's values == exact ``L_3`` (false-failure 1e-5, power 0.99 at 0.05
     nats, checked)."""
-    backend = backend_by_name("jax")
+    backend = framework_by_name("jax")
     values, _ = batched_estimates(backend, _loss(None, 3), [SURROGATE_LOGITS, WEIGHTS],
                                   40_000, seed=17)
     assert_unbiased(moments_of(values[:, None]), [exact_importance_weighted(MODEL, 3)[0]],

@@ -1,11 +1,11 @@
-"""Backend registry: the only place that decides which framework handles an array.
+"""The framework registry: the only place that decides which framework handles an array.
 
-A backend is a module exposing one shared set of array functions, typed by the protocol
-``fxgx.backends.protocol.Backend`` (implemented by ``tensorflow_backend`` and
-``jax_backend``). Estimator code is written once against that set. The backend is chosen
-from the arrays the caller passes, the way einops does: the array's type names its
-framework, so neither framework is imported until an array of it is seen (``import fxgx``
-imports neither).
+A framework is a module typed by ``fxgx.backends.framework.Framework`` (implemented by
+``tensorflow_backend`` and ``jax_backend``): its ``xp`` is the array API namespace that
+fxgx's array code is written against, the rest is what the standard lacks. The framework is
+told from the arrays the caller passes, the way einops and ``array_api_compat`` do: the
+array's type names its framework, so no framework is imported until an array of it is seen
+(``import fxgx`` imports none). Public functions find it once and pass it down.
 """
 
 from __future__ import annotations
@@ -15,24 +15,35 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fxgx.backends.protocol import Backend
+    from fxgx.backends.framework import Framework
 
-# Framework name -> (module prefixes of its array types, backend module path).
-_REGISTRY: dict[str, tuple[tuple[str, ...], str]] = {
-    "tensorflow": (("tensorflow", "tf_keras", "keras"), "fxgx.backends.tensorflow_backend"),
-    "jax": (("jax", "jaxlib"), "fxgx.backends.jax_backend"),
+# Framework name -> module prefixes of its array types.
+_ARRAY_MODULES: dict[str, tuple[str, ...]] = {
+    "tensorflow": ("tensorflow", "tf_keras", "keras"),
+    "jax": ("jax", "jaxlib"),
 }
 
-DEFAULT_BACKEND = "tensorflow"
+DEFAULT_FRAMEWORK = "tensorflow"
 
 _ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "jax": "jax"}
+_EXTRAS = {"tensorflow": "tf", "jax": "jax"}
+
+_LOADED: dict[str, Framework] = {}
 
 
-_LOADED: dict[str, Backend] = {}
+def framework_by_name(name: str) -> Framework:
+    """The framework module called ``name`` ("tensorflow"/"tf" or "jax").
 
+    Args:
+        name: the framework's name.
 
-def backend_by_name(name: str) -> Backend:
-    """Return the backend module called ``name`` ("tensorflow"/"tf" or "jax")."""
+    Returns:
+        The framework module.
+
+    Raises:
+        ValueError: the name is not known.
+        ImportError: the framework is not installed (the message says which extra to install).
+    """
     key = _ALIASES.get(str(name).lower())
     if key is None:
         raise ValueError(
@@ -48,20 +59,20 @@ def backend_by_name(name: str) -> Backend:
         else:
             from fxgx.backends import jax_backend as module  # noqa: PLC0415
     except ImportError as error:
-        extra = "tf" if key == "tensorflow" else "jax"
         raise ImportError(
-            f"The {key} backend needs {key} installed: pip install 'fxgx[{extra}]' ({error})."
+            f"The {key} backend needs {key} installed: pip install 'fxgx[{_EXTRAS[key]}]' "
+            f"({error})."
         ) from error
     _LOADED[key] = module
     return module
 
 
-def _framework_of(value: Any) -> str | None:
+def _framework_name_of(value: Any) -> str | None:
     module = type(value).__module__ or ""
     root = module.split(".", 1)[0]
     if root == "keras" and ".backend.jax." in module + ".":
         return "jax"  # a Keras 3 variable of Keras' JAX backend
-    for name, (prefixes, _) in _REGISTRY.items():
+    for name, prefixes in _ARRAY_MODULES.items():
         if root in prefixes:
             # Only claim the array if its framework is already imported: an array of a
             # framework can only exist once that framework is loaded.
@@ -85,17 +96,27 @@ def _leaves(value: Any):
         yield value
 
 
-def find_backend(*values: Any) -> Backend | None:
-    """Return the backend of the first framework array among ``values`` (nested), or None.
+def find_framework(*values: Any) -> Framework | None:
+    """The framework of the first framework array among ``values`` (nested), or None.
 
-    Raises ``TypeError`` when arrays of two frameworks are mixed.
+    An object may name its framework with an ``fxgx_framework_name`` attribute (fxgx's
+    distributions do).
+
+    Args:
+        *values: arrays, numbers, nested lists/tuples/dicts/dataclasses of them.
+
+    Returns:
+        The framework module, or None when no value belongs to a framework.
+
+    Raises:
+        TypeError: arrays of two frameworks are mixed.
     """
     found: str | None = None
     for value in values:
         for leaf in _leaves(value):
-            name = _framework_of(leaf)
+            name = _framework_name_of(leaf)
             if name is None:
-                name = getattr(leaf, "fxgx_backend_name", None)
+                name = getattr(leaf, "fxgx_framework_name", None)
             if name is None:
                 continue
             if found is not None and name != found:
@@ -104,39 +125,85 @@ def find_backend(*values: Any) -> Backend | None:
                     "pass arrays of one framework only."
                 )
             found = name
-    return None if found is None else backend_by_name(found)
+    return None if found is None else framework_by_name(found)
 
 
-def get_backend(*values: Any, default: str | None = DEFAULT_BACKEND) -> Backend:
-    """Return the backend for ``values``; fall back to ``default`` for plain Python/NumPy."""
-    backend = find_backend(*values)
-    if backend is not None:
-        return backend
+def get_framework(*values: Any, default: str | None = DEFAULT_FRAMEWORK) -> Framework:
+    """The framework of ``values``; ``default`` for plain Python/NumPy values.
+
+    Args:
+        *values: as for ``find_framework``.
+        default: the framework for values of none (None: a ``TypeError`` instead).
+
+    Returns:
+        The framework module.
+
+    Raises:
+        TypeError: no value names a framework and there is no default, or two are mixed.
+    """
+    framework = find_framework(*values)
+    if framework is not None:
+        return framework
     if default is None:
         raise TypeError(
             "Could not tell the framework from the arguments: pass tf.Tensor/tf.Variable "
             "or jax.Array values."
         )
-    return backend_by_name(default)
+    return framework_by_name(default)
 
 
-def default_backend_name() -> str:
-    """TensorFlow when it is installed (the project default), else JAX."""
-    for name in (DEFAULT_BACKEND, "jax"):
+def array_namespace(*arrays: Any) -> Any:
+    """The array API namespace of ``arrays``: fxgx's for TensorFlow, ``jax.numpy`` for JAX,
+    and ``array_api_compat``'s for any other array library it knows (NumPy, PyTorch, ...).
+
+    Write an ``f`` once against it (``xp = array_namespace(samples)``) and it runs on every
+    framework.
+
+    Args:
+        *arrays: arrays of one library (Python numbers are skipped).
+
+    Returns:
+        The namespace.
+
+    Raises:
+        TypeError: no array of a known library, or arrays of two libraries.
+    """
+    framework = find_framework(*arrays)
+    if framework is not None:
+        return framework.xp
+    import array_api_compat  # noqa: PLC0415 - only for arrays of no fxgx framework
+
+    return array_api_compat.array_namespace(*arrays)
+
+
+def default_framework_name() -> str:
+    """TensorFlow when it is installed (the project default), else JAX.
+
+    Returns:
+        The framework's name.
+
+    Raises:
+        ImportError: neither is installed.
+    """
+    for name in (DEFAULT_FRAMEWORK, "jax"):
         try:
-            backend_by_name(name)
+            framework_by_name(name)
         except ImportError:
             continue
         return name
     raise ImportError("Neither TensorFlow nor JAX is installed: pip install 'fxgx[tf]'.")
 
 
-def available_backends() -> list[str]:
-    """Names of the backends whose framework can be imported here."""
+def available_frameworks() -> list[str]:
+    """Names of the frameworks that can be imported here.
+
+    Returns:
+        The names, TensorFlow first.
+    """
     names = []
-    for name in _REGISTRY:
+    for name in _ARRAY_MODULES:
         try:
-            backend_by_name(name)
+            framework_by_name(name)
         except ImportError:
             continue
         names.append(name)

@@ -1,4 +1,9 @@
-"""JAX backend: the shared array-function set implemented with ``jax.numpy``.
+"""JAX as an fxgx ``Framework`` (``fxgx.backends.framework``).
+
+The array API namespace is ``jax.numpy``, which implements the standard (it is what
+``array_api_compat.array_namespace`` returns for a JAX array); this module holds what the
+standard lacks: gradients, the fused special functions, counter-based random draws, compiled
+loops and devices.
 
 Random numbers use JAX's default (threefry) keys. Seeds are new-style typed keys
 internally; old-style ``uint32[2]`` keys and ints are accepted at the boundary.
@@ -10,80 +15,37 @@ import contextlib
 import numbers
 
 import jax
-import jax.numpy as jnp
+import jax.numpy as xp
 import jax.sharding
 import numpy as np
 
 name = "jax"
+differentiates_closed_over_arrays = True
 
 
 def is_array(value) -> bool:
     return isinstance(value, jax.Array)
 
 
-def _as_dtype(dtype):
-    if dtype is None:
+def concrete_value(value):
+    """A NumPy copy of a concrete array (or a plain value); None for a tracer."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError, jax.errors.TracerArrayConversionError,
+            jax.errors.ConcretizationTypeError):
         return None
-    return jnp.dtype(dtype)
-
-
-def convert(value, dtype=None):
-    return jnp.asarray(value, dtype=_as_dtype(dtype))
-
-
-def dtype_of(value):
-    return jnp.asarray(value).dtype if not hasattr(value, "dtype") else value.dtype
-
-
-def dtype_name(dtype) -> str:
-    return jnp.dtype(dtype).name
-
-
-def is_floating(dtype) -> bool:
-    return jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
-
-
-def shape_of(value) -> tuple:
-    return tuple(jnp.shape(value))
-
-
-
-def finfo_eps(dtype) -> float:
-    return float(jnp.finfo(jnp.dtype(dtype)).eps)
 
 
 stop_gradient = jax.lax.stop_gradient
-reshape = jnp.reshape
-broadcast_to = jnp.broadcast_to
-expand_dims = jnp.expand_dims
-where = jnp.where
-stack = jnp.stack
-concat = jnp.concatenate
-tile = jnp.tile
-transpose = jnp.transpose
-zeros_like = jnp.zeros_like
-ones_like = jnp.ones_like
-exp = jnp.exp
-log = jnp.log
-log1p = jnp.log1p
-abs = jnp.abs  # noqa: A001 - mirrors the array API name
-sqrt = jnp.sqrt
-square = jnp.square
-maximum = jnp.maximum
-minimum = jnp.minimum
 sigmoid = jax.nn.sigmoid
-softmax = jax.nn.softmax
-log_softmax = jax.nn.log_softmax
-isfinite = jnp.isfinite
-equal = jnp.equal
-less = jnp.less
-greater = jnp.greater
-matmul = jnp.matmul
-tanh = jnp.tanh
 
 
-def cast(value, dtype):
-    return jnp.asarray(value).astype(_as_dtype(dtype))
+def softmax(logits, axis=-1):
+    return jax.nn.softmax(logits, axis=axis)
+
+
+def log_softmax(logits, axis=-1):
+    return jax.nn.log_softmax(logits, axis=axis)
 
 
 @jax.custom_jvp
@@ -109,7 +71,7 @@ def log_sigmoid(value):
 def magic_box(value):
     """Ones of ``value``'s shape and dtype with the derivatives of ``exp`` at 0 (see the
     protocol): the value never reads ``value``, so ``jax.grad`` drops what computed it."""
-    return jnp.ones_like(value)
+    return xp.ones_like(value)
 
 
 @magic_box.defjvp
@@ -117,15 +79,6 @@ def _magic_box_jvp(primals, tangents):
     (value,), (tangent,) = primals, tangents
     box = magic_box(value)
     return box, box * tangent
-
-
-def reduce_sum(value, axis=None, keepdims=False):
-    return jnp.sum(value, axis=axis, keepdims=keepdims)
-
-
-def reduce_mean(value, axis=None, keepdims=False):
-    return jnp.mean(value, axis=axis, keepdims=keepdims)
-
 
 
 def logsumexp(value, axis=None, keepdims=False):
@@ -144,53 +97,17 @@ def assert_finite(value, message: str):
     return value
 
 
-def exclusive_cumsum(value, axis=0, reverse=False):
-    """``sum_{j < i} value_j`` along ``axis`` (``j > i`` with ``reverse``); 0 at the start."""
-    if reverse:
-        return jnp.flip(exclusive_cumsum(jnp.flip(value, axis), axis), axis)
-    inclusive = jnp.cumsum(value, axis=axis)
-    size = value.shape[axis]
-    zero = jnp.zeros_like(jax.lax.slice_in_dim(value, 0, 1, axis=axis))
-    return jnp.concatenate([zero, jax.lax.slice_in_dim(inclusive, 0, size - 1, axis=axis)],
-                           axis=axis)
-
-
-
 def top_k(value, k):
     """The ``k`` largest values along the last axis (descending) and their int32 indices."""
     values, indices = jax.lax.top_k(value, k)
-    return values, indices.astype(jnp.int32)
-
-
-def zeros(shape, dtype):
-    return jnp.zeros(shape, dtype=_as_dtype(dtype))
-
-
-def ones(shape, dtype):
-    return jnp.ones(shape, dtype=_as_dtype(dtype))
-
-
-def one_hot(indices, depth, dtype):
-    return jax.nn.one_hot(indices, depth, dtype=_as_dtype(dtype))
-
-
-def argmax(value, axis=-1):
-    return jnp.argmax(value, axis=axis).astype(jnp.int32)
-
-
-def arange(n, dtype):
-    return jnp.arange(n, dtype=_as_dtype(dtype))
-
-
-def to_numpy(value):
-    return np.asarray(value)
+    return values, indices.astype(xp.int32)
 
 
 # ----------------------------------------------------------------------------- seeds
 
 
 def is_native_seed(seed) -> bool:
-    return isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key)
+    return isinstance(seed, jax.Array) and xp.issubdtype(seed.dtype, jax.dtypes.prng_key)
 
 
 def seed_from_int(value: int):
@@ -199,37 +116,46 @@ def seed_from_int(value: int):
     # int64 into two uint32 words gives what `jax.random.key` gives under x64, in every mode.
     value %= 2**64
     words = np.array([value >> 32, value & 0xFFFFFFFF], dtype=np.uint32)
-    return jax.random.wrap_key_data(jnp.asarray(words), impl="threefry2x32")
+    return jax.random.wrap_key_data(xp.asarray(words), impl="threefry2x32")
 
 
 def seed_from_integer_scalar(value):
     """``seed_from_int`` for an integer array (traced under ``jax.jit``): the same two words,
     ``value mod 2^64`` split into high and low halves (sign-extended from 32 bits)."""
-    value = jnp.asarray(value)
+    value = xp.asarray(value)
     if value.dtype.itemsize == 8:
-        high = (value >> 32).astype(jnp.uint32)
-    elif jnp.issubdtype(value.dtype, jnp.signedinteger):
-        high = jnp.where(value < 0, jnp.uint32(0xFFFFFFFF), jnp.uint32(0))
+        high = (value >> 32).astype(xp.uint32)
+    elif xp.issubdtype(value.dtype, xp.signedinteger):
+        high = xp.where(value < 0, xp.uint32(0xFFFFFFFF), xp.uint32(0))
     else:
-        high = jnp.zeros((), jnp.uint32)
-    low = value.astype(jnp.uint32)
-    return jax.random.wrap_key_data(jnp.stack([high, low]), impl="threefry2x32")
+        high = xp.zeros((), xp.uint32)
+    low = value.astype(xp.uint32)
+    return jax.random.wrap_key_data(xp.stack([high, low]), impl="threefry2x32")
 
 
 def seed_from_pair(pair):
-    return jax.random.wrap_key_data(jnp.asarray(pair).astype(jnp.uint32), impl="threefry2x32")
+    return jax.random.wrap_key_data(xp.asarray(pair).astype(xp.uint32), impl="threefry2x32")
 
 
 def split_seed(seed, count: int):
     return jax.random.split(seed, count)
 
 
+def fold_in(seed, data):
+    return jax.random.fold_in(seed, data)
+
+
+def sampler_seed(seed):
+    """The key itself: distrax, NumPyro and TFP's JAX substrate take keys."""
+    return seed
+
+
 def uniform(shape, seed, dtype, low=0.0, high=1.0):
-    return jax.random.uniform(seed, tuple(shape), dtype=_as_dtype(dtype), minval=low, maxval=high)
+    return jax.random.uniform(seed, tuple(shape), dtype=xp.dtype(dtype), minval=low, maxval=high)
 
 
 def normal(shape, seed, dtype):
-    return jax.random.normal(seed, tuple(shape), dtype=_as_dtype(dtype))
+    return jax.random.normal(seed, tuple(shape), dtype=xp.dtype(dtype))
 
 
 # ---------------------------------------------------------------- transformations
@@ -241,11 +167,11 @@ def compile(function, jit_compile: bool = True):  # noqa: A001 - mirrors tf.func
 
 def value_and_gradient(function, parameters):
     """Value of ``function(*parameters)`` and the gradients of its sum w.r.t. each parameter."""
-    parameters = [convert(p) for p in parameters]
+    parameters = [xp.asarray(parameter) for parameter in parameters]
 
     def total(params):
         value = function(*params)
-        return jnp.sum(value), value
+        return xp.sum(value), value
 
     (_, value), gradients = jax.value_and_grad(total, has_aux=True)(parameters)
     return value, list(gradients)
@@ -259,11 +185,11 @@ def sum_over_chunks(body, parameters, seeds, num_chunks: int, devices=None):
     divide evenly over the devices run afterwards on the default device."""
     parameters = list(parameters)
     shapes = jax.eval_shape(body, parameters, seeds[0])
-    zeros = jax.tree.map(lambda shape: jnp.zeros(shape.shape, shape.dtype), shapes)
+    zeros = jax.tree.map(lambda shape: xp.zeros(shape.shape, shape.dtype), shapes)
 
     def scan(initial, parameters, block):
         def step(carry, seed):
-            return jax.tree.map(jnp.add, carry, body(parameters, seed)), None
+            return jax.tree.map(xp.add, carry, body(parameters, seed)), None
 
         return jax.lax.scan(jax.checkpoint(step), initial, block)[0]
 
@@ -295,7 +221,7 @@ def device_description() -> str:
 
 def widest_float() -> str:
     """float64 when ``jax_enable_x64`` is on, else float32 (JAX would truncate silently)."""
-    return "float64" if jax.dtypes.canonicalize_dtype(jnp.float64) == jnp.float64 else "float32"
+    return "float64" if jax.dtypes.canonicalize_dtype(xp.float64) == xp.float64 else "float32"
 
 
 def name_scope(name: str):

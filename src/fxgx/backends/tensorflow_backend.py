@@ -1,4 +1,8 @@
-"""TensorFlow backend: the shared array-function set implemented with ``tensorflow``.
+"""TensorFlow as an fxgx ``Framework`` (``fxgx.backends.framework``).
+
+The array API namespace is ``fxgx.backends.tensorflow_array_api`` (TensorFlow does not
+implement the standard); this module holds what the standard lacks: gradients, the fused
+special functions, counter-based random draws, compiled loops and devices.
 
 Random numbers: every draw uses the counter-based ``threefry`` algorithm inside a small
 XLA-compiled kernel. Under ``tf.function(jit_compile=True)`` the kernel is inlined (the
@@ -15,7 +19,10 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from fxgx.backends import tensorflow_array_api as xp
+
 name = "tensorflow"
+differentiates_closed_over_arrays = False
 
 _RANDOM_ALGORITHM = "threefry"
 
@@ -24,12 +31,20 @@ def is_array(value) -> bool:
     return isinstance(value, (tf.Tensor, tf.Variable))
 
 
-def convert(value, dtype=None):
-    if dtype is not None:
-        dtype = _as_dtype(dtype)
-    if isinstance(value, tf.Variable):
-        return value if dtype is None or value.dtype == dtype else tf.cast(value, dtype)
-    return tf.convert_to_tensor(value, dtype=dtype)
+def concrete_value(value):
+    """A NumPy copy of an eager tensor or variable (or a plain value); None inside
+    ``tf.function``, where tensors are symbolic."""
+    if is_array(value):
+        if not tf.executing_eagerly() or not hasattr(value, "numpy"):
+            return None
+        try:
+            return np.asarray(value.numpy())
+        except (AttributeError, TypeError, ValueError, tf.errors.OperatorNotAllowedInGraphError):
+            return None
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _as_dtype(dtype) -> tf.DType:
@@ -38,60 +53,18 @@ def _as_dtype(dtype) -> tf.DType:
     return tf.as_dtype(np.dtype(dtype))
 
 
-def dtype_of(value):
-    return value.dtype
-
-
-def dtype_name(dtype) -> str:
-    return _as_dtype(dtype).name
-
-
-def is_floating(dtype) -> bool:
-    return _as_dtype(dtype).is_floating
-
-
-def shape_of(value) -> tuple | None:
-    """Static shape as a tuple (None for unknown dimensions; None for an unknown rank)."""
-    return tuple(value.shape.as_list()) if value.shape.rank is not None else None
-
-
-
-def finfo_eps(dtype) -> float:
-    # TF types as_numpy_dtype as type[np.number], which numpy's finfo stubs do not list.
-    return float(np.finfo(_as_dtype(dtype).as_numpy_dtype).eps)  # pyright: ignore[reportCallIssue, reportArgumentType]
-
-
 stop_gradient = tf.stop_gradient
-cast = tf.cast
-reshape = tf.reshape
-broadcast_to = tf.broadcast_to
-expand_dims = tf.expand_dims
-where = tf.where
-stack = tf.stack
-concat = tf.concat
-tile = tf.tile
-transpose = tf.transpose
-zeros_like = tf.zeros_like
-ones_like = tf.ones_like
-exp = tf.exp
-log = tf.math.log
-log1p = tf.math.log1p
-abs = tf.abs  # noqa: A001 - mirrors the array API name
-sqrt = tf.sqrt
-square = tf.square
-maximum = tf.maximum
-minimum = tf.minimum
 sigmoid = tf.sigmoid
 log_sigmoid = tf.math.log_sigmoid
 softplus = tf.nn.softplus
-softmax = tf.nn.softmax
-log_softmax = tf.nn.log_softmax
-isfinite = tf.math.is_finite
-equal = tf.equal
-less = tf.less
-greater = tf.greater
-matmul = tf.matmul
-tanh = tf.tanh
+
+
+def softmax(logits, axis=-1):
+    return tf.nn.softmax(logits, axis=axis)
+
+
+def log_softmax(logits, axis=-1):
+    return tf.nn.log_softmax(logits, axis=axis)
 
 
 @tf.custom_gradient
@@ -105,17 +78,9 @@ def magic_box(value):
     return tf.ones_like(value), gradient
 
 
-def reduce_sum(value, axis=None, keepdims=False):
-    return tf.reduce_sum(value, axis=axis, keepdims=keepdims)
-
-
-def reduce_mean(value, axis=None, keepdims=False):
-    return tf.reduce_mean(value, axis=axis, keepdims=keepdims)
-
-
-
 def logsumexp(value, axis=None, keepdims=False):
-    return tf.reduce_logsumexp(value, axis=axis, keepdims=keepdims)
+    return tf.reduce_logsumexp(value, axis=list(axis) if isinstance(axis, tuple) else axis,
+                               keepdims=keepdims)
 
 
 def assert_finite(value, message: str):
@@ -124,47 +89,18 @@ def assert_finite(value, message: str):
     return tf.debugging.assert_all_finite(value, message)
 
 
-def exclusive_cumsum(value, axis=0, reverse=False):
-    """``sum_{j < i} value_j`` along ``axis`` (``j > i`` with ``reverse``); 0 at the start."""
-    return tf.math.cumsum(value, axis=axis, exclusive=True, reverse=reverse)
-
-
-
 def top_k(value, k):
     """The ``k`` largest values along the last axis (descending) and their int32 indices."""
     result = tf.math.top_k(value, k=k, sorted=True)
     return result.values, tf.cast(result.indices, tf.int32)
 
 
-def zeros(shape, dtype):
-    return tf.zeros(shape, dtype=_as_dtype(dtype))
-
-
-def ones(shape, dtype):
-    return tf.ones(shape, dtype=_as_dtype(dtype))
-
-
-def one_hot(indices, depth, dtype):
-    return tf.one_hot(indices, depth, dtype=_as_dtype(dtype))
-
-
-def argmax(value, axis=-1):
-    return tf.argmax(value, axis=axis, output_type=tf.int32)
-
-
-def arange(n, dtype):
-    return tf.range(n, dtype=_as_dtype(dtype))
-
-
-def to_numpy(value):
-    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
-
-
 # ----------------------------------------------------------------------------- seeds
 
 
 def is_native_seed(seed) -> bool:
-    return is_array(seed) and seed.dtype.is_integer and seed.shape.as_list() == [2]
+    """An int64 ``[2]`` tensor (other integer pairs go through ``seed_from_pair``)."""
+    return is_array(seed) and seed.dtype == tf.int64 and seed.shape.as_list() == [2]
 
 
 _RUNTIME_ZERO = []
@@ -218,7 +154,19 @@ def seed_from_integer_scalar(value):
 
 
 def seed_from_pair(pair):
-    return tf.cast(convert(pair), tf.int64)
+    return tf.cast(xp.asarray(pair), tf.int64)
+
+
+def fold_in(seed, data):
+    """``tf.random.experimental.stateless_fold_in``: a seed per step index ``data``."""
+    # tf.random.experimental exists in TensorFlow but not in its type stubs.
+    return tf.random.experimental.stateless_fold_in(  # pyright: ignore[reportAttributeAccessIssue]
+        seed, tf.cast(data, tf.int64))
+
+
+def sampler_seed(seed):
+    """The int32 pair that TensorFlow Probability's stateless samplers take."""
+    return tf.cast(seed, tf.int32)
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
@@ -286,7 +234,7 @@ def value_and_gradient(function, parameters):
 
     Missing gradients (unconnected parameters) are returned as zeros.
     """
-    parameters = [convert(p) if not isinstance(p, tf.Variable) else p for p in parameters]
+    parameters = [xp.asarray(parameter) for parameter in parameters]
     with tf.GradientTape() as tape:
         for parameter in parameters:
             tape.watch(parameter)

@@ -25,7 +25,8 @@ Reference: the ``custom_gradient`` of TF 1.6's ``tf.contrib.bayesflow.custom_gra
 
 from __future__ import annotations
 
-from fxgx.backends import get_backend
+from fxgx.backends import get_framework
+from fxgx.core.arrays import dtype_name, shape_of
 from fxgx.core.structure import describe, flatten, structure_of
 
 
@@ -52,23 +53,23 @@ def _normalize_axis(axis, rank: int, argument_shape):
     return tuple(sorted(normalized))
 
 
-def _check_floating(backend, value, argument: str):
-    dtype = backend.dtype_of(value)
-    if not backend.is_floating(dtype):
+def _check_floating(xp, value, argument: str):
+    if not xp.isdtype(value.dtype, "real floating"):
         raise TypeError(
-            f"{argument} has dtype {backend.dtype_name(dtype)}; custom_gradient needs floating "
+            f"{argument} has dtype {dtype_name(value.dtype)}; custom_gradient needs floating "
             "tensors (float16, bfloat16, float32 or float64). Cast it first."
         )
 
 
-def _as_tensor(backend, value, dtype, argument: str):
-    if backend.is_array(value):
+def _as_tensor(framework, value, dtype, argument: str):
+    if framework.is_array(value):
         return value
-    if hasattr(value, "dtype") and not backend.is_floating(value.dtype):
+    xp = framework.xp
+    if hasattr(value, "dtype") and not xp.isdtype(value.dtype, "real floating"):
         raise TypeError(
             f"{argument} has dtype {value.dtype}; custom_gradient needs floating tensors."
         )
-    return backend.convert(value, dtype if not hasattr(value, "dtype") else None)
+    return xp.asarray(value, dtype=dtype if not hasattr(value, "dtype") else None)
 
 
 def custom_gradient(fx, gx, x, axis=(), fx_gx_manually_stopped: bool = False, name=None):
@@ -101,19 +102,41 @@ def custom_gradient(fx, gx, x, axis=(), fx_gx_manually_stopped: bool = False, na
     x_leaves = flatten(x)
     if not x_leaves:
         raise ValueError("x is empty; pass at least one tensor.")
-    backend = get_backend(x_leaves, fx, gx)
-    with backend.name_scope(name or "custom_gradient"):
-        return _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped)
+    framework = get_framework(x_leaves, fx, gx)
+    with framework.name_scope(name or "custom_gradient"):
+        return with_gradient(framework, fx, gx, x, axis=axis,
+                             fx_gx_manually_stopped=fx_gx_manually_stopped)
 
 
-def _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped):
+def with_gradient(framework, fx, gx, x, *, axis=(), fx_gx_manually_stopped: bool = False):
+    """``custom_gradient(fx, gx, x, axis, fx_gx_manually_stopped)`` on a known framework:
+    the form fxgx's own code calls, having found the framework once at its public boundary.
+
+    Args:
+        framework: the framework of the arrays (``fxgx.backends.framework.Framework``).
+        fx: as for ``custom_gradient``.
+        gx: as for ``custom_gradient``.
+        x: as for ``custom_gradient``.
+        axis: as for ``custom_gradient``.
+        fx_gx_manually_stopped: as for ``custom_gradient``.
+
+    Returns:
+        A tensor of ``fx``'s shape and dtype whose value is exactly ``fx``.
+
+    Raises:
+        TypeError, ValueError: as for ``custom_gradient``.
+    """
+    xp = framework.xp
+    x_leaves = flatten(x)
+    if not x_leaves:
+        raise ValueError("x is empty; pass at least one tensor.")
     for index, leaf in enumerate(x_leaves):
-        if not backend.is_array(leaf):
-            x_leaves[index] = leaf = _as_tensor(backend, leaf, None, "x")
-        _check_floating(backend, leaf, "x" if len(x_leaves) == 1 else f"x[{index}]")
+        if not framework.is_array(leaf):
+            x_leaves[index] = leaf = _as_tensor(framework, leaf, None, "x")
+        _check_floating(xp, leaf, "x" if len(x_leaves) == 1 else f"x[{index}]")
 
-    fx = _as_tensor(backend, fx, backend.dtype_of(x_leaves[0]), "fx")
-    _check_floating(backend, fx, "fx")
+    fx = _as_tensor(framework, fx, x_leaves[0].dtype, "fx")
+    _check_floating(xp, fx, "fx")
 
     if structure_of(gx) != structure_of(x):
         raise TypeError(
@@ -121,36 +144,36 @@ def _custom_gradient(backend, fx, gx, x, x_leaves, axis, fx_gx_manually_stopped)
         )
     gx_leaves = flatten(gx)
 
-    fx_shape = backend.shape_of(fx)
+    fx_shape = shape_of(fx)
     if not fx_gx_manually_stopped:
-        fx = backend.stop_gradient(fx)
+        fx = framework.stop_gradient(fx)
 
     correction = None
     for index, (x_leaf, gx_leaf) in enumerate(zip(x_leaves, gx_leaves, strict=True)):
         suffix = "" if len(x_leaves) == 1 else f"[{index}]"
-        gx_leaf = _as_tensor(backend, gx_leaf, backend.dtype_of(x_leaf), "gx" + suffix)
-        _check_floating(backend, gx_leaf, "gx" + suffix)
-        if backend.dtype_of(gx_leaf) != backend.dtype_of(x_leaf):
+        gx_leaf = _as_tensor(framework, gx_leaf, x_leaf.dtype, "gx" + suffix)
+        _check_floating(xp, gx_leaf, "gx" + suffix)
+        if gx_leaf.dtype != x_leaf.dtype:
             raise TypeError(
-                f"gx{suffix} has dtype {backend.dtype_name(backend.dtype_of(gx_leaf))} but "
-                f"x{suffix} has dtype {backend.dtype_name(backend.dtype_of(x_leaf))}; they "
-                "must match."
+                f"gx{suffix} has dtype {dtype_name(gx_leaf.dtype)} but "
+                f"x{suffix} has dtype {dtype_name(x_leaf.dtype)}; they must match."
             )
         if not fx_gx_manually_stopped:
-            gx_leaf = backend.stop_gradient(gx_leaf)
-        term = _leaf_correction(backend, fx_shape, gx_leaf, x_leaf, axis, suffix)
-        if backend.dtype_of(term) != backend.dtype_of(fx):
-            term = backend.cast(term, backend.dtype_of(fx))
+            gx_leaf = framework.stop_gradient(gx_leaf)
+        term = _leaf_correction(framework, fx_shape, gx_leaf, x_leaf, axis, suffix)
+        if term.dtype != fx.dtype:
+            term = xp.astype(term, fx.dtype)
         correction = term if correction is None else correction + term
     # `stop(c) - c` is +0 in value whatever the sign of c's zero; fx - (+0) == fx bitwise.
-    return fx - (backend.stop_gradient(correction) - correction)
+    return fx - (framework.stop_gradient(correction) - correction)
 
 
-def _leaf_correction(backend, fx_shape, gx, x, axis, suffix):
-    """``reduce_sum(gx * (x - stop(x)), axis)`` with gx broadcast and non-finite x masked."""
-    x_shape = backend.shape_of(x)
-    gx_shape = backend.shape_of(gx)
-    if fx_shape is None or x_shape is None or None in fx_shape or None in x_shape:
+def _leaf_correction(framework, fx_shape, gx, x, axis, suffix):
+    """``sum(gx * (x - stop(x)), axis)`` with gx broadcast and non-finite x masked."""
+    xp = framework.xp
+    x_shape = shape_of(x)
+    gx_shape = shape_of(gx)
+    if None in fx_shape or None in x_shape:
         raise ValueError(
             f"custom_gradient needs static shapes; got fx {fx_shape}, x{suffix} {x_shape}."
         )
@@ -164,19 +187,19 @@ def _leaf_correction(backend, fx_shape, gx, x, axis, suffix):
             f"fx has shape {tuple(fx_shape)}, but x{suffix} of shape {tuple(x_shape)} with "
             f"axis={axis!r} needs fx of shape {expected_fx_shape}."
         )
-    if tuple(gx_shape) == tuple(x_shape) or tuple(gx_shape) == ():
+    if gx_shape == x_shape or gx_shape == ():
         full_gx = gx  # a scalar gx (gx=1 for straight-through) broadcasts over all of x
-    elif tuple(gx_shape) == expected_fx_shape:
+    elif gx_shape == expected_fx_shape:
         full_gx = gx
         for dim in axes:
-            full_gx = backend.expand_dims(full_gx, dim)
+            full_gx = xp.expand_dims(full_gx, axis=dim)
     else:
         raise ValueError(
-            f"gx{suffix} has shape {tuple(gx_shape)}; it must have x{suffix}'s shape "
+            f"gx{suffix} has shape {gx_shape}; it must have x{suffix}'s shape "
             f"{tuple(x_shape)}, fx's shape {expected_fx_shape} (axis={axis!r}), or be a scalar."
         )
-    finite = backend.isfinite(x)
-    zeros = backend.zeros_like(x)
-    difference = backend.where(finite, x - backend.stop_gradient(x), zeros)
-    product = backend.where(finite, full_gx, zeros) * difference
-    return backend.reduce_sum(product, axis=axes) if axes else product
+    finite = xp.isfinite(x)
+    zeros = xp.zeros_like(x)
+    difference = xp.where(finite, x - framework.stop_gradient(x), zeros)
+    product = xp.where(finite, full_gx, zeros) * difference
+    return xp.sum(product, axis=axes) if axes else product

@@ -10,7 +10,7 @@ Accepted forms:
 
 Anything else (a float, a bool, a string, another shape) is an error that says what to pass.
 
-``canonical_seed`` turns any of these into the backend's native seed (TF: ``int64[2]``;
+``canonical_seed`` turns any of these into the framework's native seed (TF: ``int64[2]``;
 JAX: a typed key). ``split_seed`` derives named, independent sub-seeds, so each random
 part of an estimator draws from its own stream and adding a stream does not shift others.
 """
@@ -21,14 +21,17 @@ import numbers
 
 import numpy as np
 
+from fxgx.core.arrays import dtype_name, shape_of
+
 _SEED_HELP = (
     "pass seed= as an int (seed=0), a TF stateless seed of shape [2] "
     "(tf.constant([0, 1])), or a JAX key (jax.random.key(0))"
 )
 
 
-def canonical_seed(seed, backend, argument: str = "seed"):
-    """Return ``seed`` as ``backend``'s native stateless seed; raise a clear error if it is bad."""
+def canonical_seed(seed, framework, argument: str = "seed"):
+    """Return ``seed`` as ``framework``'s native stateless seed; raise a clear error if it is
+    bad."""
     if seed is None:
         raise ValueError(f"{argument} is required for reproducible randomness: {_SEED_HELP}.")
     if isinstance(seed, (bool, np.bool_)):
@@ -37,7 +40,7 @@ def canonical_seed(seed, backend, argument: str = "seed"):
         value = int(seed)
         if not -(2**63) <= value < 2**63:
             raise ValueError(f"{argument}={value} does not fit in int64: {_SEED_HELP}.")
-        return backend.seed_from_int(value)
+        return framework.seed_from_int(value)
     if isinstance(seed, numbers.Real):
         raise TypeError(
             f"{argument}={seed!r} is a float; seeds are integers: pass seed={int(float(seed))} "
@@ -45,45 +48,45 @@ def canonical_seed(seed, backend, argument: str = "seed"):
             if float(seed).is_integer() else
             f"{argument}={seed!r} is a float; seeds are integers: {_SEED_HELP}."
         )
-    if backend.is_native_seed(seed):
-        return backend.cast(seed, "int64") if backend.name == "tensorflow" else seed
-    if backend.is_array(seed):
-        shape = backend.shape_of(seed)
-        dtype_name = backend.dtype_name(backend.dtype_of(seed))
-        if "int" in dtype_name and shape == (2,):
-            return backend.seed_from_pair(seed)
-        if "int" in dtype_name and shape == ():
+    if framework.is_native_seed(seed):
+        return seed
+    if framework.is_array(seed):
+        shape = shape_of(seed)
+        name = dtype_name(seed.dtype)
+        if "int" in name and shape == (2,):
+            return framework.seed_from_pair(seed)
+        if "int" in name and shape == ():
             # A traced or symbolic integer (jax.jit, tf.function): the words of that int.
-            return backend.seed_from_integer_scalar(seed)
-        if "float" in dtype_name:
+            return framework.seed_from_integer_scalar(seed)
+        if "float" in name:
             raise TypeError(
-                f"{argument} is a {dtype_name} tensor of shape {shape}; seeds are integers: "
+                f"{argument} is a {name} tensor of shape {shape}; seeds are integers: "
                 f"cast it (an int scalar or an int pair of shape [2]): {_SEED_HELP}."
             )
     # Typed JAX keys handed to the TF backend, or TF seeds handed to JAX, end up here.
     dtype = getattr(seed, "dtype", None)
     if dtype is not None and "key" in str(dtype):
         raise TypeError(
-            f"{argument} is a JAX key but the arrays are {backend.name} arrays: {_SEED_HELP}."
+            f"{argument} is a JAX key but the arrays are {framework.name} arrays: {_SEED_HELP}."
         )
     try:
         array = np.asarray(seed)
     except Exception as error:  # noqa: BLE001 - any conversion failure is a bad seed
         raise TypeError(f"{argument}={seed!r} is not a seed: {_SEED_HELP}.") from error
     if array.shape == () and np.issubdtype(array.dtype, np.integer):
-        return backend.seed_from_int(int(array))
+        return framework.seed_from_int(int(array))
     if array.shape != (2,) or not np.issubdtype(array.dtype, np.integer):
         raise ValueError(
             f"{argument} has shape {array.shape} and dtype {array.dtype}; a seed must be an "
             f"integer, or a pair of integers of shape (2,): {_SEED_HELP}."
         )
-    return backend.seed_from_pair(array)
+    return framework.seed_from_pair(array)
 
 
-def split_seed(seed, names, backend) -> dict:
+def split_seed(seed, names, framework) -> dict:
     """Derive one independent sub-seed per name (order-sensitive) from a canonical seed."""
     names = tuple(names)
     if len(set(names)) != len(names):
         raise ValueError(f"Sub-seed names must be unique, got {names}.")
-    children = backend.split_seed(seed, len(names))
+    children = framework.split_seed(seed, len(names))
     return {name: children[index] for index, name in enumerate(names)}

@@ -1,10 +1,11 @@
-"""Minimal distributions that fxgx's estimators understand, on every backend.
+"""Minimal distributions that fxgx's estimators understand, on every framework.
 
 The logit-based estimators (straight-through, Gumbel, ARM/DisARM, REBAR/RELAX) need the
 logits and the event layout of a Bernoulli or one-hot categorical latent. These classes
-carry exactly that, sample with the backend's stateless threefry draws, and score with
-``log_prob``. TensorFlow Probability distributions (``Bernoulli``, ``OneHotCategorical``,
-``Normal`` and ``Independent`` of them) are converted by ``as_fxgx_distribution``.
+carry exactly that, sample with the framework's stateless threefry draws, and score with
+``log_prob``; they are written once in the array API standard, on ``framework.xp``.
+TensorFlow Probability distributions (``Bernoulli``, ``OneHotCategorical``, ``Normal`` and
+``Independent`` of them) are converted by ``as_fxgx_distribution``.
 
 Shapes: parameters have shape ``batch_shape + event_shape`` (plus ``[K]`` classes for the
 categorical). ``event_ndims`` rightmost dimensions form one latent configuration, so
@@ -18,11 +19,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fxgx.backends import backend_by_name, find_backend, get_backend
+from fxgx.backends import find_framework, framework_by_name, get_framework
+from fxgx.core.arrays import dtype_name, shape_of, sum_trailing
+from fxgx.core.random import gumbel_noise, open_uniform
+from fxgx.distributions.sampling import bits_below, gumbel_max
 
 if TYPE_CHECKING:
-    from fxgx.backends.protocol import Backend
-from fxgx.core.random import gumbel_noise, open_uniform
+    from fxgx.backends.framework import Framework
 
 
 def _check_flag(value) -> bool:
@@ -41,7 +44,7 @@ def _check_event_ndims(event_ndims, rank, argument_shape, name):
 
 
 class Distribution:
-    """Base: a backend, a batch shape, an event shape; subclasses sample and score.
+    """Base: a framework, a batch shape, an event shape; subclasses sample and score.
 
     ``validate_args=True`` (TensorFlow Probability's name) checks that every parameter is
     finite: at once when its values are known (eagerly), else when the computation runs
@@ -53,8 +56,8 @@ class Distribution:
 
     kind = "generic"
     validate_args = False
-    #: The backend of the distribution's arrays (set by each subclass's constructor).
-    backend: Backend
+    #: The framework of the distribution's arrays (set by each subclass's constructor).
+    framework: Framework
     #: How many trailing dimensions of a sample form one event.
     event_ndims: int
 
@@ -106,10 +109,7 @@ class Distribution:
         raise NotImplementedError
 
     def _sum_event(self, values):
-        if self.event_ndims == 0:
-            return values
-        rank = len(self.backend.shape_of(values))
-        return self.backend.reduce_sum(values, axis=tuple(range(rank - self.event_ndims, rank)))
+        return sum_trailing(self.framework.xp, values, self.event_ndims)
 
     def parameter_arrays(self) -> list:
         """Each parameter and how many of its trailing axes belong to one latent configuration.
@@ -123,31 +123,15 @@ class Distribution:
     def _validated(self, value, name: str):
         if not self.validate_args:
             return value
-        return check_finite(self.backend, value, f"{type(self).__name__} {name}")
+        return check_finite(self.framework, value, f"{type(self).__name__} {name}")
 
 
-def known_values(value):
-    """``value`` as a NumPy array when its values are known now, else None.
-
-    Args:
-        value: an eager tensor, a concrete array or a number (known), or a symbolic TF
-            tensor or a JAX tracer (not known).
-
-    Returns:
-        A NumPy array, or None.
-    """
-    try:
-        return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
-    except Exception:  # noqa: BLE001 - symbolic TF tensors and JAX tracers cannot be read
-        return None
-
-
-def check_finite(backend, value, argument: str):
+def check_finite(framework, value, argument: str):
     """Check that ``value`` is finite: at once when its values are known, else when the
-    computation runs (``backend.assert_finite``).
+    computation runs (``framework.assert_finite``).
 
     Args:
-        backend: the fxgx backend module of ``value``.
+        framework: the framework of ``value``.
         value: a tensor or array.
         argument: the name the error message gives ``value``.
 
@@ -160,9 +144,9 @@ def check_finite(backend, value, argument: str):
     message = (f"{argument} has non-finite values (NaN or infinity); a distribution with "
                "non-finite parameters has no samples and no gradient. Check what produced "
                "them (a learning rate that is too high, log(0), a division by 0).")
-    known = known_values(value)
+    known = framework.concrete_value(value)
     if known is None:
-        return backend.assert_finite(value, message)
+        return framework.assert_finite(value, message)
     if not np.all(np.isfinite(known)):
         where = np.argwhere(~np.isfinite(known))[:3].tolist()
         raise ValueError(f"{message} First non-finite entries at {where}.")
@@ -170,22 +154,23 @@ def check_finite(backend, value, argument: str):
 
 
 class _LogitDistribution(Distribution):
-    """A distribution parameterised by floating ``logits`` on one backend."""
+    """A distribution parameterised by floating ``logits`` on one framework."""
 
     def _set_logits(self, logits, validate_args) -> tuple:
-        self.backend = get_backend(logits)
+        self.framework = get_framework(logits)
         self.validate_args = _check_flag(validate_args)
-        logits = logits if self.backend.is_array(logits) else self.backend.convert(logits)
-        if not self.backend.is_floating(self.backend.dtype_of(logits)):
+        xp = self.framework.xp
+        logits = logits if self.framework.is_array(logits) else xp.asarray(logits)
+        if not xp.isdtype(logits.dtype, "real floating"):
             raise TypeError("logits must be a floating tensor.")
         self.logits = self._validated(logits, "logits")
-        self.fxgx_backend_name = self.backend.name
-        return self.backend.shape_of(self.logits)
+        self.fxgx_framework_name = self.framework.name
+        return shape_of(self.logits)
 
     @property
     def dtype(self):
         """The logits' floating dtype."""
-        return self.backend.dtype_of(self.logits)
+        return self.logits.dtype
 
 
 class Bernoulli(_LogitDistribution):
@@ -221,22 +206,22 @@ class Bernoulli(_LogitDistribution):
     @property
     def batch_shape(self) -> tuple:
         """The logits' shape without the ``event_ndims`` rightmost axes."""
-        shape = self.backend.shape_of(self.logits)
+        shape = shape_of(self.logits)
         return shape[: len(shape) - self.event_ndims]
 
     @property
     def event_shape(self) -> tuple:
         """The ``event_ndims`` rightmost axes of the logits' shape."""
-        shape = self.backend.shape_of(self.logits)
+        shape = shape_of(self.logits)
         return shape[len(shape) - self.event_ndims :]
 
     @property
     def probs(self):
         """``sigmoid(logits)``, the probability of 1."""
-        return self.backend.sigmoid(self.logits)
+        return self.framework.sigmoid(self.logits)
 
     def sample(self, sample_shape, seed):
-        """Draw samples with the backend's stateless threefry draws.
+        """Draw samples with the framework's stateless threefry draws.
 
         Args:
             sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
@@ -245,9 +230,9 @@ class Bernoulli(_LogitDistribution):
         Returns:
             0/1 floats, shape ``sample_shape + logits.shape``, in the parameters' dtype.
         """
-        shape = tuple(sample_shape) + self.backend.shape_of(self.logits)
-        uniform = open_uniform(self.backend, shape, seed, self.dtype)
-        return self.backend.cast(uniform < self.backend.sigmoid(self.logits), self.dtype)
+        shape = tuple(sample_shape) + shape_of(self.logits)
+        uniform = open_uniform(self.framework, shape, seed, self.dtype)
+        return bits_below(self.framework.xp, uniform, self.framework.sigmoid(self.logits))
 
     def log_prob(self, value):
         """The log-density of ``value``, summed over the event.
@@ -258,11 +243,10 @@ class Bernoulli(_LogitDistribution):
         Returns:
             ``log q(value)``, shape ``... + batch_shape``.
         """
-        backend = self.backend
+        framework = self.framework
         # log p(b) = b * log sigmoid(l) + (1 - b) * log sigmoid(-l), stable for large |l|.
-        per_element = value * backend.log_sigmoid(self.logits) + (1 - value) * backend.log_sigmoid(
-            -self.logits
-        )
+        per_element = (value * framework.log_sigmoid(self.logits)
+                       + (1 - value) * framework.log_sigmoid(-self.logits))
         return self._sum_event(per_element)
 
 
@@ -300,27 +284,27 @@ class OneHotCategorical(_LogitDistribution):
     @property
     def num_classes(self) -> int:
         """``K``, the size of the logits' last axis."""
-        return self.backend.shape_of(self.logits)[-1]
+        return shape_of(self.logits)[-1]
 
     @property
     def batch_shape(self) -> tuple:
         """The logits' shape without the class axis and the ``event_ndims`` axes before it."""
-        shape = self.backend.shape_of(self.logits)[:-1]
+        shape = shape_of(self.logits)[:-1]
         return shape[: len(shape) - self.event_ndims]
 
     @property
     def event_shape(self) -> tuple:
         """The ``event_ndims`` axes before the class axis, and the class axis."""
-        shape = self.backend.shape_of(self.logits)
+        shape = shape_of(self.logits)
         return shape[len(shape) - 1 - self.event_ndims :]
 
     @property
     def probs(self):
         """``softmax(logits)`` over the last axis."""
-        return self.backend.softmax(self.logits)
+        return self.framework.softmax(self.logits)
 
     def sample(self, sample_shape, seed):
-        """Draw samples with the backend's stateless threefry draws.
+        """Draw samples with the framework's stateless threefry draws.
 
         Args:
             sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
@@ -330,11 +314,9 @@ class OneHotCategorical(_LogitDistribution):
             One-hot floats (argmax of Gumbel-perturbed logits), shape ``sample_shape
                 + logits.shape``, in the parameters' dtype.
         """
-        backend = self.backend
-        shape = tuple(sample_shape) + backend.shape_of(self.logits)
-        gumbel = gumbel_noise(backend, shape, seed, self.dtype)
-        index = backend.argmax(self.logits + gumbel, axis=-1)
-        return backend.one_hot(index, self.num_classes, self.dtype)
+        shape = tuple(sample_shape) + shape_of(self.logits)
+        gumbel = gumbel_noise(self.framework, shape, seed, self.dtype)
+        return gumbel_max(self.framework.xp, self.logits + gumbel)
 
     def log_prob(self, value):
         """The log-density of ``value``, summed over the event.
@@ -345,8 +327,8 @@ class OneHotCategorical(_LogitDistribution):
         Returns:
             ``log q(value)``, shape ``... + batch_shape``.
         """
-        backend = self.backend
-        per_variable = backend.reduce_sum(value * backend.log_softmax(self.logits), axis=-1)
+        xp = self.framework.xp
+        per_variable = xp.sum(value * self.framework.log_softmax(self.logits), axis=-1)
         return self._sum_event(per_variable)
 
 
@@ -367,33 +349,31 @@ class Normal(Distribution):
     kind = "normal"
 
     def __init__(self, loc, scale, event_ndims: int = 0, *, validate_args: bool = False):
-        self.backend = get_backend(loc, scale)
+        self.framework = framework = get_framework(loc, scale)
         self.validate_args = _check_flag(validate_args)
-        backend = self.backend
-        if backend.is_array(loc):
+        xp = framework.xp
+        if framework.is_array(loc):
             self.loc = loc
-            self.scale = (
-                scale if backend.is_array(scale) else backend.convert(scale, backend.dtype_of(loc))
-            )
-        elif backend.is_array(scale):
+            self.scale = scale if framework.is_array(scale) else xp.asarray(scale, dtype=loc.dtype)
+        elif framework.is_array(scale):
             self.scale = scale
-            self.loc = backend.convert(loc, backend.dtype_of(scale))
+            self.loc = xp.asarray(loc, dtype=scale.dtype)
         else:
             raise TypeError(
                 "Normal needs loc or scale as a tensor (tf.Tensor or jax.Array) to fix the "
                 "dtype; got two Python/NumPy values."
             )
-        if backend.dtype_of(self.loc) != backend.dtype_of(self.scale):
+        if self.loc.dtype != self.scale.dtype:
             raise TypeError(
-                f"loc has dtype {backend.dtype_name(backend.dtype_of(self.loc))} but scale has "
-                f"{backend.dtype_name(backend.dtype_of(self.scale))}; they must match."
+                f"loc has dtype {dtype_name(self.loc.dtype)} but scale has "
+                f"{dtype_name(self.scale.dtype)}; they must match."
             )
         self.loc = self._validated(self.loc, "loc")
         self.scale = self._validated(self.scale, "scale")
-        shape = self.backend.shape_of(self.loc + self.scale)
+        shape = shape_of(self.loc + self.scale)
         _check_event_ndims(event_ndims, len(shape), shape, "loc")
         self.event_ndims = event_ndims
-        self.fxgx_backend_name = self.backend.name
+        self.fxgx_framework_name = framework.name
 
     def parameter_arrays(self) -> list:
         """Each parameter and how many of its trailing axes belong to one latent configuration.
@@ -406,11 +386,11 @@ class Normal(Distribution):
     @property
     def dtype(self):
         """The floating dtype of ``loc`` and ``scale``."""
-        return self.backend.dtype_of(self.loc)
+        return self.loc.dtype
 
     @property
     def _shape(self):
-        return self.backend.shape_of(self.loc + self.scale)
+        return shape_of(self.loc + self.scale)
 
     @property
     def batch_shape(self) -> tuple:
@@ -423,7 +403,7 @@ class Normal(Distribution):
         return self._shape[len(self._shape) - self.event_ndims :]
 
     def sample(self, sample_shape, seed):
-        """Draw samples with the backend's stateless threefry draws.
+        """Draw samples with the framework's stateless threefry draws.
 
         Args:
             sample_shape: the leading shape of the draws, e.g. ``(num_samples,)``.
@@ -433,7 +413,7 @@ class Normal(Distribution):
             ``loc + scale * eps``, shape ``sample_shape + batch_shape +
                 event_shape``, in the parameters' dtype.
         """
-        noise = self.backend.normal(tuple(sample_shape) + self._shape, seed, self.dtype)
+        noise = self.framework.normal(tuple(sample_shape) + self._shape, seed, self.dtype)
         return self.loc + self.scale * noise
 
     def log_prob(self, value):
@@ -445,10 +425,10 @@ class Normal(Distribution):
         Returns:
             ``log q(value)``, shape ``... + batch_shape``.
         """
-        backend = self.backend
+        xp = self.framework.xp
         standardized = (value - self.loc) / self.scale
-        log_normalizer = 0.5 * backend.log(2 * backend.convert(3.141592653589793, self.dtype))
-        return self._sum_event(-0.5 * standardized**2 - backend.log(self.scale) - log_normalizer)
+        log_normalizer = 0.5 * xp.log(2 * xp.asarray(3.141592653589793, dtype=self.dtype))
+        return self._sum_event(-0.5 * standardized**2 - xp.log(self.scale) - log_normalizer)
 
 
 def as_fxgx_distribution(distribution, *, argument: str = "distribution"):
@@ -486,11 +466,11 @@ def as_fxgx_distribution(distribution, *, argument: str = "distribution"):
     )
 
 
-def backend_of_distribution(distribution, *, seed=None, argument: str = "distribution"):
-    """The backend module of ``distribution``, told from its arrays, never assumed.
+def framework_of_distribution(distribution, *, seed=None, argument: str = "distribution"):
+    """The framework of ``distribution``, told from its arrays, never assumed.
 
-    fxgx distributions carry their backend. TensorFlow Probability's distributions belong to
-    TensorFlow (its JAX substrate, ``tensorflow_probability.substrates.jax``, to JAX). Any
+    fxgx distributions carry their framework. TensorFlow Probability's distributions belong
+    to TensorFlow (its JAX substrate, ``tensorflow_probability.substrates.jax``, to JAX). Any
     other object with ``sample``/``log_prob`` is looked into: the arrays among its
     ``parameters`` (TFP, distrax) and its attributes name the framework. Failing that, a
     framework seed (a JAX key, a ``tf.Tensor``) decides.
@@ -501,30 +481,30 @@ def backend_of_distribution(distribution, *, seed=None, argument: str = "distrib
         argument: the name the error message gives ``distribution``.
 
     Returns:
-        The backend module (``fxgx.backends.tensorflow_backend`` or ``jax_backend``).
+        The framework module (``fxgx.backends.tensorflow_backend`` or ``jax_backend``).
 
     Raises:
         TypeError: neither the distribution nor the seed tells the framework (fxgx does not
             guess).
     """
     if isinstance(distribution, Distribution):
-        return distribution.backend
+        return distribution.framework
     module = type(distribution).__module__ or ""
     if module.startswith("tensorflow_probability.substrates.jax"):
-        return backend_by_name("jax")
+        return framework_by_name("jax")
     if module.startswith("tensorflow_probability"):
-        return backend_by_name("tensorflow")
-    backend = find_backend(*_array_attributes(distribution))
-    if backend is None and seed is not None:
-        backend = find_backend(seed)
-    if backend is None:
+        return framework_by_name("tensorflow")
+    framework = find_framework(*_array_attributes(distribution))
+    if framework is None and seed is not None:
+        framework = find_framework(seed)
+    if framework is None:
         raise TypeError(
             f"Could not tell the framework of {argument} ({type(distribution).__name__}): none "
             "of its parameters or attributes is a tf.Tensor, tf.Variable or jax.Array. Give it "
             "array parameters, or pass seed= as a framework seed (jax.random.key(0) or a "
             "tf.constant([0, 0]))."
         )
-    return backend
+    return framework
 
 
 def _array_attributes(distribution) -> list:

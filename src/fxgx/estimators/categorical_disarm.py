@@ -41,11 +41,11 @@ from fxgx.estimators.disarm import Disarm
 from fxgx.estimators.stick_breaking import coupled_pairs, coupled_surrogate, half_difference
 
 
-def coupling_importance_weight(backend, pairs):
+def coupling_importance_weight(framework, pairs):
     """``w = q(z) q(z~) / c(z, z~)`` per pair and variable, with a trailing class axis of 1.
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         pairs: stick-breaking coupled pairs (``fxgx.estimators.stick_breaking``).
 
     Returns:
@@ -53,51 +53,49 @@ def coupling_importance_weight(backend, pairs):
         both sequences passed (both 0) of ``(1 - pi)^2 / (1 - 2 pi)`` times ``sigmoid(|eta|)``
         at the decision where they part (1 where they never part).
     """
+    xp = framework.xp
     eta = pairs.decision_logits
     both_alive = pairs.first_alive * pairs.second_alive
     both_passed = both_alive * (1.0 - pairs.first_decisions) * (1.0 - pairs.second_decisions)
-    parted = both_alive * backend.abs(pairs.first_decisions - pairs.second_decisions)
+    parted = both_alive * xp.abs(pairs.first_decisions - pairs.second_decisions)
     # 1 - 2 sigmoid(eta) = tanh(-eta / 2); both sequences pass decision i only if eta_i < 0.
-    passable = backend.less(eta, 0.0)
-    safe_gap = backend.where(passable, backend.tanh(-0.5 * eta), backend.ones_like(eta))
-    log_pass = backend.where(passable,
-                             2.0 * backend.log_sigmoid(-eta) - backend.log(safe_gap),
-                             backend.zeros_like(eta))
-    log_weight = both_passed * log_pass + parted * backend.log_sigmoid(backend.abs(eta))
-    return backend.exp(backend.reduce_sum(log_weight, axis=-1, keepdims=True))
+    passable = xp.less(eta, 0.0)
+    safe_gap = xp.where(passable, xp.tanh(-0.5 * eta), xp.ones_like(eta))
+    log_pass = xp.where(passable,
+                        2.0 * framework.log_sigmoid(-eta) - xp.log(safe_gap),
+                        xp.zeros_like(eta))
+    log_weight = both_passed * log_pass + parted * framework.log_sigmoid(xp.abs(eta))
+    return xp.exp(xp.sum(log_weight, axis=-1, keepdims=True))
 
 
-def categorical_disarm_gradient(backend, pairs, event_ndims):
+def categorical_disarm_gradient(framework, pairs, event_ndims):
     """The per-pair gradient w.r.t. the softmax logits, ``1/2 w (f(z) - f(z~)) (z - z~)``.
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         pairs: stick-breaking coupled pairs.
         event_ndims: the distribution's event axes before the class axis.
 
     Returns:
         Shape ``[S] + batch_shape + event + [K]``.
     """
-    difference = half_difference(backend, pairs, event_ndims + 1)
-    weight = coupling_importance_weight(backend, pairs)
+    difference = half_difference(framework, pairs, event_ndims + 1)
+    weight = coupling_importance_weight(framework, pairs)
     return difference * weight * (pairs.first - pairs.second)
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoricalDisarm(Estimator):
+class CategoricalDisarm(Estimator, card="categorical_disarm"):
     """Categorical DisARM (importance-weighted, stick-breaking coupling). See
     ``categorical_disarm``."""
 
-    name = "categorical_disarm"
-    supports = ("bernoulli", "categorical")
-
-    def _estimate(self, function, distribution, backend, seed, num_samples):
+    def _estimate(self, framework, function, distribution, seed, num_samples):
         if distribution.kind == "bernoulli":  # the two-class case: DisARM itself
-            return Disarm()._estimate(function, distribution, backend, seed, num_samples)
-        pairs = coupled_pairs(function, distribution, backend, seed, num_samples,
+            return Disarm()._estimate(framework, function, distribution, seed, num_samples)
+        pairs = coupled_pairs(framework, function, distribution, seed, num_samples,
                               ascending=True)
-        per_pair = categorical_disarm_gradient(backend, pairs, distribution.event_ndims)
-        return coupled_surrogate(backend, pairs, per_pair, distribution.logits,
+        per_pair = categorical_disarm_gradient(framework, pairs, distribution.event_ndims)
+        return coupled_surrogate(framework, pairs, per_pair, distribution.logits,
                                  distribution.event_ndims + 1)
 
 

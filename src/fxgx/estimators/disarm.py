@@ -20,37 +20,30 @@ from __future__ import annotations
 
 import dataclasses
 
-from fxgx.estimators.arm import (
-    antithetic_pairs,
-    complement_is_exact,
-    expand_over_event,
-    pair_surrogate,
-)
+from fxgx.core.arrays import expand_trailing
+from fxgx.estimators.antithetic import antithetic_pairs, complement_is_exact, pair_surrogate
 from fxgx.estimators.base import Estimator
 
 
 @dataclasses.dataclass(frozen=True)
-class Disarm(Estimator):
+class Disarm(Estimator, card="disarm"):
     """DisARM for Bernoulli latents (gradient w.r.t. the logits). See ``disarm``."""
 
-    name = "disarm"
-    supports = ("bernoulli",)
-
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        pairs = antithetic_pairs(function, distribution, backend, seed, num_samples)
-        difference = expand_over_event(
-            backend, pairs.first_values - pairs.second_values, distribution.event_ndims
-        )
-        logits = backend.stop_gradient(distribution.logits)
-        if complement_is_exact(backend, backend.dtype_of(logits)):
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        xp = framework.xp
+        pairs = antithetic_pairs(framework, function, distribution, seed, num_samples)
+        difference = expand_trailing(xp, pairs.first_values - pairs.second_values,
+                                     distribution.event_ndims)
+        logits = framework.stop_gradient(distribution.logits)
+        if complement_is_exact(xp, logits.dtype):
             # sigmoid(|theta|) = max(p, 1 - p), p = sigmoid(theta) (shared with the draws):
             # 1 - p is accurate where it is the larger, so no second sigmoid pass.
-            probability = backend.sigmoid(logits)
-            weight = backend.maximum(probability, 1.0 - probability)
+            probability = framework.sigmoid(logits)
+            weight = xp.maximum(probability, 1.0 - probability)
         else:
-            weight = backend.sigmoid(backend.abs(logits))
+            weight = framework.sigmoid(xp.abs(logits))
         per_pair = 0.5 * difference * (pairs.first - pairs.second) * weight
-        return pair_surrogate(backend, distribution, pairs, per_pair)
+        return pair_surrogate(framework, distribution, pairs, per_pair)
 
 
 def disarm() -> Disarm:

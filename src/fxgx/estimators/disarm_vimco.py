@@ -45,43 +45,23 @@ from __future__ import annotations
 
 import dataclasses
 
-from fxgx.core.custom_gradient import custom_gradient
-from fxgx.estimators.arm import antithetic_pairs, expand_over_event
+from fxgx.core.arrays import expand_trailing, shape_of
+from fxgx.core.custom_gradient import with_gradient
+from fxgx.estimators.antithetic import antithetic_pairs
 from fxgx.estimators.base import Estimator
-from fxgx.estimators.vimco import log_mean_exp
+from fxgx.estimators.multi_sample import log_mean_exp, replaced_log_mean_exp
+from fxgx.estimators.streaming import cannot_stream
 
 
-def swapped_objectives(backend, values, replacements):
-    """``log mean exp`` of ``values`` (axis 0) with entry ``k`` replaced by ``replacements_k``.
-
-    Args:
-        backend: the backend module.
-        values: ``[K] + batch_shape`` values ``f(z_k)``.
-        replacements: ``[K] + batch_shape`` values, ``f(z~_k)``.
-
-    Returns:
-        ``[K] + batch_shape``: row ``k`` is ``log (1/K [sum_{j != k} exp values_j +
-        exp replacements_k])``.
-    """
-    count = backend.shape_of(values)[0]
-    rank = len(backend.shape_of(values))
-    index = backend.arange(count, "int32")
-    diagonal = backend.equal(backend.expand_dims(index, 1), backend.expand_dims(index, 0))
-    diagonal = backend.reshape(diagonal, (count, count) + (1,) * (rank - 1))
-    replaced = backend.where(
-        diagonal, backend.expand_dims(replacements, 1), backend.expand_dims(values, 0)
-    )
-    return log_mean_exp(backend, replaced, axis=1)
-
-
-def local_learning_signals(backend, values, replacements):
+def local_learning_signals(framework, values, replacements):
     """``L^ - L^_{k<-~}``: the change of ``log mean_k exp values_k`` when pair ``k``'s value
     is swapped for its partner's (axis 0; shape ``[K] + batch_shape``)."""
-    return log_mean_exp(backend, values) - swapped_objectives(backend, values, replacements)
+    return log_mean_exp(framework, values) - replaced_log_mean_exp(framework, values,
+                                                                   replacements)
 
 
 @dataclasses.dataclass(frozen=True)
-class DisarmVimco(Estimator):
+class DisarmVimco(Estimator, card="disarm_vimco"):
     """DisARM-VIMCO for ``E[log mean_k exp f(z_k)]``. See ``disarm_vimco``.
 
     Attributes:
@@ -91,35 +71,33 @@ class DisarmVimco(Estimator):
 
     symmetrized: bool = True
 
-    name = "disarm_vimco"
-    streaming = "none"
-    not_streaming_because = "its target log mean_k exp f(z_k) couples all num_samples pairs"
-    supports = ("bernoulli",)
+    streaming = cannot_stream("its target log mean_k exp f(z_k) couples all num_samples pairs")
     target = "log_mean_exp"
 
     def __post_init__(self):
         if not isinstance(self.symmetrized, bool):
             raise TypeError(f"symmetrized must be a bool, got {self.symmetrized!r}.")
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        pairs = antithetic_pairs(function, distribution, backend, seed, num_samples)
-        first = backend.stop_gradient(pairs.first_values)
-        second = backend.stop_gradient(pairs.second_values)
-        signal = local_learning_signals(backend, first, second)
-        value = log_mean_exp(backend, pairs.first_values)
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        xp = framework.xp
+        pairs = antithetic_pairs(framework, function, distribution, seed, num_samples)
+        first = framework.stop_gradient(pairs.first_values)
+        second = framework.stop_gradient(pairs.second_values)
+        signal = local_learning_signals(framework, first, second)
+        value = log_mean_exp(framework, pairs.first_values)
         if self.symmetrized:
             # The swapped-role estimate has signal L~^ - L~^_{k<-b} and weight (z~ - z).
-            signal = 0.5 * (signal - local_learning_signals(backend, second, first))
-            value = 0.5 * (value + log_mean_exp(backend, pairs.second_values))
-        logits = backend.stop_gradient(distribution.logits)
-        weight = backend.sigmoid(backend.abs(logits))
-        signal = expand_over_event(backend, signal, distribution.event_ndims)
+            signal = 0.5 * (signal - local_learning_signals(framework, second, first))
+            value = 0.5 * (value + log_mean_exp(framework, pairs.second_values))
+        logits = framework.stop_gradient(distribution.logits)
+        weight = framework.sigmoid(xp.abs(logits))
+        signal = expand_trailing(xp, signal, distribution.event_ndims)
         per_pair = 0.5 * signal * (pairs.first - pairs.second) * weight
-        gradient = backend.stop_gradient(backend.reduce_sum(per_pair, axis=0))
-        rank = len(backend.shape_of(logits))
+        gradient = framework.stop_gradient(xp.sum(per_pair, axis=0))
+        rank = len(shape_of(logits))
         event_axes = tuple(range(rank - distribution.event_ndims, rank))
-        return custom_gradient(value, gradient, distribution.logits, axis=event_axes,
-                               fx_gx_manually_stopped=True)
+        return with_gradient(framework, value, gradient, distribution.logits, axis=event_axes,
+                             fx_gx_manually_stopped=True)
 
 
 def disarm_vimco(symmetrized: bool = True) -> DisarmVimco:

@@ -36,86 +36,23 @@ from __future__ import annotations
 
 import dataclasses
 
-from fxgx.core.custom_gradient import custom_gradient
-from fxgx.estimators.base import Estimator, evaluate, leave_one_out_mean, sub_seeds
+from fxgx.core.arrays import expand_to_rank, shape_of
+from fxgx.core.custom_gradient import with_gradient
+from fxgx.estimators.base import Estimator, call_option
+from fxgx.estimators.control_variates import covariance_times, leave_one_out_mean
 from fxgx.estimators.hyperparameters import as_hyperparameter, finite
-from fxgx.estimators.rebar import VarianceObjectiveMixin
-from fxgx.estimators.reinforce import draw
+from fxgx.estimators.sampling import draw, evaluate, event_axes, mean_of, sub_seeds
+from fxgx.estimators.variance_objective import VarianceObjective
 
 
-def event_axes(backend, distribution):
-    """The axes of a sample (``[S] + logits.shape``) that belong to one event.
-
-    Args:
-        backend: the backend module.
-        distribution: a Bernoulli or one-hot categorical distribution.
-
-    Returns:
-        The ``event_ndims`` rightmost axes, plus the class axis for a categorical one.
-    """
-    rank = 1 + len(backend.shape_of(distribution.logits))
-    event_rank = distribution.event_ndims + (1 if distribution.kind == "categorical" else 0)
-    return tuple(range(rank - event_rank, rank))
-
-
-def mean_of(backend, distribution):
-    """``E_q[z]`` with the logits stopped.
-
-    Args:
-        backend: the backend module.
-        distribution: a Bernoulli or one-hot categorical distribution.
-
-    Returns:
-        ``sigmoid(logits)`` or ``softmax(logits)``, of the logits' shape.
-    """
-    logits = backend.stop_gradient(distribution.logits)
-    if distribution.kind == "bernoulli":
-        return backend.sigmoid(logits)
-    return backend.softmax(logits, axis=-1)
-
-
-def covariance_times(backend, distribution, mean, vector):
-    """``Cov_q(z) v`` for one sample ``z``, equal to ``grad_logits (v . mu)``.
-
-    Args:
-        backend: the backend module.
-        distribution: a Bernoulli or one-hot categorical distribution.
-        mean: ``mu``, of the logits' shape.
-        vector: ``v``, of the logits' shape.
-
-    Returns:
-        ``mu (1 - mu) v`` per Bernoulli logit, ``mu (v - sum_c mu_c v_c)`` per categorical
-        variable.
-    """
-    if distribution.kind == "bernoulli":
-        return mean * (1.0 - mean) * vector
-    return mean * (vector - backend.reduce_sum(mean * vector, axis=-1, keepdims=True))
-
-
-def expand_to(backend, value, rank):
-    """``value`` with trailing unit axes appended until it has ``rank`` axes.
-
-    Args:
-        backend: the backend module.
-        value: an array.
-        rank: the rank wanted.
-
-    Returns:
-        The reshaped ``value`` (unchanged if its rank is already ``rank`` or more).
-    """
-    while len(backend.shape_of(value)) < rank:
-        value = backend.expand_dims(value, -1)
-    return value
-
-
-def values_and_input_gradients(function, samples, distribution, backend, num_samples):
+def values_and_input_gradients(framework, function, samples, distribution, num_samples):
     """``f`` at the samples and its gradient w.r.t. them, from one backward pass.
 
     Args:
+        framework: the framework.
         function: ``f``, differentiable in its input.
         samples: ``[S] + logits.shape`` samples.
         distribution: the distribution they came from.
-        backend: the backend module.
         num_samples: ``S``.
 
     Returns:
@@ -126,87 +63,50 @@ def values_and_input_gradients(function, samples, distribution, backend, num_sam
     """
 
     def evaluated(points):
-        return evaluate(function, points, distribution, backend, num_samples)
+        return evaluate(framework, function, points, distribution, num_samples)
 
-    values, (gradients,) = backend.value_and_gradient(evaluated, [samples])
-    return values, backend.stop_gradient(gradients)
+    values, (gradients,) = framework.value_and_gradient(evaluated, [samples])
+    return values, framework.stop_gradient(gradients)
 
 
 @dataclasses.dataclass(frozen=True)
-class DoubleControlVariate(VarianceObjectiveMixin, Estimator):
+class DoubleControlVariate(VarianceObjective, Estimator, card="double_control_variate"):
     """REINFORCE-LOO with the Taylor control variate ``alpha dbar_s . (z_s - mu)``. See
     ``double_control_variate``.
 
+    Per-call option: ``scale`` (a trainable tensor).
+
     Attributes:
-        scale: ``alpha``, a finite number or floating array broadcasting to the batch shape
-            (trainable: pass it per call as ``scale=``).
+        scale: ``alpha``, a finite number or floating array broadcasting to the batch shape.
     """
 
-    scale: object = 1.0
-    name = "double_control_variate"
-    supports = ("bernoulli", "categorical")
+    scale: object = call_option(1.0, finite)
     minimum_samples = 2
 
-    def __call__(self, function, distribution, *, seed, num_samples: int = 2,
-                 chunk_size=None, devices=None, scale=None):
-        """The surrogate of ``E[f]`` (see ``Estimator.__call__``).
-
-        Args:
-            function: ``f``, differentiable in its input; maps ``[S] + logits.shape``
-                samples to ``[S] + batch_shape``.
-            distribution: a Bernoulli or one-hot categorical ``q``.
-            seed: an int, a TensorFlow stateless seed or a JAX key.
-            num_samples: ``S >= 2``.
-            chunk_size: stream the estimate in chunks (see ``Estimator.__call__``).
-            devices: spread the chunks over devices (see ``Estimator.__call__``).
-            scale: overrides ``alpha`` for this call (a trainable tensor).
-
-        Returns:
-            The surrogate, of the distribution's batch shape: value ``mean_s f(z_s)``,
-            gradient the double-control-variate estimate.
-        """
-        estimator = self.with_call_options(scale=scale)
-        return Estimator.__call__(estimator, function, distribution, seed=seed,
-                                  num_samples=num_samples, chunk_size=chunk_size,
-                                  devices=devices)
-
-    def with_call_options(self, scale=None):
-        """A copy with ``scale`` replaced where given.
-
-        Args:
-            scale: a new ``alpha`` (checked to be finite), or ``None`` to keep this one.
-
-        Returns:
-            A :class:`DoubleControlVariate`.
-        """
-        if scale is None:
-            return self
-        return dataclasses.replace(self, scale=finite(scale, "scale"))
-
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        seeds = sub_seeds(seed, backend, "samples")
-        samples = draw(distribution, backend, seeds["samples"], num_samples)
-        values, slopes = values_and_input_gradients(function, samples, distribution, backend,
-                                                    num_samples)
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        xp = framework.xp
+        seeds = sub_seeds(framework, seed, "samples")
+        samples = draw(framework, distribution, seeds["samples"], num_samples)
+        values, slopes = values_and_input_gradients(framework, function, samples,
+                                                    distribution, num_samples)
         logits = distribution.logits
-        dtype = backend.dtype_of(logits)
-        rank = len(backend.shape_of(logits))
-        axes = event_axes(backend, distribution)
-        scale = as_hyperparameter(backend, self.scale, dtype, distribution.batch_shape, "scale",
-                                  target="the batch")
-        mean = mean_of(backend, distribution)
+        dtype = logits.dtype
+        rank = len(shape_of(logits))
+        axes = event_axes(distribution)
+        scale = as_hyperparameter(framework, self.scale, dtype, distribution.batch_shape,
+                                  "scale", target="the batch")
+        mean = mean_of(framework, distribution)
         centred = samples - mean
-        others_slope = leave_one_out_mean(backend, slopes, num_samples)
-        taylor = backend.reduce_sum(others_slope * centred, axis=axes)
-        adjusted = backend.stop_gradient(values) - scale * taylor
-        weights = (adjusted - leave_one_out_mean(backend, adjusted, num_samples)) / num_samples
-        score_part = backend.reduce_sum(expand_to(backend, weights, rank + 1) * centred, axis=0)
-        correction = covariance_times(backend, distribution, mean,
-                                      backend.reduce_mean(slopes, axis=0))
-        gradient = score_part + expand_to(backend, scale, rank) * correction
-        return custom_gradient(backend.reduce_mean(values, axis=0), gradient, logits,
-                               axis=tuple(axis - 1 for axis in axes),
-                               fx_gx_manually_stopped=True)
+        others_slope = leave_one_out_mean(xp, slopes, num_samples)
+        taylor = xp.sum(others_slope * centred, axis=axes)
+        adjusted = framework.stop_gradient(values) - scale * taylor
+        weights = (adjusted - leave_one_out_mean(xp, adjusted, num_samples)) / num_samples
+        score_part = xp.sum(expand_to_rank(xp, weights, rank + 1) * centred, axis=0)
+        correction = covariance_times(xp, distribution, mean, xp.mean(slopes, axis=0))
+        gradient = score_part + expand_to_rank(xp, scale, rank) * correction
+        return with_gradient(framework, xp.mean(values, axis=0), gradient, logits,
+                             axis=tuple(axis - 1 for axis in axes),
+                             fx_gx_manually_stopped=True)
 
 
 def double_control_variate(scale=1.0) -> DoubleControlVariate:

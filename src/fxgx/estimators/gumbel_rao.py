@@ -33,14 +33,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from fxgx.core.custom_gradient import custom_gradient
+from fxgx.core.arrays import shape_of
+from fxgx.core.custom_gradient import with_gradient
 from fxgx.core.random import open_uniform
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.distributions.sampling import bits_above, gumbel_max
+from fxgx.estimators.base import Estimator, call_option
 from fxgx.estimators.hyperparameters import as_hyperparameter, positive, positive_int
+from fxgx.estimators.sampling import evaluate, sub_seeds
 
 
 @dataclasses.dataclass(frozen=True)
-class GumbelRao(Estimator):
+class GumbelRao(Estimator, card="gumbel_rao"):
     """Gumbel-Rao (Rao-Blackwellised straight-through Gumbel-softmax). See ``gumbel_rao``.
 
     Attributes:
@@ -48,52 +51,50 @@ class GumbelRao(Estimator):
         num_conditional_samples: Gumbel draws per hard sample.
     """
 
-    temperature: object = 0.5
+    temperature: object = call_option(0.5, positive)
     num_conditional_samples: int = 10
-    name = "gumbel_rao"
-    supports = ("bernoulli", "categorical")
-    unbiased = False
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        xp = framework.xp
         logits = distribution.logits
-        dtype = backend.dtype_of(logits)
-        stopped_logits = backend.stop_gradient(logits)
-        shape = (num_samples,) + tuple(backend.shape_of(logits))
-        temperature = as_hyperparameter(backend, self.temperature, dtype,
-                                        backend.shape_of(logits), "temperature")
-        stopped_temperature = backend.stop_gradient(temperature)
-        seeds = sub_seeds(seed, backend, "perturbation", "conditional")
-        first = open_uniform(backend, shape, seeds["perturbation"], dtype)
+        dtype = logits.dtype
+        stopped_logits = framework.stop_gradient(logits)
+        shape = (num_samples,) + shape_of(logits)
+        temperature = as_hyperparameter(framework, self.temperature, dtype, shape_of(logits),
+                                        "temperature")
+        stopped_temperature = framework.stop_gradient(temperature)
+        seeds = sub_seeds(framework, seed, "perturbation", "conditional")
+        first = open_uniform(framework, shape, seeds["perturbation"], dtype)
         # The perturbation that chose b is itself a draw of z given b: M - 1 more are drawn.
         extra = self.num_conditional_samples - 1
-        second = (open_uniform(backend, (extra,) + shape, seeds["conditional"], dtype)
+        second = (open_uniform(framework, (extra,) + shape, seeds["conditional"], dtype)
                   if extra else None)
         if distribution.kind == "bernoulli":
             samples, slope, offset = _bernoulli_moments(
-                backend, stopped_logits, first, second, stopped_temperature)
+                framework, stopped_logits, first, second, stopped_temperature)
             scale = 1.0 / self.num_conditional_samples
             # d/dtheta = mean_m w_m / tau and d/dtau = -mean_m w_m z~_m / tau^2, as autodiff
             # of mean_m sigmoid(z~_m / tau) with the noise fixed would give.
             linear = (scale * slope) * logits / stopped_temperature + (scale * offset) / temperature
         else:
             samples, linear = _categorical_linearisation(
-                backend, logits, stopped_logits, first, second, temperature,
+                framework, logits, stopped_logits, first, second, temperature,
                 stopped_temperature)
             linear = linear / self.num_conditional_samples
-        straight_through = custom_gradient(samples, backend.ones_like(linear), linear)
-        values = evaluate(function, straight_through, distribution, backend, num_samples)
-        return backend.reduce_mean(values, axis=0)
+        straight_through = with_gradient(framework, samples, xp.ones_like(linear), linear)
+        values = evaluate(framework, function, straight_through, distribution, num_samples)
+        return xp.mean(values, axis=0)
 
 
-def _sigmoid_slope(backend, magnitude, temperature):
+def _sigmoid_slope(xp, magnitude, temperature):
     """``sigmoid'(z / tau) = sigmoid(a / tau) sigmoid(-a / tau)`` for ``a = |z|``, as
     ``e / (1 + e)^2`` with ``e = exp(-a / tau)`` in ``(0, 1]``: one exponential, and accurate
     where ``y (1 - y)`` would round ``1 - y`` away."""
-    decay = backend.exp(-magnitude / temperature)
-    return decay / backend.square(1.0 + decay)
+    decay = xp.exp(-magnitude / temperature)
+    return decay / xp.square(1.0 + decay)
 
 
-def _bernoulli_moments(backend, logits, first, second, temperature):
+def _bernoulli_moments(framework, logits, first, second, temperature):
     """The hard samples ``b`` and, over the ``M`` draws of ``z~ | b`` (the perturbation and
     the ``M - 1`` conditional draws from ``second``), ``sum_m w_m`` and ``sum_m w_m z~_m``
     with ``w_m = sigmoid'(z~_m / tau)``. Everything here is constant (stopped inputs).
@@ -102,42 +103,41 @@ def _bernoulli_moments(backend, logits, first, second, temperature):
     (``z~ = s |z~|``); written as ``softplus(s theta) + log(v + (1 - v) sigmoid(-s theta))
     - log1p(-v)``, two logarithms per draw, finite for any finite ``theta``.
     """
-    perturbed = logits + backend.log(first) - backend.log1p(-first)
-    samples = backend.cast(backend.greater(perturbed, 0.0), backend.dtype_of(logits))
+    xp = framework.xp
+    perturbed = logits + xp.log(first) - xp.log1p(-first)
+    samples = bits_above(xp, perturbed, 0.0)
     sign = 2.0 * samples - 1.0
-    magnitude = backend.abs(perturbed)
-    weight = _sigmoid_slope(backend, magnitude, temperature)
+    magnitude = xp.abs(perturbed)
+    weight = _sigmoid_slope(xp, magnitude, temperature)
     slope, offset = weight, weight * magnitude
     if second is not None:
         signed_logits = sign * logits
-        shift = backend.softplus(signed_logits)
-        below = backend.exp(-shift)  # sigmoid(-s theta)
-        magnitude = (shift + backend.log(second + (1.0 - second) * below)
-                     - backend.log1p(-second))
-        weight = _sigmoid_slope(backend, magnitude, temperature)
-        slope = slope + backend.reduce_sum(weight, axis=0)
-        offset = offset + backend.reduce_sum(weight * magnitude, axis=0)
+        shift = framework.softplus(signed_logits)
+        below = xp.exp(-shift)  # sigmoid(-s theta)
+        magnitude = (shift + xp.log(second + (1.0 - second) * below) - xp.log1p(-second))
+        weight = _sigmoid_slope(xp, magnitude, temperature)
+        slope = slope + xp.sum(weight, axis=0)
+        offset = offset + xp.sum(weight * magnitude, axis=0)
     return samples, slope, sign * offset
 
 
-def _softmax_linearisation(backend, relaxed, direction):
+def _softmax_linearisation(xp, relaxed, direction):
     """``sum_m J_m direction_m`` with ``J_m = diag(y_m) - y_m y_m^T`` the (symmetric)
     Jacobian of the softmax at ``y_m = relaxed[m]``: ``y * (d - sum(y * d))`` summed over
     the leading axis. ``relaxed`` is constant; linear in ``direction``."""
     product = relaxed * direction
-    return backend.reduce_sum(
-        product - relaxed * backend.reduce_sum(product, axis=-1, keepdims=True), axis=0)
+    return xp.sum(product - relaxed * xp.sum(product, axis=-1, keepdims=True), axis=0)
 
 
-def _draws_linearisation(backend, noisy, scaled_logits, temperature, stopped_temperature):
+def _draws_linearisation(framework, noisy, scaled_logits, temperature, stopped_temperature):
     """``sum_m J_m x_m`` for the draws ``noisy = z~`` ``[M', S, ..., K]``, with
     ``x_m = theta / stop(tau) + stop(z~_m) / tau``: the derivative of ``(theta + noise) / tau``
     is ``1 / tau`` w.r.t. ``theta`` and ``-z~ / tau^2`` w.r.t. ``tau``, and so is ``x_m``'s."""
-    relaxed = backend.softmax(noisy / stopped_temperature, axis=-1)
-    return _softmax_linearisation(backend, relaxed, scaled_logits + noisy / temperature)
+    relaxed = framework.softmax(noisy / stopped_temperature, axis=-1)
+    return _softmax_linearisation(framework.xp, relaxed, scaled_logits + noisy / temperature)
 
 
-def _categorical_linearisation(backend, logits, stopped_logits, first, second, temperature,
+def _categorical_linearisation(framework, logits, stopped_logits, first, second, temperature,
                                stopped_temperature):
     """The one-hot samples ``b`` and a tensor whose derivative w.r.t. ``theta`` and ``tau`` is
     ``sum_m d softmax(z~_m / tau)`` with the noise ``z~_m - theta`` fixed (its value is not
@@ -148,23 +148,22 @@ def _categorical_linearisation(backend, logits, stopped_logits, first, second, t
     (truncated Gumbels, Maddison, Tarlow & Minka 2014): one logarithm, one ``log1p`` and one
     exponential (in the softmax) per draw and class.
     """
-    perturbed = stopped_logits - backend.log(-backend.log(first))
-    num_classes = backend.shape_of(logits)[-1]
-    samples = backend.one_hot(backend.argmax(perturbed, axis=-1), num_classes,
-                              backend.dtype_of(logits))
+    xp = framework.xp
+    perturbed = stopped_logits - xp.log(-xp.log(first))
+    samples = gumbel_max(xp, perturbed)
     scaled_logits = logits / stopped_temperature
-    linear = _draws_linearisation(backend, perturbed[None], scaled_logits, temperature,
+    linear = _draws_linearisation(framework, perturbed[None], scaled_logits, temperature,
                                   stopped_temperature)
     if second is not None:
-        exponential = -backend.log(second)
-        top_exponential = backend.reduce_sum(samples * exponential, axis=-1, keepdims=True)
-        probabilities = backend.softmax(stopped_logits, axis=-1)
-        gap = backend.where(samples > 0.5, backend.zeros_like(exponential),
-                            backend.log1p(exponential / (top_exponential * probabilities)))
-        top = (backend.logsumexp(stopped_logits, axis=-1, keepdims=True)
-               - backend.log(top_exponential))
-        linear = linear + _draws_linearisation(backend, top - gap, scaled_logits, temperature,
-                                               stopped_temperature)
+        exponential = -xp.log(second)
+        top_exponential = xp.sum(samples * exponential, axis=-1, keepdims=True)
+        probabilities = framework.softmax(stopped_logits, axis=-1)
+        gap = xp.where(samples > 0.5, xp.zeros_like(exponential),
+                       xp.log1p(exponential / (top_exponential * probabilities)))
+        top = (framework.logsumexp(stopped_logits, axis=-1, keepdims=True)
+               - xp.log(top_exponential))
+        linear = linear + _draws_linearisation(framework, top - gap, scaled_logits,
+                                               temperature, stopped_temperature)
     return samples, linear
 
 

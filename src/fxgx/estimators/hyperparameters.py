@@ -13,8 +13,8 @@ import numbers
 
 import numpy as np
 
-from fxgx.backends import find_backend
-from fxgx.distributions import known_values
+from fxgx.backends import find_framework
+from fxgx.core.arrays import shape_of
 
 
 def _checked(value, argument, condition, requirement):
@@ -32,7 +32,8 @@ def _checked(value, argument, condition, requirement):
         )
     if not np.issubdtype(np.dtype(getattr(dtype, "as_numpy_dtype", dtype)), np.floating):
         raise TypeError(f"{argument} has dtype {dtype}; pass a floating tensor.")
-    known = known_values(value)
+    framework = find_framework(value)
+    known = np.asarray(value) if framework is None else framework.concrete_value(value)
     if known is not None and (known.size == 0 or not condition(known)):
         raise ValueError(f"{argument}={known!r} must be {requirement}.")
     return value
@@ -59,19 +60,50 @@ def positive_int(value, argument: str) -> int:
     return int(value)
 
 
-def as_hyperparameter(backend, value, dtype, target_shape, argument, target="the logits'"):
-    """``value`` as a ``dtype`` array of ``backend`` that broadcasts to ``target_shape``."""
+def unchecked(value, argument: str):
+    """Any value, unchanged: the parameters of a user's control variate are whatever it takes.
+
+    Args:
+        value: the value.
+        argument: its name (unused).
+
+    Returns:
+        ``value``.
+    """
+    del argument
+    return value
+
+
+def as_hyperparameter(framework, value, dtype, target_shape, argument, target="the logits'"):
+    """``value`` as a ``dtype`` array of ``framework`` that broadcasts to ``target_shape``.
+
+    Args:
+        framework: the framework of the logits.
+        value: a number or an array.
+        dtype: the logits' dtype.
+        target_shape: the shape ``value`` must broadcast to.
+        argument: the name the error gives ``value``.
+        target: what ``target_shape`` is, in words.
+
+    Returns:
+        The array.
+
+    Raises:
+        TypeError: an array of another framework.
+        ValueError: a shape that does not broadcast.
+    """
+    xp = framework.xp
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return backend.convert(float(value), dtype)
-    other = find_backend(value)
-    if other is not None and other.name != backend.name:
+        return xp.asarray(float(value), dtype=dtype)
+    other = find_framework(value)
+    if other is not None and other.name != framework.name:
         raise TypeError(
-            f"{argument} is a {other.name} array but the logits are {backend.name} arrays; "
+            f"{argument} is a {other.name} array but the logits are {framework.name} arrays; "
             "pass a number or an array of the same framework."
         )
-    if not backend.is_array(value):
-        value = backend.convert(np.asarray(value))
-    shape = tuple(backend.shape_of(value))
+    if not framework.is_array(value):
+        value = xp.asarray(np.asarray(value))
+    shape = shape_of(value)
     trailing = tuple(target_shape[len(target_shape) - len(shape):]) if shape else ()
     if len(shape) > len(target_shape) or any(
         size not in (1, other_size) for size, other_size in zip(shape, trailing, strict=True)
@@ -80,7 +112,25 @@ def as_hyperparameter(backend, value, dtype, target_shape, argument, target="the
             f"{argument} has shape {shape}; it must be a scalar or broadcast to {target} "
             f"shape {tuple(target_shape)}."
         )
-    if backend.dtype_of(value) != dtype:
-        value = backend.cast(value, dtype)
+    if value.dtype != dtype:
+        value = xp.astype(value, dtype)
     return value
 
+
+def as_dtype_of(framework, value, dtype):
+    """A Python number or an array as a ``dtype`` array of ``framework``.
+
+    Args:
+        framework: the framework.
+        value: a number or an array.
+        dtype: the dtype wanted.
+
+    Returns:
+        The array.
+    """
+    xp = framework.xp
+    if framework.is_array(value):
+        return value if value.dtype == dtype else xp.astype(value, dtype)
+    if isinstance(value, numbers.Real):
+        return xp.asarray(float(value), dtype=dtype)
+    return xp.astype(xp.asarray(np.asarray(value)), dtype)

@@ -31,24 +31,26 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from fxgx.core.custom_gradient import custom_gradient
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.core.arrays import one_hot, shape_of
+from fxgx.core.custom_gradient import with_gradient
+from fxgx.estimators.base import Estimator
+from fxgx.estimators.sampling import evaluate, event_rank, sub_seeds
 
 
-def _variable_shape(distribution, backend):
+def _variable_shape(distribution):
     """The shape of the variable positions of one event: the event shape for a Bernoulli,
     the event shape without the class axis for a one-hot categorical."""
-    shape = tuple(backend.shape_of(distribution.logits))
+    shape = shape_of(distribution.logits)
     if distribution.kind == "bernoulli":
         return shape[len(shape) - distribution.event_ndims:]
     return shape[len(shape) - 1 - distribution.event_ndims: -1]
 
 
-def substituted_samples(backend, samples, distribution):
+def substituted_samples(xp, samples, distribution):
     """Every sample with one variable set to each of its classes, and the class count.
 
     Args:
-        backend: the backend module.
+        xp: the namespace of ``samples``.
         samples: ``[S] + batch_shape + event_shape`` draws of ``distribution`` (0/1 for a
             Bernoulli, one-hot for a categorical).
         distribution: the fxgx Bernoulli or OneHotCategorical they came from.
@@ -59,84 +61,81 @@ def substituted_samples(backend, samples, distribution):
         (row-major over the event's variable positions) set to class ``k`` (a Bernoulli
         variable's classes are 0 and 1).
     """
-    dtype = backend.dtype_of(samples)
-    positions = _variable_shape(distribution, backend)
+    dtype = samples.dtype
+    positions = _variable_shape(distribution)
     num_variables = math.prod(positions)
     batch_rank = len(distribution.batch_shape)
     categorical = distribution.kind == "categorical"
     num_classes = distribution.num_classes if categorical else 2
     # mask[d] is 1 at variable d's position: [D, 1 (K), 1 (S)] + batch ones + positions.
-    mask = backend.one_hot(backend.arange(num_variables, "int32"), num_variables, dtype)
-    mask = backend.reshape(mask, (num_variables, 1, 1) + (1,) * batch_rank + positions)
+    mask = one_hot(xp, xp.arange(num_variables, dtype=xp.int32), num_variables, dtype)
+    mask = xp.reshape(mask, (num_variables, 1, 1) + (1,) * batch_rank + positions)
     if categorical:
-        mask = backend.expand_dims(mask, -1)
+        mask = xp.expand_dims(mask, axis=-1)
         # classes[k] is the one-hot vector of class k: [1, K, 1] + ones + [K].
-        classes = backend.one_hot(backend.arange(num_classes, "int32"), num_classes, dtype)
-        classes = backend.reshape(
+        classes = one_hot(xp, xp.arange(num_classes, dtype=xp.int32), num_classes, dtype)
+        classes = xp.reshape(
             classes, (1, num_classes, 1) + (1,) * (batch_rank + len(positions)) + (num_classes,))
     else:
-        classes = backend.reshape(backend.arange(num_classes, dtype),
-                                  (1, num_classes, 1) + (1,) * (batch_rank + len(positions)))
-    variants = backend.expand_dims(backend.expand_dims(samples, 0), 0) * (1.0 - mask)
+        classes = xp.reshape(xp.arange(num_classes, dtype=dtype),
+                             (1, num_classes, 1) + (1,) * (batch_rank + len(positions)))
+    variants = xp.expand_dims(xp.expand_dims(samples, axis=0), axis=0) * (1.0 - mask)
     return variants + mask * classes, num_classes
 
 
-def _class_values_per_variable(backend, values, distribution, num_variables, num_classes,
+def _class_values_per_variable(xp, values, distribution, num_variables, num_classes,
                                num_samples):
     """``f`` values ``[D K S] + batch_shape`` rearranged to ``[S] + batch_shape + positions
     + [K]`` (the logits' layout for a categorical; a trailing class axis for a Bernoulli)."""
     batch_shape = tuple(distribution.batch_shape)
-    values = backend.reshape(values, (num_variables, num_classes, num_samples) + batch_shape)
+    values = xp.reshape(values, (num_variables, num_classes, num_samples) + batch_shape)
     batch_rank = len(batch_shape)
     permutation = (2,) + tuple(range(3, 3 + batch_rank)) + (0, 1)
-    values = backend.transpose(values, permutation)
-    positions = _variable_shape(distribution, backend)
-    return backend.reshape(values, (num_samples,) + batch_shape + positions + (num_classes,))
+    values = xp.permute_dims(values, permutation)
+    positions = _variable_shape(distribution)
+    return xp.reshape(values, (num_samples,) + batch_shape + positions + (num_classes,))
 
 
 @dataclasses.dataclass(frozen=True)
-class IndeCateR(Estimator):
+class IndeCateR(Estimator, card="indecater"):
     """IndeCateR for Bernoulli and one-hot categorical latents. See ``indecater``."""
 
-    name = "indecater"
-    supports = ("bernoulli", "categorical")
-
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        seeds = sub_seeds(seed, backend, "samples")
-        samples = backend.stop_gradient(distribution.sample((num_samples,), seeds["samples"]))
-        variants, num_classes = substituted_samples(backend, samples, distribution)
-        num_variables = math.prod(_variable_shape(distribution, backend))
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        xp = framework.xp
+        stop = framework.stop_gradient
+        seeds = sub_seeds(framework, seed, "samples")
+        samples = stop(distribution.sample((num_samples,), seeds["samples"]))
+        variants, num_classes = substituted_samples(xp, samples, distribution)
+        num_variables = math.prod(_variable_shape(distribution))
         total = num_variables * num_classes * num_samples
-        flat = backend.reshape(variants, (total,) + tuple(backend.shape_of(samples))[1:])
-        values = evaluate(function, backend.stop_gradient(flat), distribution, backend, total)
-        per_class = _class_values_per_variable(backend, values, distribution, num_variables,
+        flat = xp.reshape(variants, (total,) + shape_of(samples)[1:])
+        values = evaluate(framework, function, stop(flat), distribution, total)
+        per_class = _class_values_per_variable(xp, values, distribution, num_variables,
                                                num_classes, num_samples)
-        logits = backend.stop_gradient(distribution.logits)
+        logits = stop(distribution.logits)
         if distribution.kind == "bernoulli":
-            probabilities = backend.sigmoid(logits)
-            complement = backend.sigmoid(-logits)
-            probabilities_per_class = backend.stack([complement, probabilities], axis=-1)
-            stopped = backend.stop_gradient(per_class)
+            probabilities = framework.sigmoid(logits)
+            complement = framework.sigmoid(-logits)
+            probabilities_per_class = xp.stack([complement, probabilities], axis=-1)
+            stopped = stop(per_class)
             difference = stopped[..., 1] - stopped[..., 0]
             per_sample = probabilities * complement * difference
-            event_rank = distribution.event_ndims
         else:
-            probabilities_per_class = backend.softmax(logits)
-            stopped = backend.stop_gradient(per_class)
-            centred = stopped - backend.reduce_sum(probabilities_per_class * stopped, axis=-1,
-                                                   keepdims=True)
+            probabilities_per_class = framework.softmax(logits)
+            stopped = stop(per_class)
+            centred = stopped - xp.sum(probabilities_per_class * stopped, axis=-1,
+                                       keepdims=True)
             per_sample = probabilities_per_class * centred
-            event_rank = distribution.event_ndims + 1
-        gradient = backend.stop_gradient(backend.reduce_mean(per_sample, axis=0))
+        gradient = stop(xp.mean(per_sample, axis=0))
         # Rao-Blackwellised values sum_k p_d(k) F_{d,k}: unbiased for E[f] for every d.
-        expected = backend.reduce_sum(probabilities_per_class * per_class, axis=-1)
-        rank = len(backend.shape_of(expected))
-        axes = (0,) + tuple(range(rank - len(_variable_shape(distribution, backend)), rank))
-        value = backend.reduce_mean(expected, axis=axes)
-        logits_rank = len(backend.shape_of(logits))
-        axis = tuple(range(logits_rank - event_rank, logits_rank))
-        return custom_gradient(value, gradient, distribution.logits, axis=axis,
-                               fx_gx_manually_stopped=True)
+        expected = xp.sum(probabilities_per_class * per_class, axis=-1)
+        rank = len(shape_of(expected))
+        axes = (0,) + tuple(range(rank - len(_variable_shape(distribution)), rank))
+        value = xp.mean(expected, axis=axes)
+        logits_rank = len(shape_of(logits))
+        axis = tuple(range(logits_rank - event_rank(distribution), logits_rank))
+        return with_gradient(framework, value, gradient, distribution.logits, axis=axis,
+                             fx_gx_manually_stopped=True)
 
 
 def indecater() -> IndeCateR:

@@ -24,8 +24,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from fxgx.estimators.base import Estimator, sub_seeds
-from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
+from fxgx.core.arrays import shape_of
+from fxgx.estimators.base import Estimator
+from fxgx.estimators.sampling import draw_and_evaluate, sub_seeds
+from fxgx.estimators.score_function import score_function_surrogate
+from fxgx.estimators.streaming import cannot_stream
 
 
 def _zero_baseline(distribution):
@@ -41,7 +44,7 @@ def _zero_baseline(distribution):
 
 
 @dataclasses.dataclass(frozen=True)
-class LearnedBaseline(Estimator):
+class LearnedBaseline(Estimator, card="learned_baseline"):
     """REINFORCE with the baseline ``baseline(distribution)`` (independent of the samples).
 
     The baseline's parameters are closed over by ``baseline`` (a network's weights, a
@@ -56,36 +59,11 @@ class LearnedBaseline(Estimator):
     """
 
     baseline: Callable = _zero_baseline
-    name = "learned_baseline"
-    streaming = "none"
-    not_streaming_because = "it has state; call apply() on batches of samples instead"
+    streaming = cannot_stream("it has state; call apply() on batches of samples instead")
 
-    def call_with_loss(self, function, distribution, *, seed, num_samples: int = 1):
-        """The surrogate and the baseline's regression loss from one set of samples.
-
-        Kept for existing code: the same as ``apply((), ...)`` with ``info["baseline_loss"]``
-        in place of the state and the information.
-
-        Args:
-            function: ``f``.
-            distribution: ``q``.
-            seed: an int, a TensorFlow stateless seed or a JAX key.
-            num_samples: ``S``.
-
-        Returns:
-            ``(surrogate, loss)``; ``loss`` (batch shape) is ``mean_s (f(z_s) - b)^2``:
-            minimise it over ``b``'s own parameters.
-
-        Raises:
-            TypeError, ValueError: as for a plain call, or when ``baseline`` returns values
-                that do not broadcast to the batch shape.
-        """
-        surrogate, _, info = self.apply((), function, distribution, seed=seed,
-                                        num_samples=num_samples)
-        return surrogate, info["baseline_loss"]
-
-    def regression_loss(self, function, distribution, *, seed, num_samples: int = 1):
-        """The baseline's regression loss ``mean_s (f(z_s) - b)^2`` alone.
+    def regression_loss(self, function, distribution, *, seed, num_samples: int | None = None):
+        """The baseline's regression loss ``mean_s (f(z_s) - b)^2`` alone: what ``apply``
+        returns as ``info["baseline_loss"]``.
 
         With the seed of the estimator's call it uses the same samples. Its gradient reaches
         only what ``b`` computes from: ``f`` and the samples are constants.
@@ -94,29 +72,44 @@ class LearnedBaseline(Estimator):
             function: ``f``.
             distribution: ``q``.
             seed: an int, a TensorFlow stateless seed or a JAX key.
-            num_samples: ``S``.
+            num_samples: ``S`` (default 1).
 
         Returns:
             The loss, of the distribution's batch shape.
-        """
-        return self.call_with_loss(function, distribution, seed=seed, num_samples=num_samples)[1]
 
-    def _apply(self, state, function, distribution, backend, seed, num_samples, with_info):
+        Raises:
+            TypeError, ValueError: as for a plain call, or when ``baseline`` returns values
+                that do not broadcast to the batch shape.
+        """
+        _, _, info = self.apply((), function, distribution, seed=seed, num_samples=num_samples)
+        return info["baseline_loss"]
+
+    def _apply(self, state, call, with_info):
         """The surrogate with the stopped baseline ``b``; ``info["baseline_loss"]`` is the
         regression loss ``mean_s (f(z_s) - b)^2`` on the same samples (cheap: always made)."""
         del with_info
-        surrogate, loss = self._surrogate_and_loss(function, distribution, backend, seed,
-                                                   num_samples)
+        framework, function, distribution, seed, num_samples = call
+        xp = framework.xp
+        seeds = sub_seeds(framework, seed, "samples")
+        samples, values = draw_and_evaluate(framework, function, distribution,
+                                            seeds["samples"], num_samples)
+        baseline = self._baseline_values(framework, distribution, values)
+        log_prob = distribution.log_prob(samples)
+        surrogate = score_function_surrogate(
+            framework, values, log_prob, framework.stop_gradient(baseline), num_samples
+        )
+        loss = xp.mean(xp.square(framework.stop_gradient(values) - baseline), axis=0)
         return surrogate, () if state is None else state, {"baseline_loss": loss}
 
-    def _baseline_values(self, distribution, backend, values):
+    def _baseline_values(self, framework, distribution, values):
+        xp = framework.xp
         baseline = self.baseline(distribution)
-        if not backend.is_array(baseline):
-            baseline = backend.convert(baseline, backend.dtype_of(values))
-        elif backend.dtype_of(baseline) != backend.dtype_of(values):
-            baseline = backend.cast(baseline, backend.dtype_of(values))
-        batch_shape = tuple(backend.shape_of(values)[1:])
-        shape = tuple(backend.shape_of(baseline))
+        if not framework.is_array(baseline):
+            baseline = xp.asarray(baseline, dtype=values.dtype)
+        elif baseline.dtype != values.dtype:
+            baseline = xp.astype(baseline, values.dtype)
+        batch_shape = shape_of(values)[1:]
+        shape = shape_of(baseline)
         trailing = batch_shape[len(batch_shape) - len(shape):]
         if len(shape) > len(batch_shape) or any(
             size not in (1, batch_size) for size, batch_size in zip(shape, trailing, strict=True)
@@ -128,26 +121,12 @@ class LearnedBaseline(Estimator):
             )
         return baseline
 
-    def _surrogate_and_loss(self, function, distribution, backend, seed, num_samples):
-        seeds = sub_seeds(seed, backend, "samples")
-        samples, values = draw_and_evaluate(
-            function, distribution, backend, seeds["samples"], num_samples
-        )
-        baseline = self._baseline_values(distribution, backend, values)
-        log_prob = distribution.log_prob(samples)
-        surrogate = score_function_surrogate(
-            backend, values, log_prob, backend.stop_gradient(baseline), num_samples
-        )
-        loss = backend.reduce_mean(backend.square(backend.stop_gradient(values) - baseline),
-                                   axis=0)
-        return surrogate, loss
-
 
 def learned_baseline(baseline: Callable | None = None) -> LearnedBaseline:
     """REINFORCE with an input-dependent baseline ``b = baseline(distribution)`` (NVIL).
 
     Train the baseline on ``info["baseline_loss"]`` from ``est.apply((), f, q, seed=,
-    num_samples=)`` (or ``call_with_loss`` / ``regression_loss``). If ``baseline`` reads the
+    num_samples=)`` (or ``regression_loss``). If ``baseline`` reads the
     distribution's parameters, stop their gradient inside it, or the loss will also train
     the model that produced them. Reference: Mnih & Gregor (2014).
 

@@ -29,23 +29,25 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fxgx.core.custom_gradient import custom_gradient
+from fxgx.core.arrays import shape_of
+from fxgx.core.custom_gradient import with_gradient
 from fxgx.core.random import gumbel_noise, logistic_noise
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
-from fxgx.estimators.gumbel import as_dtype_of
-from fxgx.estimators.hyperparameters import positive
+from fxgx.distributions.sampling import bits_above, gumbel_max
+from fxgx.estimators.base import Estimator, call_option
+from fxgx.estimators.hyperparameters import as_dtype_of, positive
+from fxgx.estimators.sampling import evaluate, sub_seeds
 
 
-def reinmax_samples(backend, kind, logits, seed, temperature: Any = 1.0, sample_shape=()):
+def reinmax_samples(framework, kind, logits, seed, temperature: Any = 1.0, sample_shape=()):
     """ReinMax samples of shape ``sample_shape + logits.shape``: the exact hard draws, with
     the derivative ``2 J(pi_1) - J(pi_0) / 2`` w.r.t. the logits (Bernoulli: the scalar
     ``2 q (1 - q) - sigmoid'(logits) / 2``).
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         kind: ``"bernoulli"`` or ``"categorical"``.
         logits: floating logits (``[..., K]`` for a categorical).
-        seed: a native seed of ``backend``.
+        seed: a native seed of ``framework``.
         temperature: ``tau``, a positive number or floating array.
         sample_shape: the leading shape of the draws.
 
@@ -55,62 +57,59 @@ def reinmax_samples(backend, kind, logits, seed, temperature: Any = 1.0, sample_
     Raises:
         TypeError: ``kind`` is neither ``"bernoulli"`` nor ``"categorical"``.
     """
-    dtype = backend.dtype_of(logits)
-    shape = tuple(sample_shape) + tuple(backend.shape_of(logits))
+    xp = framework.xp
+    stop = framework.stop_gradient
+    dtype = logits.dtype
+    shape = tuple(sample_shape) + shape_of(logits)
     tempered = logits if isinstance(temperature, float) and temperature == 1.0 else (
-        logits / as_dtype_of(backend, temperature, dtype)
+        logits / as_dtype_of(framework, temperature, dtype)
     )
-    broadcast = backend.broadcast_to(logits, shape)
+    broadcast = xp.broadcast_to(logits, shape)
     # value 0, derivative the identity: the Jacobians below act on it linearly.
-    direction = broadcast - backend.stop_gradient(broadcast)
+    direction = broadcast - stop(broadcast)
     if kind == "bernoulli":
-        perturbed = backend.stop_gradient(logits) + logistic_noise(backend, shape, seed, dtype)
-        hard = backend.cast(backend.greater(perturbed, backend.zeros_like(perturbed)), dtype)
-        hard = backend.stop_gradient(hard)
+        perturbed = stop(logits) + logistic_noise(framework, shape, seed, dtype)
+        hard = stop(bits_above(xp, perturbed, xp.zeros_like(perturbed)))
         # q (1 - q) with q = (b + sigmoid(theta / tau)) / 2, without cancellation.
-        midpoint = backend.stop_gradient(
-            (hard + backend.sigmoid(tempered)) * ((1.0 - hard) + backend.sigmoid(-tempered))
+        midpoint = stop(
+            (hard + framework.sigmoid(tempered)) * ((1.0 - hard) + framework.sigmoid(-tempered))
             / 4.0)
-        surrogate = 2.0 * midpoint * direction - 0.5 * backend.sigmoid(logits)
+        surrogate = 2.0 * midpoint * direction - 0.5 * framework.sigmoid(logits)
     elif kind == "categorical":
-        perturbed = backend.stop_gradient(backend.log_softmax(logits)) + gumbel_noise(
-            backend, shape, seed, dtype)
-        hard = backend.one_hot(backend.argmax(perturbed, axis=-1), shape[-1], dtype)
-        hard = backend.stop_gradient(hard)
-        midpoint = backend.stop_gradient(0.5 * (hard + backend.softmax(tempered)))
+        perturbed = stop(framework.log_softmax(logits)) + gumbel_noise(
+            framework, shape, seed, dtype)
+        hard = stop(gumbel_max(xp, perturbed))
+        midpoint = stop(0.5 * (hard + framework.softmax(tempered)))
         # J(pi_1) direction = pi_1 * (direction - <pi_1, direction>).
         jacobian_product = midpoint * (
-            direction - backend.reduce_sum(midpoint * direction, axis=-1, keepdims=True))
-        surrogate = 2.0 * jacobian_product - 0.5 * backend.softmax(logits)
+            direction - xp.sum(midpoint * direction, axis=-1, keepdims=True))
+        surrogate = 2.0 * jacobian_product - 0.5 * framework.softmax(logits)
     else:
         raise TypeError(f"kind={kind!r}: ReinMax exists for bernoulli and categorical.")
-    surrogate = backend.broadcast_to(surrogate, shape)
-    return custom_gradient(hard, backend.ones_like(surrogate), surrogate)
+    surrogate = xp.broadcast_to(surrogate, shape)
+    return with_gradient(framework, hard, xp.ones_like(surrogate), surrogate)
 
 
 @dataclasses.dataclass(frozen=True)
-class ReinMax(Estimator):
+class ReinMax(Estimator, card="reinmax"):
     """``mean_s f(D_s)`` with ``D_s`` ReinMax samples. See ``reinmax``.
 
     Attributes:
         temperature: ``tau`` of ``pi_1 = (D + softmax(theta / tau)) / 2``.
     """
 
-    #: A positive number, or a floating array (traced under ``jax.jit``).
-    temperature: object = 1.0
-    name = "reinmax"
-    supports = ("bernoulli", "categorical")
-    unbiased = False
+    #: A positive number, or a floating array (traced under ``jax.jit``); a per-call option.
+    temperature: object = call_option(1.0, positive)
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        noise_seed = sub_seeds(seed, backend, "noise")["noise"]
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        noise_seed = sub_seeds(framework, seed, "noise")["noise"]
         temperature: Any = self.temperature
-        if not backend.is_array(temperature):
+        if not framework.is_array(temperature):
             temperature = float(temperature)
-        samples = reinmax_samples(backend, distribution.kind, distribution.logits, noise_seed,
-                                  temperature, (num_samples,))
-        values = evaluate(function, samples, distribution, backend, num_samples)
-        return backend.reduce_mean(values, axis=0)
+        samples = reinmax_samples(framework, distribution.kind, distribution.logits,
+                                  noise_seed, temperature, (num_samples,))
+        values = evaluate(framework, function, samples, distribution, num_samples)
+        return framework.xp.mean(values, axis=0)
 
 
 def reinmax(temperature=1.0) -> ReinMax:

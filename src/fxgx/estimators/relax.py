@@ -24,26 +24,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from fxgx.estimators.base import Estimator, evaluate
-from fxgx.estimators.hyperparameters import as_hyperparameter, finite, positive
-from fxgx.estimators.rebar import (
-    VarianceObjectiveMixin,
-    check_control_values,
-    control_variate_surrogate,
-    relax_sample,
-    relaxed_latents,
-)
+from fxgx.core.arrays import shape_of
+from fxgx.estimators.base import Estimator, call_option
+from fxgx.estimators.control_variates import check_control_variate_parameters, control_values
+from fxgx.estimators.hyperparameters import as_hyperparameter, finite, positive, unchecked
+from fxgx.estimators.relaxations import control_variate_surrogate, relax_sample, relaxed_latents
+from fxgx.estimators.sampling import evaluate
+from fxgx.estimators.variance_objective import VarianceObjective
 
 
 @dataclasses.dataclass(frozen=True)
-class Relax(VarianceObjectiveMixin, Estimator):
+class Relax(VarianceObjective, Estimator, card="relax"):
     """RELAX for Bernoulli and categorical latents. See ``relax``.
 
     Explicit state: the state is ``()`` (the control variate's parameters are trainable, so
     they are passed per call or closed over, not carried as state), and
     ``surrogate, (), info = est.apply((), f, q, seed=, num_samples=,
     control_variate_parameters=...)`` returns the loss that trains them as
-    ``info["variance_loss"]``.
+    ``info["variance_loss"]``. Per-call options: ``temperature``, ``scale`` and
+    ``control_variate_parameters``.
 
     Attributes:
         control_variate: the residual ``r(z, parameters)`` added to the relaxed-``f`` term,
@@ -55,104 +54,45 @@ class Relax(VarianceObjectiveMixin, Estimator):
     """
 
     control_variate: Callable | None = None
-    temperature: object = 0.5
-    scale: object = 1.0
-    control_variate_parameters: object = None
-    name = "relax"
-    supports = ("bernoulli", "categorical")
+    temperature: object = call_option(0.5, positive)
+    scale: object = call_option(1.0, finite)
+    control_variate_parameters: object = call_option(None, unchecked)
 
-    def __call__(self, function, distribution, *, seed, num_samples: int = 1,
-                 chunk_size=None, devices=None,
-                 temperature=None, scale=None, control_variate_parameters=None):
-        """The surrogate of ``E[f]`` (see ``Estimator.__call__``).
-
-        Args:
-            function: ``f``; differentiable unless ``scale`` is 0.
-            distribution: a Bernoulli or one-hot categorical ``q``.
-            seed: an int, a TensorFlow stateless seed or a JAX key.
-            num_samples: ``S``.
-            chunk_size: stream the estimate in chunks (see ``Estimator.__call__``).
-            devices: spread the chunks over devices (see ``Estimator.__call__``).
-            temperature: overrides the estimator's for this call (a trainable tensor).
-            scale: overrides the estimator's for this call (a trainable tensor).
-            control_variate_parameters: handed to the residual
-                ``control_variate(z, parameters)`` (traced and differentiated under JAX).
-
-        Returns:
-            The surrogate, of the distribution's batch shape.
-
-        Raises:
-            ValueError: ``control_variate_parameters`` were given without a control
-                variate, or a hyper-parameter or ``f`` is invalid.
-            TypeError: as for any estimator.
-        """
-        estimator = self.with_call_options(
-            temperature=temperature, scale=scale,
-            control_variate_parameters=control_variate_parameters)
-        return Estimator.__call__(estimator, function, distribution, seed=seed,
-                                  num_samples=num_samples, chunk_size=chunk_size,
-                                  devices=devices)
-
-    def with_call_options(self, temperature=None, scale=None, control_variate_parameters=None):
-        """A copy with the per-call options applied.
-
-        Args:
-            temperature: a new temperature, or ``None`` to keep the estimator's.
-            scale: a new scale, or ``None`` to keep the estimator's.
-            control_variate_parameters: the residual's parameters, or ``None``.
-
-        Returns:
-            A :class:`Relax`.
-
-        Raises:
-            ValueError: ``control_variate_parameters`` without a ``control_variate``.
-        """
-        estimator = self.with_overrides(temperature, scale)
-        if control_variate_parameters is not None:
-            if self.control_variate is None:
-                raise ValueError(
-                    "control_variate_parameters were given but this RELAX estimator has no "
-                    "control_variate; make it with relax(control_variate=...)."
-                )
-            estimator = dataclasses.replace(
-                estimator, control_variate_parameters=control_variate_parameters)
-        return estimator
+    def __post_init__(self):
+        check_control_variate_parameters(self, "relax")
 
     def _uses_relaxed_function(self) -> bool:
         return not (isinstance(self.scale, float) and self.scale == 0.0)
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        latents = relaxed_latents(distribution, backend, seed, num_samples)
-        logits_shape = backend.shape_of(distribution.logits)
-        dtype = backend.dtype_of(distribution.logits)
-        values = evaluate(function, latents.samples, distribution, backend, num_samples)
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        latents = relaxed_latents(framework, distribution, seed, num_samples)
+        logits_shape = shape_of(distribution.logits)
+        dtype = distribution.logits.dtype
+        values = evaluate(framework, function, latents.samples, distribution, num_samples)
         relaxed_term = self._uses_relaxed_function()
         if not relaxed_term and self.control_variate is None:
-            return control_variate_surrogate(backend, distribution, values, latents, None,
+            return control_variate_surrogate(framework, distribution, values, latents, None,
                                              num_samples)
-        temperature = as_hyperparameter(backend, self.temperature, dtype, logits_shape,
+        temperature = as_hyperparameter(framework, self.temperature, dtype, logits_shape,
                                         "temperature")
-        scale = as_hyperparameter(backend, self.scale, dtype, distribution.batch_shape, "scale",
-                                  target="the batch")
+        scale = as_hyperparameter(framework, self.scale, dtype, distribution.batch_shape,
+                                  "scale", target="the batch")
         batch_shape = distribution.batch_shape
 
         def control_variate(perturbed):
             total = None
             if relaxed_term:
-                relaxed = relax_sample(backend, distribution.kind, perturbed, temperature)
-                total = scale * evaluate(function, relaxed, distribution, backend, num_samples)
+                relaxed = relax_sample(framework, distribution.kind, perturbed, temperature)
+                total = scale * evaluate(framework, function, relaxed, distribution,
+                                         num_samples)
             if self.control_variate is not None:
-                residual = self.control_variate(perturbed, self.control_variate_parameters)
-                if not backend.is_array(residual):
-                    residual = backend.convert(residual, dtype)
-                residual = check_control_values(backend, residual, num_samples, batch_shape,
-                                                "control_variate")
-                if backend.dtype_of(residual) != dtype:
-                    residual = backend.cast(residual, dtype)
+                residual = control_values(
+                    framework, self.control_variate(perturbed, self.control_variate_parameters),
+                    num_samples, batch_shape, dtype, "control_variate")
                 total = residual if total is None else total + residual
             return total
 
-        return control_variate_surrogate(backend, distribution, values, latents,
+        return control_variate_surrogate(framework, distribution, values, latents,
                                          control_variate, num_samples)
 
 

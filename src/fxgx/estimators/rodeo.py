@@ -42,19 +42,24 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from fxgx.core.custom_gradient import custom_gradient
-from fxgx.estimators.base import Estimator, evaluate, leave_one_out_mean, sub_seeds
-from fxgx.estimators.double_control_variate import event_axes, expand_to, mean_of
-from fxgx.estimators.hyperparameters import as_hyperparameter, finite
-from fxgx.estimators.rebar import VarianceObjectiveMixin, check_control_values
-from fxgx.estimators.reinforce import draw
+from fxgx.core.arrays import expand_to_rank, one_hot, shape_of
+from fxgx.core.custom_gradient import with_gradient
+from fxgx.estimators.base import Estimator, call_option
+from fxgx.estimators.control_variates import (
+    check_control_variate_parameters,
+    control_values,
+    leave_one_out_mean,
+)
+from fxgx.estimators.hyperparameters import as_hyperparameter, finite, unchecked
+from fxgx.estimators.sampling import draw, evaluate, event_axes, mean_of, sub_seeds
+from fxgx.estimators.variance_objective import VarianceObjective
 
 
-def neighbours(backend, distribution, samples):
+def neighbours(framework, distribution, samples):
     """Every Gibbs neighbour of every sample, and its move probability.
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         distribution: the Bernoulli or one-hot categorical ``q``.
         samples: ``[S] + logits.shape`` samples.
 
@@ -65,28 +70,29 @@ def neighbours(backend, distribution, samples):
         event's elements; ``moves`` (``[S] + logits.shape``) the probability ``q_i(y)`` of
         each move; ``count`` = ``N``.
     """
-    axes = event_axes(backend, distribution)
-    shape = tuple(backend.shape_of(samples))
+    xp = framework.xp
+    axes = event_axes(distribution)
+    shape = shape_of(samples)
     event_shape = tuple(shape[axis] for axis in axes)
     count = math.prod(event_shape)
-    dtype = backend.dtype_of(samples)
-    identity = backend.one_hot(backend.arange(count, "int32"), count, dtype)
+    dtype = samples.dtype
+    identity = one_hot(xp, xp.arange(count, dtype=xp.int32), count, dtype)
     batch_rank = len(shape) - 1 - len(event_shape)
-    masks = backend.reshape(identity, (count,) + (1,) * (1 + batch_rank) + event_shape)
-    points = backend.expand_dims(samples, 0)
+    masks = xp.reshape(identity, (count,) + (1,) * (1 + batch_rank) + event_shape)
+    points = xp.expand_dims(samples, axis=0)
     if distribution.kind == "bernoulli":
         points = points + masks * (1.0 - 2.0 * points)
     else:
-        variable = backend.reduce_sum(masks, axis=-1, keepdims=True)
+        variable = xp.sum(masks, axis=-1, keepdims=True)
         points = points * (1.0 - variable) + masks
-    return points, move_probabilities(backend, distribution, samples), count
+    return points, move_probabilities(framework, distribution, samples), count
 
 
-def move_probabilities(backend, distribution, samples):
+def move_probabilities(framework, distribution, samples):
     """``q_i(y)`` for each Gibbs move.
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         distribution: the Bernoulli or one-hot categorical ``q``.
         samples: ``[S] + logits.shape`` samples.
 
@@ -94,35 +100,34 @@ def move_probabilities(backend, distribution, samples):
         ``[S] + logits.shape``: Bernoulli ``q_i(1 - z_i)`` (the flip of bit ``i``),
         categorical ``q_i(c)`` (variable ``i`` set to class ``c``).
     """
-    mean = mean_of(backend, distribution)
+    mean = mean_of(framework, distribution)
     if distribution.kind == "bernoulli":
         return samples * (1.0 - mean) + (1.0 - samples) * mean
     return samples * 0.0 + mean
 
 
-def variable_count(backend, distribution, samples):
+def variable_count(distribution, samples):
     """``D``, the number of variables in one event (the class axis not counted).
 
     Args:
-        backend: the backend module.
         distribution: the Bernoulli or one-hot categorical ``q``.
         samples: ``[S] + logits.shape`` samples.
 
     Returns:
         ``D`` as a Python int.
     """
-    axes = event_axes(backend, distribution)
+    axes = event_axes(distribution)
     if distribution.kind == "categorical":
         axes = axes[:-1]
-    shape = backend.shape_of(samples)
+    shape = shape_of(samples)
     return math.prod(shape[axis] for axis in axes)
 
 
-def in_event_layout(backend, values, samples, count):
+def in_event_layout(xp, values, samples, count):
     """Values at the neighbours moved into the event's layout.
 
     Args:
-        backend: the backend module.
+        xp: the namespace of the arrays.
         values: ``[N, S] + batch_shape``, the values at the ``N`` neighbours of each sample.
         samples: ``[S] + logits.shape`` samples.
         count: ``N``, the number of elements of one event.
@@ -131,20 +136,20 @@ def in_event_layout(backend, values, samples, count):
         ``[S] + logits.shape``: the value at neighbour ``n`` at the ``n``-th element of the
         event.
     """
-    shape = tuple(backend.shape_of(samples))
-    rank = len(backend.shape_of(values))
-    moved = backend.transpose(values, tuple(range(1, rank)) + (0,))
+    shape = shape_of(samples)
+    rank = len(shape_of(values))
+    moved = xp.permute_dims(values, tuple(range(1, rank)) + (0,))
     event_shape = shape[rank - 1:]
     if math.prod(event_shape) != count:
         raise ValueError(f"expected {count} neighbours per sample, got shape {shape}.")
-    return backend.reshape(moved, shape[:rank - 1] + event_shape)
+    return xp.reshape(moved, shape[:rank - 1] + event_shape)
 
 
-def stein_terms(backend, distribution, samples, at_samples, at_neighbours, baseline):
+def stein_terms(framework, distribution, samples, at_samples, at_neighbours, baseline):
     """``((A h)(z_s), (A [(h - B_s) s])(z_s))`` for the Gibbs Stein operator ``A``.
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         distribution: the Bernoulli or one-hot categorical ``q``.
         samples: ``[S] + logits.shape`` samples ``z_s``.
         at_samples: ``h(z_s)``, ``[S] + batch_shape``.
@@ -155,25 +160,30 @@ def stein_terms(backend, distribution, samples, at_samples, at_neighbours, basel
         ``(A h)(z_s)`` of shape ``[S] + batch_shape`` and the score term of shape
         ``[S] + logits.shape``.
     """
-    axes = event_axes(backend, distribution)
-    rank = len(backend.shape_of(samples))
-    moves = move_probabilities(backend, distribution, samples)
-    mean = mean_of(backend, distribution)
-    variables = variable_count(backend, distribution, samples)
-    own = expand_to(backend, at_samples, rank)
-    stein_h = backend.reduce_sum(moves * (at_neighbours - own), axis=axes) / variables
+    xp = framework.xp
+    axes = event_axes(distribution)
+    rank = len(shape_of(samples))
+    moves = move_probabilities(framework, distribution, samples)
+    mean = mean_of(framework, distribution)
+    variables = variable_count(distribution, samples)
+    own = expand_to_rank(xp, at_samples, rank)
+    stein_h = xp.sum(moves * (at_neighbours - own), axis=axes) / variables
     score = samples - mean
-    shifted = moves * (at_neighbours - expand_to(backend, baseline, rank)) / variables
+    shifted = moves * (at_neighbours - expand_to_rank(xp, baseline, rank)) / variables
     if distribution.kind == "bernoulli":
         direct = shifted * (1.0 - 2.0 * samples)
     else:
-        direct = shifted - backend.reduce_sum(shifted, axis=-1, keepdims=True) * samples
-    return stein_h, expand_to(backend, stein_h, rank) * score + direct
+        direct = shifted - xp.sum(shifted, axis=-1, keepdims=True) * samples
+    return stein_h, expand_to_rank(xp, stein_h, rank) * score + direct
+
 
 
 @dataclasses.dataclass(frozen=True)
-class Rodeo(VarianceObjectiveMixin, Estimator):
+class Rodeo(VarianceObjective, Estimator, card="rodeo"):
     """REINFORCE-LOO with discrete-Stein control variates built from ``h``. See ``rodeo``.
+
+    Per-call options: ``baseline_scale``, ``score_scale`` (trainable tensors) and
+    ``control_variate_parameters`` (handed to ``h``; traced and differentiated under JAX).
 
     Attributes:
         control_variate: the surrogate ``h(z, parameters)``, or ``None`` (REINFORCE-LOO).
@@ -183,129 +193,62 @@ class Rodeo(VarianceObjectiveMixin, Estimator):
     """
 
     control_variate: Callable | None = None
-    baseline_scale: object = 1.0
-    score_scale: object = 1.0
-    control_variate_parameters: object = None
-    name = "rodeo"
-    supports = ("bernoulli", "categorical")
+    baseline_scale: object = call_option(1.0, finite)
+    score_scale: object = call_option(1.0, finite)
+    control_variate_parameters: object = call_option(None, unchecked)
     minimum_samples = 2
 
-    def __call__(self, function, distribution, *, seed, num_samples: int = 2,
-                 chunk_size=None, devices=None,
-                 baseline_scale=None, score_scale=None, control_variate_parameters=None):
-        """The surrogate of ``E[f]`` (see ``Estimator.__call__``).
+    def __post_init__(self):
+        check_control_variate_parameters(self, "rodeo")
 
-        Args:
-            function: ``f`` (need not be differentiable in ``z``).
-            distribution: a Bernoulli or one-hot categorical ``q``.
-            seed: an int, a TensorFlow stateless seed or a JAX key.
-            num_samples: ``S >= 2``.
-            chunk_size: stream the estimate in chunks (see ``Estimator.__call__``).
-            devices: spread the chunks over devices (see ``Estimator.__call__``).
-            baseline_scale: overrides ``alpha`` for this call (a trainable tensor).
-            score_scale: overrides ``beta`` for this call (a trainable tensor).
-            control_variate_parameters: handed to ``h(z, parameters)`` (traced and
-                differentiated under JAX).
-
-        Returns:
-            The surrogate, of the distribution's batch shape.
-
-        Raises:
-            ValueError: ``control_variate_parameters`` without a control variate, or a
-                scale that is not finite.
-        """
-        estimator = self.with_call_options(
-            baseline_scale=baseline_scale, score_scale=score_scale,
-            control_variate_parameters=control_variate_parameters)
-        return Estimator.__call__(estimator, function, distribution, seed=seed,
-                                  num_samples=num_samples, chunk_size=chunk_size,
-                                  devices=devices)
-
-    def with_call_options(self, baseline_scale=None, score_scale=None,
-                          control_variate_parameters=None):
-        """A copy with the per-call options applied.
-
-        Args:
-            baseline_scale: a new ``alpha``, or ``None`` to keep this one.
-            score_scale: a new ``beta``, or ``None`` to keep this one.
-            control_variate_parameters: ``h``'s parameters, or ``None``.
-
-        Returns:
-            A :class:`Rodeo`.
-
-        Raises:
-            ValueError: ``control_variate_parameters`` without a ``control_variate``.
-        """
-        estimator = self
-        if baseline_scale is not None:
-            estimator = dataclasses.replace(
-                estimator, baseline_scale=finite(baseline_scale, "baseline_scale"))
-        if score_scale is not None:
-            estimator = dataclasses.replace(
-                estimator, score_scale=finite(score_scale, "score_scale"))
-        if control_variate_parameters is not None:
-            if self.control_variate is None:
-                raise ValueError(
-                    "control_variate_parameters were given but this RODEO estimator has no "
-                    "control_variate; make it with rodeo(control_variate=...)."
-                )
-            estimator = dataclasses.replace(
-                estimator, control_variate_parameters=control_variate_parameters)
-        return estimator
-
-    def _surrogate_values(self, backend, points, count, dtype, batch_shape):
+    def _surrogate_values(self, framework, points, count, dtype, batch_shape):
         surrogate = self.control_variate
         assert surrogate is not None  # only called with a control variate
-        values = surrogate(points, self.control_variate_parameters)
-        if not backend.is_array(values):
-            values = backend.convert(values, dtype)
-        values = check_control_values(backend, values, count, batch_shape, "control_variate")
-        if backend.dtype_of(values) != dtype:
-            values = backend.cast(values, dtype)
-        return values
+        return control_values(framework, surrogate(points, self.control_variate_parameters),
+                              count, batch_shape, dtype, "control_variate")
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        seeds = sub_seeds(seed, backend, "samples")
-        samples = draw(distribution, backend, seeds["samples"], num_samples)
-        values = evaluate(function, samples, distribution, backend, num_samples)
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        xp = framework.xp
+        seeds = sub_seeds(framework, seed, "samples")
+        samples = draw(framework, distribution, seeds["samples"], num_samples)
+        values = evaluate(framework, function, samples, distribution, num_samples)
         logits = distribution.logits
-        dtype = backend.dtype_of(logits)
-        rank = len(backend.shape_of(logits))
-        axes = event_axes(backend, distribution)
+        dtype = logits.dtype
+        rank = len(shape_of(logits))
+        axes = event_axes(distribution)
         batch_shape = tuple(distribution.batch_shape)
-        mean = mean_of(backend, distribution)
-        stopped = backend.stop_gradient(values)
+        mean = mean_of(framework, distribution)
+        stopped = framework.stop_gradient(values)
         if self.control_variate is None:
-            baseline = leave_one_out_mean(backend, stopped, num_samples)
+            baseline = leave_one_out_mean(xp, stopped, num_samples)
             extra = None
         else:
-            alpha = as_hyperparameter(backend, self.baseline_scale, dtype, batch_shape,
+            alpha = as_hyperparameter(framework, self.baseline_scale, dtype, batch_shape,
                                       "baseline_scale", target="the batch")
-            beta = as_hyperparameter(backend, self.score_scale, dtype, batch_shape,
+            beta = as_hyperparameter(framework, self.score_scale, dtype, batch_shape,
                                      "score_scale", target="the batch")
-            points, _, count = neighbours(backend, distribution, samples)
-            at_samples = self._surrogate_values(backend, samples, num_samples, dtype,
+            points, _, count = neighbours(framework, distribution, samples)
+            at_samples = self._surrogate_values(framework, samples, num_samples, dtype,
                                                 batch_shape)
-            flat = backend.reshape(points, (count * num_samples,) + tuple(
-                backend.shape_of(samples))[1:])
-            at_flat = self._surrogate_values(backend, flat, count * num_samples, dtype,
+            flat = xp.reshape(points, (count * num_samples,) + shape_of(samples)[1:])
+            at_flat = self._surrogate_values(framework, flat, count * num_samples, dtype,
                                              batch_shape)
-            at_points = backend.reshape(at_flat, (count, num_samples) + batch_shape)
-            at_neighbours = in_event_layout(backend, at_points, samples, count)
-            stein_h, _ = stein_terms(backend, distribution, samples, at_samples,
+            at_points = xp.reshape(at_flat, (count, num_samples) + batch_shape)
+            at_neighbours = in_event_layout(xp, at_points, samples, count)
+            stein_h, _ = stein_terms(framework, distribution, samples, at_samples,
                                      at_neighbours, at_samples * 0.0)
-            baseline = leave_one_out_mean(backend, stopped + alpha * stein_h, num_samples)
-            _, score_term = stein_terms(backend, distribution, samples, at_samples,
+            baseline = leave_one_out_mean(xp, stopped + alpha * stein_h, num_samples)
+            _, score_term = stein_terms(framework, distribution, samples, at_samples,
                                         at_neighbours, baseline)
-            extra = expand_to(backend, beta, rank + 1) * score_term
-        weights = expand_to(backend, (stopped - baseline) / num_samples, rank + 1)
+            extra = expand_to_rank(xp, beta, rank + 1) * score_term
+        weights = expand_to_rank(xp, (stopped - baseline) / num_samples, rank + 1)
         per_sample = weights * (samples - mean)
         if extra is not None:
             per_sample = per_sample + extra / num_samples
-        gradient = backend.reduce_sum(per_sample, axis=0)
-        return custom_gradient(backend.reduce_mean(values, axis=0), gradient, logits,
-                               axis=tuple(axis - 1 for axis in axes),
-                               fx_gx_manually_stopped=True)
+        gradient = xp.sum(per_sample, axis=0)
+        return with_gradient(framework, xp.mean(values, axis=0), gradient, logits,
+                             axis=tuple(axis - 1 for axis in axes),
+                             fx_gx_manually_stopped=True)
 
 
 def rodeo(control_variate: Callable | None = None, *, baseline_scale=1.0,

@@ -36,37 +36,39 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from fxgx.core.custom_gradient import custom_gradient
+from fxgx.core.arrays import exclusive_cumulative_sum, expand_trailing, shape_of
+from fxgx.core.custom_gradient import with_gradient
 from fxgx.core.random import open_uniform
-from fxgx.estimators.base import evaluate, sub_seeds
+from fxgx.distributions.sampling import bits_above, bits_below
+from fxgx.estimators.sampling import evaluate, sub_seeds
 
 
-def stick_breaking_logits(backend, logits):
+def stick_breaking_logits(framework, logits):
     """The logits of the ``K - 1`` stick-breaking decisions of a categorical.
 
     ``eta_k = theta_k - logsumexp(theta_{k+1:})``, so ``sigmoid(eta_k) = p_k / sum_{j>=k} p_j``
     with ``p = softmax(theta)``; differentiable w.r.t. ``theta``.
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         logits: ``theta``, shape ``[..., K]`` with ``K >= 2``.
 
     Returns:
         ``eta``, shape ``[..., K - 1]``, of the logits' dtype.
     """
-    num_classes = backend.shape_of(logits)[-1]
+    num_classes = shape_of(logits)[-1]
     columns = [
-        logits[..., k] - backend.logsumexp(logits[..., k + 1:], axis=-1)
+        logits[..., k] - framework.logsumexp(logits[..., k + 1:], axis=-1)
         for k in range(num_classes - 1)
     ]
-    return backend.stack(columns, axis=-1)
+    return framework.xp.stack(columns, axis=-1)
 
 
-def categorical_from_decisions(backend, decisions):
+def categorical_from_decisions(xp, decisions):
     """The class a sequence of stick-breaking decisions stops at, and where it is alive.
 
     Args:
-        backend: the backend module.
+        xp: the namespace of ``decisions``.
         decisions: ``b``, 0/1 floats of shape ``[..., K - 1]``.
 
     Returns:
@@ -74,20 +76,20 @@ def categorical_from_decisions(backend, decisions):
         ``b_k = 1`` (class ``K - 1`` when there is none); ``alive`` (``[..., K - 1]``) is 1
         where every earlier decision is 0, i.e. for ``k <= z``.
     """
-    rank = len(backend.shape_of(decisions))
-    earlier = backend.exclusive_cumsum(decisions, axis=rank - 1)
-    alive = backend.cast(backend.equal(earlier, 0.0), backend.dtype_of(decisions))
+    rank = len(shape_of(decisions))
+    earlier = exclusive_cumulative_sum(xp, decisions, axis=rank - 1)
+    alive = xp.astype(xp.equal(earlier, 0.0), decisions.dtype)
     stops = alive * decisions
-    last = 1.0 - backend.reduce_sum(stops, axis=-1, keepdims=True)
-    return backend.concat([stops, last], axis=-1), alive
+    last = 1.0 - xp.sum(stops, axis=-1, keepdims=True)
+    return xp.concat([stops, last], axis=-1), alive
 
 
-def ascending_permutation(backend, logits):
+def ascending_permutation(xp, logits):
     """The permutation that sorts each variable's classes by ascending logit (ties in the
     given order), as a 0/1 matrix.
 
     Args:
-        backend: the backend module.
+        xp: the namespace of ``logits``.
         logits: shape ``[..., K]``.
 
     Returns:
@@ -95,16 +97,16 @@ def ascending_permutation(backend, logits):
         ``r``-th smallest: sorted logits are ``sum_k logits_k P[k, r]`` and a one-hot ``s`` in
         sorted order is ``sum_r P[k, r] s_r`` in the given order.
     """
-    dtype = backend.dtype_of(logits)
-    num_classes = backend.shape_of(logits)[-1]
-    row = backend.expand_dims(logits, -1)  # theta_k along axis -2
-    column = backend.expand_dims(logits, -2)  # theta_j along axis -1
-    index = backend.arange(num_classes, dtype)
-    earlier = backend.less(backend.expand_dims(index, 0), backend.expand_dims(index, 1))
-    below = backend.cast(backend.less(column, row), dtype)
-    tied_earlier = backend.cast(backend.equal(column, row), dtype) * backend.cast(earlier, dtype)
-    rank = backend.reduce_sum(below + tied_earlier, axis=-1)  # [..., K]
-    return backend.cast(backend.equal(backend.expand_dims(rank, -1), index), dtype)
+    dtype = logits.dtype
+    num_classes = shape_of(logits)[-1]
+    row = xp.expand_dims(logits, axis=-1)  # theta_k along axis -2
+    column = xp.expand_dims(logits, axis=-2)  # theta_j along axis -1
+    index = xp.arange(num_classes, dtype=dtype)
+    earlier = xp.less(xp.expand_dims(index, axis=0), xp.expand_dims(index, axis=1))
+    below = xp.astype(xp.less(column, row), dtype)
+    tied_earlier = xp.astype(xp.equal(column, row), dtype) * xp.astype(earlier, dtype)
+    rank = xp.sum(below + tied_earlier, axis=-1)  # [..., K]
+    return xp.astype(xp.equal(xp.expand_dims(rank, axis=-1), index), dtype)
 
 
 class CoupledCategoricalPairs(NamedTuple):
@@ -123,16 +125,16 @@ class CoupledCategoricalPairs(NamedTuple):
     second_values: Any  # f(z~)
 
 
-def coupled_pairs(function, distribution, backend, seed, num_samples, *,
+def coupled_pairs(framework, function, distribution, seed, num_samples, *,
                   ascending=False) -> CoupledCategoricalPairs:
     """Draw ``num_samples`` stick-breaking coupled pairs from a one-hot categorical and
     evaluate ``f`` once on all ``2 S`` samples.
 
     Args:
+        framework: the framework.
         function: ``f``.
         distribution: fxgx's ``OneHotCategorical`` (``K >= 2`` classes).
-        backend: the backend module.
-        seed: a native seed of ``backend``.
+        seed: a native seed of ``framework``.
         num_samples: ``S``, the number of pairs.
         ascending: run the decisions over the classes sorted by ascending logit (else in
             the given order).
@@ -143,62 +145,59 @@ def coupled_pairs(function, distribution, backend, seed, num_samples, *,
     Raises:
         ValueError: the categorical has fewer than two classes.
     """
-    logits = backend.stop_gradient(distribution.logits)
+    xp = framework.xp
+    logits = framework.stop_gradient(distribution.logits)
     if distribution.num_classes < 2:
         raise ValueError(
             f"the coupled categorical estimators need at least 2 classes; the distribution's "
-            f"logits have shape {tuple(backend.shape_of(logits))}."
+            f"logits have shape {shape_of(logits)}."
         )
-    dtype = backend.dtype_of(logits)
-    permutation = ascending_permutation(backend, logits) if ascending else None
+    dtype = logits.dtype
+    permutation = ascending_permutation(xp, logits) if ascending else None
     if permutation is not None:
-        logits = backend.reduce_sum(backend.expand_dims(logits, -1) * permutation, axis=-2)
-    decision_logits = backend.stop_gradient(stick_breaking_logits(backend, logits))
-    seeds = sub_seeds(seed, backend, "uniform")
-    shape = (num_samples,) + tuple(backend.shape_of(decision_logits))
-    uniform = backend.stop_gradient(open_uniform(backend, shape, seeds["uniform"], dtype))
+        logits = xp.sum(xp.expand_dims(logits, axis=-1) * permutation, axis=-2)
+    decision_logits = framework.stop_gradient(stick_breaking_logits(framework, logits))
+    seeds = sub_seeds(framework, seed, "uniform")
+    shape = (num_samples,) + shape_of(decision_logits)
+    uniform = framework.stop_gradient(open_uniform(framework, shape, seeds["uniform"], dtype))
     # 1[u > sigmoid(-eta)] rather than 1[1 - u < sigmoid(eta)]: no rounding of 1 - u.
-    first_decisions = backend.cast(backend.less(uniform, backend.sigmoid(decision_logits)),
-                                   dtype)
-    second_decisions = backend.cast(
-        backend.greater(uniform, backend.sigmoid(-decision_logits)), dtype)
-    first, first_alive = categorical_from_decisions(backend, first_decisions)
-    second, second_alive = categorical_from_decisions(backend, second_decisions)
+    first_decisions = bits_below(xp, uniform, framework.sigmoid(decision_logits))
+    second_decisions = bits_above(xp, uniform, framework.sigmoid(-decision_logits))
+    first, first_alive = categorical_from_decisions(xp, first_decisions)
+    second, second_alive = categorical_from_decisions(xp, second_decisions)
     if permutation is not None:
-        first = backend.reduce_sum(permutation * backend.expand_dims(first, -2), axis=-1)
-        second = backend.reduce_sum(permutation * backend.expand_dims(second, -2), axis=-1)
-    both = backend.stop_gradient(backend.concat([first, second], axis=0))
-    values = evaluate(function, both, distribution, backend, 2 * num_samples)
+        first = xp.sum(permutation * xp.expand_dims(first, axis=-2), axis=-1)
+        second = xp.sum(permutation * xp.expand_dims(second, axis=-2), axis=-1)
+    both = framework.stop_gradient(xp.concat([first, second], axis=0))
+    values = evaluate(framework, function, both, distribution, 2 * num_samples)
     return CoupledCategoricalPairs(
         decision_logits, first_decisions, second_decisions, first, second, first_alive,
         second_alive, values[:num_samples], values[num_samples:])
 
 
-def half_difference(backend, pairs: CoupledCategoricalPairs, event_rank):
+def half_difference(framework, pairs: CoupledCategoricalPairs, event_rank):
     """``(f(z) - f(z~)) / 2``, stopped, with ``event_rank`` trailing unit axes appended.
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         pairs: the coupled pairs.
         event_rank: the number of axes to append (event axes and the class axis).
 
     Returns:
         The half difference, broadcastable against ``[S] + batch_shape + event + [K]``.
     """
-    difference = 0.5 * backend.stop_gradient(pairs.first_values - pairs.second_values)
-    for _ in range(event_rank):
-        difference = backend.expand_dims(difference, -1)
-    return difference
+    difference = 0.5 * framework.stop_gradient(pairs.first_values - pairs.second_values)
+    return expand_trailing(framework.xp, difference, event_rank)
 
 
-def coupled_surrogate(backend, pairs: CoupledCategoricalPairs, per_pair_gradient, argument,
+def coupled_surrogate(framework, pairs: CoupledCategoricalPairs, per_pair_gradient, argument,
                       event_rank):
     """``custom_gradient`` with ``fx`` = mean of ``f`` over both members of every pair
     (differentiable w.r.t. what ``f`` closes over) and ``gx`` = the mean over pairs of
     ``per_pair_gradient``, the gradient w.r.t. ``argument``.
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         pairs: the coupled pairs.
         per_pair_gradient: shape ``[S] + argument.shape``; stopped here.
         argument: the differentiable tensor the gradient is w.r.t. (the logits, or the
@@ -208,8 +207,10 @@ def coupled_surrogate(backend, pairs: CoupledCategoricalPairs, per_pair_gradient
     Returns:
         The surrogate, shape ``batch_shape``.
     """
-    value = backend.reduce_mean(0.5 * (pairs.first_values + pairs.second_values), axis=0)
-    gradient = backend.stop_gradient(backend.reduce_mean(per_pair_gradient, axis=0))
-    rank = len(backend.shape_of(argument))
+    xp = framework.xp
+    value = xp.mean(0.5 * (pairs.first_values + pairs.second_values), axis=0)
+    gradient = framework.stop_gradient(xp.mean(per_pair_gradient, axis=0))
+    rank = len(shape_of(argument))
     axes = tuple(range(rank - event_rank, rank))
-    return custom_gradient(value, gradient, argument, axis=axes, fx_gx_manually_stopped=True)
+    return with_gradient(framework, value, gradient, argument, axis=axes,
+                         fx_gx_manually_stopped=True)

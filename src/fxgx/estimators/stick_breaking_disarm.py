@@ -38,45 +38,42 @@ from fxgx.estimators.stick_breaking import (
 )
 
 
-def stick_breaking_disarm_gradient(backend, pairs, event_ndims):
+def stick_breaking_disarm_gradient(framework, pairs, event_ndims):
     """The per-pair Rao-Blackwellised DisARM gradient w.r.t. the decision logits ``eta``.
 
     Args:
-        backend: the backend module.
+        framework: the framework.
         pairs: stick-breaking coupled pairs (``fxgx.estimators.stick_breaking``).
         event_ndims: the distribution's event axes before the class axis.
 
     Returns:
         Shape ``[S] + batch_shape + event + [K - 1]``.
     """
-    difference = half_difference(backend, pairs, event_ndims + 1)
+    difference = half_difference(framework, pairs, event_ndims + 1)
     eta = pairs.decision_logits
-    probability = backend.sigmoid(eta)
+    probability = framework.sigmoid(eta)
     first, second = pairs.first_decisions, pairs.second_decisions
     both = pairs.first_alive * pairs.second_alive
     only_first = pairs.first_alive * (1.0 - pairs.second_alive)
     only_second = (1.0 - pairs.first_alive) * pairs.second_alive
-    factor = (both * (first - second) * backend.sigmoid(backend.abs(eta))
+    factor = (both * (first - second) * framework.sigmoid(framework.xp.abs(eta))
               + only_first * (first - probability)
               - only_second * (second - probability))
     return difference * factor
 
 
 @dataclasses.dataclass(frozen=True)
-class StickBreakingDisarm(Estimator):
+class StickBreakingDisarm(Estimator, card="stick_breaking_disarm"):
     """DisARM on the stick-breaking decisions, Rao-Blackwellised. See
     ``stick_breaking_disarm``."""
 
-    name = "stick_breaking_disarm"
-    supports = ("bernoulli", "categorical")
-
-    def _estimate(self, function, distribution, backend, seed, num_samples):
+    def _estimate(self, framework, function, distribution, seed, num_samples):
         if distribution.kind == "bernoulli":  # the two-class case: DisARM itself
-            return Disarm()._estimate(function, distribution, backend, seed, num_samples)
-        pairs = coupled_pairs(function, distribution, backend, seed, num_samples)
-        per_pair = stick_breaking_disarm_gradient(backend, pairs, distribution.event_ndims)
-        decision_logits = stick_breaking_logits(backend, distribution.logits)
-        return coupled_surrogate(backend, pairs, per_pair, decision_logits,
+            return Disarm()._estimate(framework, function, distribution, seed, num_samples)
+        pairs = coupled_pairs(framework, function, distribution, seed, num_samples)
+        per_pair = stick_breaking_disarm_gradient(framework, pairs, distribution.event_ndims)
+        decision_logits = stick_breaking_logits(framework, distribution.logits)
+        return coupled_surrogate(framework, pairs, per_pair, decision_logits,
                                  distribution.event_ndims + 1)
 
 

@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from fxgx.backends import get_backend
-from fxgx.core.custom_gradient import custom_gradient
+from fxgx.backends import get_framework
+from fxgx.core.arrays import shape_of
+from fxgx.core.custom_gradient import with_gradient
 from fxgx.core.random import gumbel_noise, open_uniform
 from fxgx.core.seeds import canonical_seed
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
-from fxgx.estimators.gumbel import as_dtype_of, floating_logits
-from fxgx.estimators.hyperparameters import positive
+from fxgx.distributions.sampling import bits_above, gumbel_max
+from fxgx.estimators.base import Estimator, call_option
+from fxgx.estimators.hyperparameters import as_dtype_of, positive
+from fxgx.estimators.sampling import evaluate, floating_logits, sub_seeds
 
 
-def two_sided_sigmoids(backend, value):
+def two_sided_sigmoids(xp, value):
     """``(sigmoid(value), sigmoid(-value))`` from ``e = exp(-|value|)`` on each side of 0:
     ``1 / (1 + e)`` and ``e / (1 + e)``. Each side is smooth, so every derivative is the exact
     one of its side; the first, ``e / (1 + e)^2``, is accurate to a few ulps relative for
@@ -39,16 +41,16 @@ def two_sided_sigmoids(backend, value):
     ``exp(log_sigmoid(value))``, for one ``exp`` and one division instead of three
     transcendental functions. ``|value|`` is taken with ``where``, whose derivative is +-1
     (never the 0 of ``sign`` at 0), and ``exp(-|value|)`` never overflows."""
-    negative = backend.less(value, backend.zeros_like(value))
-    magnitude = backend.where(negative, -value, value)
-    small = backend.exp(-magnitude)
+    negative = xp.less(value, xp.zeros_like(value))
+    magnitude = xp.where(negative, -value, value)
+    small = xp.exp(-magnitude)
     reciprocal = 1.0 / (1.0 + small)
     complement = small * reciprocal
-    return (backend.where(negative, complement, reciprocal),
-            backend.where(negative, reciprocal, complement))
+    return (xp.where(negative, complement, reciprocal),
+            xp.where(negative, reciprocal, complement))
 
 
-def straight_through_samples(backend, kind, logits, seed, slope=1.0, sample_shape=()):
+def straight_through_samples(framework, kind, logits, seed, slope=1.0, sample_shape=()):
     """Straight-through samples of shape ``sample_shape + logits.shape``.
 
     Bernoulli: value ``1[logits + n > 0]`` (``n = log u - log(1 - u)`` logistic noise, so the
@@ -57,40 +59,40 @@ def straight_through_samples(backend, kind, logits, seed, slope=1.0, sample_shap
     Categorical: value ``one_hot(argmax(log_softmax(logits) + g))`` (``g`` Gumbel noise),
     gradient that of ``softmax(slope * logits)``.
     """
-    dtype = backend.dtype_of(logits)
-    shape = tuple(sample_shape) + tuple(backend.shape_of(logits))
+    xp = framework.xp
+    dtype = logits.dtype
+    shape = tuple(sample_shape) + shape_of(logits)
     scaled = logits if isinstance(slope, float) and slope == 1.0 else (
-        as_dtype_of(backend, slope, dtype) * logits
+        as_dtype_of(framework, slope, dtype) * logits
     )
     if kind == "bernoulli":
         # logits + log u - log(1 - u) > 0  <=>  u > sigmoid(-logits): the same bit as with
         # logistic noise, without its two logarithms per draw.
-        surrogate, complement = two_sided_sigmoids(backend, scaled)
+        surrogate, complement = two_sided_sigmoids(xp, scaled)
         if scaled is not logits:
-            _, complement = two_sided_sigmoids(backend, logits)
-        uniform = open_uniform(backend, shape, seed, dtype)
-        threshold = backend.stop_gradient(complement)
-        hard = backend.cast(backend.greater(uniform, threshold), dtype)
+            _, complement = two_sided_sigmoids(xp, logits)
+        uniform = open_uniform(framework, shape, seed, dtype)
+        hard = bits_above(xp, uniform, framework.stop_gradient(complement))
     elif kind == "categorical":
-        perturbed = backend.log_softmax(logits) + gumbel_noise(backend, shape, seed, dtype)
-        hard = backend.one_hot(backend.argmax(perturbed, axis=-1), shape[-1], dtype)
-        surrogate = backend.softmax(scaled)
+        perturbed = framework.log_softmax(logits) + gumbel_noise(framework, shape, seed, dtype)
+        hard = gumbel_max(xp, perturbed)
+        surrogate = framework.softmax(scaled)
     else:
         raise TypeError(f"kind={kind!r}: straight-through exists for bernoulli and categorical.")
-    surrogate = backend.broadcast_to(surrogate, shape)
-    return custom_gradient(hard, backend.ones_like(surrogate), surrogate)
+    surrogate = xp.broadcast_to(surrogate, shape)
+    return with_gradient(framework, hard, xp.ones_like(surrogate), surrogate)
 
 
 def _block(kind, logits, seed, slope):
     positive(slope, "slope")
-    backend = get_backend(logits, slope)
-    logits = floating_logits(backend, logits)
-    if kind == "categorical" and len(backend.shape_of(logits)) == 0:
+    framework = get_framework(logits, slope)
+    logits = floating_logits(framework, logits)
+    if kind == "categorical" and len(shape_of(logits)) == 0:
         raise ValueError("logits need a class axis (shape [..., K]) for a categorical sample.")
-    noise_seed = sub_seeds(canonical_seed(seed, backend), backend, "noise")["noise"]
-    if not backend.is_array(slope):
+    noise_seed = sub_seeds(framework, canonical_seed(seed, framework), "noise")["noise"]
+    if not framework.is_array(slope):
         slope = float(slope)
-    return straight_through_samples(backend, kind, logits, noise_seed, slope)
+    return straight_through_samples(framework, kind, logits, noise_seed, slope)
 
 
 def straight_through_bernoulli(logits, *, seed, slope=1.0):
@@ -127,37 +129,33 @@ def straight_through_categorical(logits, *, seed, slope=1.0):
 
 
 @dataclasses.dataclass(frozen=True)
-class StraightThrough(Estimator):
+class StraightThrough(Estimator, card="straight_through"):
     """``mean_s f(h_s)`` with ``h_s`` the straight-through sample. See ``straight_through``."""
-
-    name = "straight_through"
-    supports = ("bernoulli", "categorical")
-    unbiased = False
 
     def _surrogate_slope(self):
         return 1.0
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        noise_seed = sub_seeds(seed, backend, "noise")["noise"]
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        noise_seed = sub_seeds(framework, seed, "noise")["noise"]
         samples = straight_through_samples(
-            backend, distribution.kind, distribution.logits, noise_seed,
+            framework, distribution.kind, distribution.logits, noise_seed,
             self._surrogate_slope(), (num_samples,),
         )
-        values = evaluate(function, samples, distribution, backend, num_samples)
-        return backend.reduce_mean(values, axis=0)
+        values = evaluate(framework, function, samples, distribution, num_samples)
+        return framework.xp.mean(values, axis=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class StraightThroughSlope(StraightThrough):
+class StraightThroughSlope(StraightThrough, card="straight_through_slope"):
     """Straight-through with the surrogate ``sigmoid(slope * l)`` / ``softmax(slope * l)``.
 
     Attributes:
         slope: a positive number or a floating array.
     """
 
-    #: A positive number, or a floating array (annealed, traced under ``jax.jit``).
-    slope: object = 1.0
-    name = "straight_through_slope"
+    #: A positive number, or a floating array (annealed, traced under ``jax.jit``); a
+    #: per-call option too.
+    slope: object = call_option(1.0, positive)
 
     def _surrogate_slope(self):
         return self.slope

@@ -24,57 +24,44 @@ Reference: Mnih & Rezende (2016), "Variational inference for Monte Carlo objecti
 from __future__ import annotations
 
 import dataclasses
-import math
 
-from fxgx.core.custom_gradient import custom_gradient
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
-from fxgx.estimators.reinforce import draw
-
-
-def log_mean_exp(backend, values, axis=0):
-    """``log (1/K sum_k exp values_k)`` along ``axis``."""
-    count = backend.shape_of(values)[axis]
-    return backend.logsumexp(values, axis=axis) - math.log(count)
+from fxgx.core.custom_gradient import with_gradient
+from fxgx.estimators.base import Estimator
+from fxgx.estimators.control_variates import leave_one_out_mean
+from fxgx.estimators.multi_sample import log_mean_exp, replaced_log_mean_exp
+from fxgx.estimators.sampling import draw, evaluate, sub_seeds
+from fxgx.estimators.streaming import cannot_stream
 
 
-def leave_one_out_objectives(backend, values):
+def leave_one_out_objectives(framework, values):
     """``L^_{-k}``: ``L^`` with ``values_k`` replaced by the mean of the others (axis 0)."""
-    count = backend.shape_of(values)[0]
-    total = backend.reduce_sum(values, axis=0, keepdims=True)
-    others_mean = (total - values) / (count - 1)
-    rank = len(backend.shape_of(values))
-    index = backend.arange(count, "int32")
-    diagonal = backend.equal(backend.expand_dims(index, 1), backend.expand_dims(index, 0))
-    diagonal = backend.reshape(diagonal, (count, count) + (1,) * (rank - 1))
-    # Row k: the K values with entry k replaced by the leave-one-out geometric mean.
-    replaced = backend.where(
-        diagonal, backend.expand_dims(others_mean, 1), backend.expand_dims(values, 0)
-    )
-    return log_mean_exp(backend, replaced, axis=1)
+    others_mean = leave_one_out_mean(framework.xp, values, values.shape[0])
+    return replaced_log_mean_exp(framework, values, others_mean)
 
 
 @dataclasses.dataclass(frozen=True)
-class Vimco(Estimator):
+class Vimco(Estimator, card="vimco"):
     """VIMCO for the multi-sample objective ``E[log mean_k exp f(z_k)]``. See ``vimco``."""
 
-    name = "vimco"
-    streaming = "none"
-    not_streaming_because = "its target log mean_k exp f(z_k) couples all num_samples samples"
+    streaming = cannot_stream("its target log mean_k exp f(z_k) couples all num_samples "
+                              "samples")
     target = "log_mean_exp"
     minimum_samples = 2
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        seeds = sub_seeds(seed, backend, "samples")
-        samples = draw(distribution, backend, seeds["samples"], num_samples)
-        values = evaluate(function, samples, distribution, backend, num_samples)
-        objective = log_mean_exp(backend, values)
-        stopped = backend.stop_gradient(values)
-        signal = backend.stop_gradient(
-            log_mean_exp(backend, stopped) - leave_one_out_objectives(backend, stopped)
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        xp = framework.xp
+        seeds = sub_seeds(framework, seed, "samples")
+        samples = draw(framework, distribution, seeds["samples"], num_samples)
+        values = evaluate(framework, function, samples, distribution, num_samples)
+        objective = log_mean_exp(framework, values)
+        stopped = framework.stop_gradient(values)
+        signal = framework.stop_gradient(
+            log_mean_exp(framework, stopped) - leave_one_out_objectives(framework, stopped)
         )
         log_prob = distribution.log_prob(samples)
-        score = backend.exp(log_prob - backend.stop_gradient(log_prob))
-        return custom_gradient(objective, signal, score, axis=0, fx_gx_manually_stopped=True)
+        score = xp.exp(log_prob - framework.stop_gradient(log_prob))
+        return with_gradient(framework, objective, signal, score, axis=0,
+                             fx_gx_manually_stopped=True)
 
 
 def vimco() -> Vimco:

@@ -1,8 +1,10 @@
-"""Estimators from samples drawn without replacement over the joint categorical space.
+"""Samples drawn without replacement over the joint categorical space, and the probabilities
+of an unordered set of them: what ``unordered_set`` and ``sum_and_sample`` share.
 
 A one-hot categorical distribution with event shape ``E + [K]`` is a distribution over the
 ``K^D`` joint states of its ``D = prod(E)`` variables (one per batch member). Both
-estimators here draw ``k`` *distinct* joint states and evaluate ``f`` once on each.
+estimators (``fxgx.estimators.unordered_set``, ``fxgx.estimators.sum_and_sample``) draw ``k``
+*distinct* joint states and evaluate ``f`` once on each.
 
 Sampling. Perturbing every joint state's log-probability with independent Gumbel noise and
 keeping the ``k`` largest gives an ordered sample without replacement (Gumbel-top-k). For a
@@ -64,24 +66,22 @@ discrete distributions", ICML.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from fxgx.backends import get_backend
-from fxgx.core.custom_gradient import custom_gradient
+from fxgx.backends import get_framework
+from fxgx.core.arrays import exclusive_cumulative_sum, one_hot, shape_of
 from fxgx.core.random import gumbel_noise
 from fxgx.core.seeds import canonical_seed
 from fxgx.distributions import (
     Bernoulli,
     OneHotCategorical,
     as_fxgx_distribution,
-    backend_of_distribution,
+    framework_of_distribution,
 )
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
 
 #: The largest set size of the unordered set estimator: its probabilities enumerate the
 #: ``k!`` orders of the set (720 at ``k = 6``).
@@ -106,37 +106,38 @@ class UnorderedSetTerms(NamedTuple):
 # ------------------------------------------------------------------------ joint states
 
 
-def _flat_log_probabilities(distribution, backend):
+def flat_log_probabilities(framework, distribution):
     """Stopped per-variable log-probabilities ``[B, D, K]``, with the batch shape and the
     event shape of a one-hot categorical (``E + [K]``) or Bernoulli (``E``, two classes:
     0 and 1) distribution."""
-    logits = backend.stop_gradient(distribution.logits)
+    xp = framework.xp
+    logits = framework.stop_gradient(distribution.logits)
     batch_shape = tuple(distribution.batch_shape)
     event_shape = tuple(distribution.event_shape)
     if any(size is None for size in batch_shape + event_shape):
         raise ValueError(
             f"sampling without replacement needs static shapes; the logits have shape "
-            f"{tuple(backend.shape_of(logits))}."
+            f"{tuple(shape_of(logits))}."
         )
     batch_size = math.prod(batch_shape)
     if distribution.kind == "bernoulli":
-        flat = backend.reshape(logits, (batch_size, math.prod(event_shape)))
-        log_probabilities = backend.stack(
-            [backend.log_sigmoid(-flat), backend.log_sigmoid(flat)], axis=-1)
+        flat = xp.reshape(logits, (batch_size, math.prod(event_shape)))
+        log_probabilities = xp.stack(
+            [framework.log_sigmoid(-flat), framework.log_sigmoid(flat)], axis=-1)
         return log_probabilities, batch_shape, event_shape
-    flat = backend.reshape(logits, (batch_size, math.prod(event_shape[:-1]), event_shape[-1]))
-    return backend.log_softmax(flat), batch_shape, event_shape
+    flat = xp.reshape(logits, (batch_size, math.prod(event_shape[:-1]), event_shape[-1]))
+    return framework.log_softmax(flat), batch_shape, event_shape
 
 
-def _joint_space(distribution_kind, event_shape):
+def joint_space(distribution_kind, event_shape):
     """``(K, D)``: classes per variable and variables of one joint state."""
     if distribution_kind == "bernoulli":
         return 2, math.prod(event_shape)
     return event_shape[-1], math.prod(event_shape[:-1])
 
 
-def _check_set_size(num_samples, distribution_kind, event_shape, argument="num_samples"):
-    num_classes, num_variables = _joint_space(distribution_kind, event_shape)
+def check_set_size(num_samples, distribution_kind, event_shape, argument="num_samples"):
+    num_classes, num_variables = joint_space(distribution_kind, event_shape)
     num_states = num_classes**num_variables
     if num_samples > num_states:
         raise ValueError(
@@ -145,7 +146,7 @@ def _check_set_size(num_samples, distribution_kind, event_shape, argument="num_s
         )
 
 
-def _beam_search(backend, log_probabilities, beam_size, seed):
+def beam_search(framework, log_probabilities, beam_size, seed):
     """The ``beam_size`` largest joint states of ``[B, D, K]`` per-variable log-probabilities,
     by (perturbed, when ``seed`` is given) log-probability, in decreasing order.
 
@@ -153,73 +154,72 @@ def _beam_search(backend, log_probabilities, beam_size, seed):
     ``[B, k]``. With a seed this is stochastic beam search: each extension of a partial state
     gets a Gumbel with location its log-probability, shifted so that the largest over the
     ``K`` extensions equals the partial state's own perturbed value."""
-    dtype = backend.dtype_of(log_probabilities)
-    batch_size, num_variables, num_classes = backend.shape_of(log_probabilities)
+    xp = framework.xp
+    dtype = log_probabilities.dtype
+    batch_size, num_variables, num_classes = shape_of(log_probabilities)
     noise = None
     if seed is not None:
-        noise = gumbel_noise(backend, (num_variables, batch_size, beam_size, num_classes), seed,
+        noise = gumbel_noise(framework, (num_variables, batch_size, beam_size, num_classes), seed,
                              dtype)
     # Only the first beam entry is a real (empty) partial state at the start.
     start = np.full((1, beam_size), -np.inf)
     start[0, 0] = 0.0
-    scores = backend.broadcast_to(backend.convert(start, dtype), (batch_size, beam_size))
-    log_prob = backend.zeros((batch_size, beam_size), dtype)
-    states = backend.zeros((batch_size, beam_size, num_variables, num_classes), dtype)
-    minus_infinity = backend.convert(-np.inf, dtype)
+    scores = xp.broadcast_to(xp.asarray(start, dtype=dtype), (batch_size, beam_size))
+    log_prob = xp.zeros((batch_size, beam_size), dtype=dtype)
+    states = xp.zeros((batch_size, beam_size, num_variables, num_classes), dtype=dtype)
+    minus_infinity = xp.asarray(-np.inf, dtype=dtype)
     for variable in range(num_variables):
-        valid = backend.expand_dims(backend.isfinite(scores), -1)
-        candidates = (backend.expand_dims(log_prob, -1)
-                      + backend.expand_dims(log_probabilities[:, variable, :], 1))
+        valid = xp.expand_dims(xp.isfinite(scores), axis=-1)
+        candidates = (xp.expand_dims(log_prob, axis=-1)
+                      + xp.expand_dims(log_probabilities[:, variable, :], axis=1))
         if noise is None:
             candidate_scores = candidates
         else:
-            target = backend.expand_dims(backend.where(valid[..., 0], scores, 0.0), -1)
+            target = xp.expand_dims(xp.where(valid[..., 0], scores, 0.0), axis=-1)
             unconditioned = candidates + noise[variable]
-            largest, _ = backend.top_k(unconditioned, 1)
+            largest, _ = framework.top_k(unconditioned, 1)
             # -log(exp(-T) - exp(-Z) + exp(-G)) = T - softplus(v), stably.
-            gap = backend.minimum(unconditioned - largest, 0.0)
-            shift = target - unconditioned + backend.log1p(-backend.exp(gap))
-            candidate_scores = target - backend.softplus(shift)
-        candidate_scores = backend.where(valid, candidate_scores, minus_infinity)
-        flat = backend.reshape(candidate_scores, (batch_size, beam_size * num_classes))
-        scores, index = backend.top_k(flat, beam_size)
-        parent = backend.one_hot(index // num_classes, beam_size, dtype)  # [B, k, k]
-        chosen = backend.one_hot(index % num_classes, num_classes, dtype)  # [B, k, K]
-        log_prob = (backend.reduce_sum(parent * backend.expand_dims(log_prob, 1), axis=-1)
-                    + backend.reduce_sum(
-                        chosen * backend.expand_dims(log_probabilities[:, variable, :], 1),
-                        axis=-1))
+            gap = xp.minimum(unconditioned - largest, 0.0)
+            shift = target - unconditioned + xp.log1p(-xp.exp(gap))
+            candidate_scores = target - framework.softplus(shift)
+        candidate_scores = xp.where(valid, candidate_scores, minus_infinity)
+        flat = xp.reshape(candidate_scores, (batch_size, beam_size * num_classes))
+        scores, index = framework.top_k(flat, beam_size)
+        parent = one_hot(xp, index // num_classes, beam_size, dtype)  # [B, k, k]
+        chosen = one_hot(xp, index % num_classes, num_classes, dtype)  # [B, k, K]
+        log_prob = (xp.sum(parent * xp.expand_dims(log_prob, axis=1), axis=-1)
+                    + xp.sum(chosen * xp.expand_dims(log_probabilities[:, variable, :], axis=1),
+                             axis=-1))
         position = np.zeros((num_variables, 1), np.float64)
         position[variable] = 1.0
-        states = (backend.reduce_sum(
-            parent[:, :, :, None, None] * backend.expand_dims(states, 1), axis=2)
-            + backend.expand_dims(chosen, 2) * backend.convert(position, dtype))
+        states = (xp.sum(parent[:, :, :, None, None] * xp.expand_dims(states, axis=1), axis=2)
+                  + xp.expand_dims(chosen, axis=2) * xp.asarray(position, dtype=dtype))
     return states, scores
 
 
-def _to_sample_layout(backend, states, distribution_kind, batch_shape, event_shape):
+def to_sample_layout(xp, states, distribution_kind, batch_shape, event_shape):
     """``[B, k, D, K]`` states as ``[k] + batch_shape + event_shape`` samples (Bernoulli:
     the indicator of class 1)."""
-    beam_size = backend.shape_of(states)[1]
-    leading_first = backend.transpose(states, (1, 0, 2, 3))
+    beam_size = shape_of(states)[1]
+    leading_first = xp.permute_dims(states, (1, 0, 2, 3))
     if distribution_kind == "bernoulli":
         leading_first = leading_first[..., 1]
-    return backend.reshape(leading_first, (beam_size,) + batch_shape + event_shape)
+    return xp.reshape(leading_first, (beam_size,) + batch_shape + event_shape)
 
 
-def _to_batch_first(backend, values):
+def to_batch_first(xp, values):
     """``[k] + batch_shape`` values as ``[B, k]``."""
-    beam_size = backend.shape_of(values)[0]
-    return backend.transpose(backend.reshape(values, (beam_size, -1)), (1, 0))
+    beam_size = shape_of(values)[0]
+    return xp.permute_dims(xp.reshape(values, (beam_size, -1)), (1, 0))
 
 
-def _to_sample_first(backend, values, batch_shape):
+def to_sample_first(xp, values, batch_shape):
     """``[B, k]`` values as ``[k] + batch_shape``."""
-    beam_size = backend.shape_of(values)[1]
-    return backend.reshape(backend.transpose(values, (1, 0)), (beam_size,) + batch_shape)
+    beam_size = shape_of(values)[1]
+    return xp.reshape(xp.permute_dims(values, (1, 0)), (beam_size,) + batch_shape)
 
 
-def _as_discrete(distribution, argument="distribution"):
+def as_discrete(distribution, argument="distribution"):
     converted = as_fxgx_distribution(distribution)
     if not isinstance(converted, (OneHotCategorical, Bernoulli)):
         raise TypeError(
@@ -253,18 +253,19 @@ def sample_without_replacement(distribution, num_samples: int, *, seed):
         TypeError: ``distribution`` is not one-hot categorical or ``num_samples`` not an int.
         ValueError: ``num_samples`` is below 1 or above ``K^D``.
     """
-    distribution = _as_discrete(distribution)
+    distribution = as_discrete(distribution)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int):
         raise TypeError(f"num_samples must be an int, got {num_samples!r}.")
     if num_samples < 1:
         raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
-    backend = backend_of_distribution(distribution, seed=seed)
-    seed = canonical_seed(seed, backend)
-    log_probabilities, batch_shape, event_shape = _flat_log_probabilities(distribution, backend)
-    _check_set_size(num_samples, distribution.kind, event_shape)
-    states, _ = _beam_search(backend, log_probabilities, num_samples, seed)
-    samples = _to_sample_layout(backend, states, distribution.kind, batch_shape, event_shape)
-    return backend.stop_gradient(samples)
+    framework = framework_of_distribution(distribution, seed=seed)
+    seed = canonical_seed(seed, framework)
+    log_probabilities, batch_shape, event_shape = flat_log_probabilities(framework,
+                                                                         distribution)
+    check_set_size(num_samples, distribution.kind, event_shape)
+    states, _ = beam_search(framework, log_probabilities, num_samples, seed)
+    samples = to_sample_layout(framework.xp, states, distribution.kind, batch_shape, event_shape)
+    return framework.stop_gradient(samples)
 
 
 # ------------------------------------------------------------- unordered set probabilities
@@ -281,7 +282,7 @@ def _orders(set_size):
     return one_hot, np.eye(set_size)[others]
 
 
-def unordered_set_terms(log_probabilities, *, backend=None) -> UnorderedSetTerms:
+def unordered_set_terms(log_probabilities, *, framework=None) -> UnorderedSetTerms:
     """``log p(S)`` and the unordered set estimator's weights for sets of distinct states.
 
     For the set ``S`` of ``k`` distinct states with log-probabilities ``log p(s)`` (a sample
@@ -301,7 +302,7 @@ def unordered_set_terms(log_probabilities, *, backend=None) -> UnorderedSetTerms
         log_probabilities: ``[..., k]`` log-probabilities of ``k`` distinct states of one
             distribution (``2 <= k <= MAXIMUM_SET_SIZE``; ``k = 1`` gives ``weights = 1`` and
             ``baseline_weights = p``), finite, with a static shape.
-        backend: the backend module (default: told from the array).
+        framework: the framework of the array (default: told from it).
 
     Returns:
         An ``UnorderedSetTerms``, in the dtype of ``log_probabilities``.
@@ -309,9 +310,10 @@ def unordered_set_terms(log_probabilities, *, backend=None) -> UnorderedSetTerms
     Raises:
         ValueError: ``k`` is above ``MAXIMUM_SET_SIZE`` or the shape is not static.
     """
-    if backend is None:
-        backend = get_backend(log_probabilities)
-    shape = tuple(backend.shape_of(log_probabilities))
+    if framework is None:
+        framework = get_framework(log_probabilities)
+    xp = framework.xp
+    shape = tuple(shape_of(log_probabilities))
     if not shape or any(size is None for size in shape):
         raise ValueError(f"log_probabilities needs a static shape [..., k], got {shape}.")
     set_size = shape[-1]
@@ -320,177 +322,45 @@ def unordered_set_terms(log_probabilities, *, backend=None) -> UnorderedSetTerms
             f"the unordered set estimator enumerates the k! orders of its set; k = {set_size} "
             f"is above the maximum of {MAXIMUM_SET_SIZE}: use fewer samples."
         )
-    dtype = backend.dtype_of(log_probabilities)
+    dtype = log_probabilities.dtype
     lead = shape[:-1]
-    flat = backend.reshape(log_probabilities, (-1, set_size))
+    flat = xp.reshape(log_probabilities, (-1, set_size))
     batch_size = math.prod(lead)
-    probabilities = backend.exp(flat)
-    outside = backend.maximum(1.0 - backend.reduce_sum(probabilities, axis=-1, keepdims=True),
+    probabilities = xp.exp(flat)
+    outside = xp.maximum(1.0 - xp.sum(probabilities, axis=-1, keepdims=True),
                               0.0)
     if set_size == 1:
-        weights = backend.ones_like(flat)
-        baseline = backend.expand_dims(probabilities, -1)
-        log_set = flat[:, 0] - backend.log(outside[:, 0] + probabilities[:, 0])
-        return UnorderedSetTerms(backend.reshape(log_set, lead),
-                                 backend.reshape(weights, shape),
-                                 backend.reshape(baseline, shape + (1,)))
+        weights = xp.ones_like(flat)
+        baseline = xp.expand_dims(probabilities, axis=-1)
+        log_set = flat[:, 0] - xp.log(outside[:, 0] + probabilities[:, 0])
+        return UnorderedSetTerms(xp.reshape(log_set, lead),
+                                 xp.reshape(weights, shape),
+                                 xp.reshape(baseline, shape + (1,)))
     orders, others = _orders(set_size)
     num_orders = orders.shape[0]
-    ordered = backend.reduce_sum(
-        backend.convert(orders, dtype) * flat[:, None, None, :], axis=-1)  # [B, k!, k]
-    ordered_probabilities = backend.exp(ordered)
-    remaining = (backend.exclusive_cumsum(ordered_probabilities, axis=-1, reverse=True)
-                 + ordered_probabilities + backend.expand_dims(outside, -1))
-    factors = ordered - backend.log(remaining)
-    from_first = backend.reduce_sum(factors, axis=-1)
-    from_second = backend.reduce_sum(factors[:, :, 1:], axis=-1)
-    from_third = backend.reduce_sum(factors[:, :, 2:], axis=-1)
-    log_set = backend.logsumexp(from_first, axis=-1)  # [B]
-    leave_one_out = backend.logsumexp(
-        backend.reshape(from_second, (batch_size, set_size, num_orders // set_size)),
+    ordered = xp.sum(xp.asarray(orders, dtype=dtype) * flat[:, None, None, :],
+                     axis=-1)  # [B, k!, k]
+    ordered_probabilities = xp.exp(ordered)
+    remaining = (exclusive_cumulative_sum(xp, ordered_probabilities, axis=-1, reverse=True)
+                 + ordered_probabilities + xp.expand_dims(outside, axis=-1))
+    factors = ordered - xp.log(remaining)
+    from_first = xp.sum(factors, axis=-1)
+    from_second = xp.sum(factors[:, :, 1:], axis=-1)
+    from_third = xp.sum(factors[:, :, 2:], axis=-1)
+    log_set = framework.logsumexp(from_first, axis=-1)  # [B]
+    leave_one_out = framework.logsumexp(
+        xp.reshape(from_second, (batch_size, set_size, num_orders // set_size)),
         axis=-1)  # [B, k]: log p^{D\s}(S \ s)
-    leave_two_out = backend.logsumexp(
-        backend.reshape(from_third, (batch_size, set_size, set_size - 1,
+    leave_two_out = framework.logsumexp(
+        xp.reshape(from_third, (batch_size, set_size, set_size - 1,
                                      num_orders // (set_size * (set_size - 1)))),
         axis=-1)  # [B, k, k - 1]: log p^{D\{s, s'}}(S \ {s, s'}), s' the others of s
-    weights = backend.exp(flat + leave_one_out - backend.expand_dims(log_set, -1))
-    others_array = backend.convert(others, dtype)  # [k, k - 1, k]
-    log_others = backend.reduce_sum(others_array * flat[:, None, None, :], axis=-1)
-    other_weights = backend.exp(log_others + leave_two_out
-                                - backend.expand_dims(leave_one_out, -1))  # [B, k, k - 1]
-    baseline = (backend.reduce_sum(backend.expand_dims(other_weights, -1) * others_array,
-                                   axis=2)
-                + backend.convert(np.eye(set_size), dtype) * probabilities[:, :, None])
-    return UnorderedSetTerms(backend.reshape(log_set, lead), backend.reshape(weights, shape),
-                             backend.reshape(baseline, shape + (set_size,)))
-
-
-# ---------------------------------------------------------------------------- estimators
-
-
-@dataclasses.dataclass(frozen=True)
-class UnorderedSet(Estimator):
-    """The unordered set estimator with its built-in baseline. See ``unordered_set``."""
-
-    name = "unordered_set"
-    streaming = "none"
-    not_streaming_because = "its num_samples samples are drawn without replacement, as one set"
-    supports = ("bernoulli", "categorical")
-    minimum_samples = 2
-    #: The k! orders of the set are enumerated: ``k <= MAXIMUM_SET_SIZE``.
-    maximum_samples = MAXIMUM_SET_SIZE
-
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        if num_samples > MAXIMUM_SET_SIZE:
-            raise ValueError(
-                f"unordered_set enumerates the k! orders of its set of num_samples = k states; "
-                f"num_samples={num_samples} is above the maximum of {MAXIMUM_SET_SIZE}."
-            )
-        log_probabilities, batch_shape, event_shape = _flat_log_probabilities(distribution,
-                                                                              backend)
-        _check_set_size(num_samples, distribution.kind, event_shape)
-        seeds = sub_seeds(seed, backend, "perturbation")
-        states, _ = _beam_search(backend, log_probabilities, num_samples, seeds["perturbation"])
-        samples = backend.stop_gradient(_to_sample_layout(
-            backend, states, distribution.kind, batch_shape, event_shape))
-        values = evaluate(function, samples, distribution, backend, num_samples)
-        log_prob = distribution.log_prob(samples)
-        terms = unordered_set_terms(_to_batch_first(backend, backend.stop_gradient(log_prob)),
-                                    backend=backend)
-        stopped = _to_batch_first(backend, backend.stop_gradient(values))
-        baseline = backend.reduce_sum(terms.baseline_weights * stopped[:, None, :], axis=-1)
-        weights = _to_sample_first(backend, terms.weights, batch_shape)
-        gradient = _to_sample_first(backend, terms.weights * (stopped - baseline), batch_shape)
-        value = backend.reduce_sum(backend.stop_gradient(weights) * values, axis=0)
-        return custom_gradient(value, backend.stop_gradient(gradient), log_prob, axis=0,
-                               fx_gx_manually_stopped=True)
-
-
-def unordered_set() -> UnorderedSet:
-    """The unordered set estimator: ``k`` distinct joint states and a built-in baseline.
-
-    Draws ``S``, ``k = num_samples`` distinct joint states, by stochastic beam search and
-    returns ``sum_{s in S} p(s) R(S, s) f(s)`` with gradient
-
-        sum_{s in S} p(s) R(S, s) (f(s) - B(S, s)) grad log p(s),
-        B(S, s) = sum_{s' in S} p(s') R^{D\\{s}}(S, s') f(s'),
-
-    with the leave-one-out ratios ``R`` of ``unordered_set_terms``. Unbiased; one evaluation
-    of ``f`` per sample; ``2 <= k <= MAXIMUM_SET_SIZE`` and ``k <= K^D``. With ``k = K^D``
-    it returns the exact gradient. Reference: Kool, van Hoof & Welling (2020), "Estimating
-    gradients for discrete random variables by sampling without replacement", ICLR.
-
-    Returns:
-        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=k)`` with a
-        one-hot categorical distribution; it returns a surrogate whose value estimates
-        ``E_q[f]`` and whose gradient estimates ``grad E_q[f]``.
-    """
-    return UnorderedSet()
-
-
-@dataclasses.dataclass(frozen=True)
-class SumAndSample(Estimator):
-    """Sum-and-sample: the ``k - 1`` most probable states summed, one sampled. See
-    ``sum_and_sample``."""
-
-    name = "sum_and_sample"
-    streaming = "none"
-    not_streaming_because = "its num_samples samples are drawn without replacement, as one set"
-    supports = ("bernoulli", "categorical")
-
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        log_probabilities, batch_shape, event_shape = _flat_log_probabilities(distribution,
-                                                                              backend)
-        _check_set_size(num_samples, distribution.kind, event_shape)
-        seeds = sub_seeds(seed, backend, "perturbation")
-        drawn, _ = _beam_search(backend, log_probabilities, num_samples, seeds["perturbation"])
-        if num_samples == 1:
-            states = drawn
-        else:
-            summed, _ = _beam_search(backend, log_probabilities, num_samples - 1, None)
-            _, num_variables = _joint_space(distribution.kind, event_shape)
-            matches = backend.reduce_sum(backend.expand_dims(drawn, 2)
-                                         * backend.expand_dims(summed, 1), axis=(-2, -1))
-            in_summed = backend.reduce_sum(
-                backend.cast(backend.equal(matches, float(num_variables)),
-                             backend.dtype_of(drawn)), axis=-1)  # [B, k]: 1 or 0
-            outside = 1.0 - in_summed
-            first = outside * backend.cast(
-                backend.equal(backend.exclusive_cumsum(outside, axis=1), 0.0),
-                backend.dtype_of(drawn))
-            sampled = backend.reduce_sum(first[:, :, None, None] * drawn, axis=1)
-            states = backend.concat([summed, backend.expand_dims(sampled, 1)], axis=1)
-        samples = backend.stop_gradient(_to_sample_layout(
-            backend, states, distribution.kind, batch_shape, event_shape))
-        values = evaluate(function, samples, distribution, backend, num_samples)
-        log_prob = distribution.log_prob(samples)
-        stopped_log_prob = _to_batch_first(backend, backend.stop_gradient(log_prob))
-        probabilities = backend.exp(stopped_log_prob[:, : num_samples - 1])
-        rest = backend.maximum(1.0 - backend.reduce_sum(probabilities, axis=-1, keepdims=True),
-                               0.0)
-        weights = _to_sample_first(backend, backend.concat([probabilities, rest], axis=1),
-                                   batch_shape)
-        value = backend.reduce_sum(weights * values, axis=0)
-        gradient = backend.stop_gradient(weights * values)
-        return custom_gradient(value, gradient, log_prob, axis=0, fx_gx_manually_stopped=True)
-
-
-def sum_and_sample() -> SumAndSample:
-    """Sum-and-sample: ``f`` summed over the ``k - 1`` most probable states, one sampled.
-
-    With ``C`` the ``k - 1`` most probable joint states (exact beam search) and ``z`` drawn
-    from ``p`` restricted to the other states, returns ``sum_{c in C} p(c) f(c) + (1 - p(C))
-    f(z)`` with gradient
-
-        sum_{c in C} p(c) f(c) grad log p(c) + (1 - p(C)) f(z) grad log p(z).
-
-    Unbiased; one evaluation of ``f`` per sample (``k = num_samples``, at most ``K^D``);
-    ``k = 1`` is REINFORCE. Reference: Liu, Regier, Tripuraneni, Jordan & McAuliffe (2019),
-    "Rao-Blackwellized stochastic gradients for discrete distributions", ICML.
-
-    Returns:
-        An estimator, called as ``estimator(f, distribution, *, seed, num_samples=k)`` with a
-        one-hot categorical distribution; it returns a surrogate whose value estimates
-        ``E_q[f]`` and whose gradient estimates ``grad E_q[f]``.
-    """
-    return SumAndSample()
+    weights = xp.exp(flat + leave_one_out - xp.expand_dims(log_set, axis=-1))
+    others_array = xp.asarray(others, dtype=dtype)  # [k, k - 1, k]
+    log_others = xp.sum(others_array * flat[:, None, None, :], axis=-1)
+    other_weights = xp.exp(log_others + leave_two_out
+                                - xp.expand_dims(leave_one_out, axis=-1))  # [B, k, k - 1]
+    baseline = (xp.sum(xp.expand_dims(other_weights, axis=-1) * others_array, axis=2)
+                + xp.asarray(np.eye(set_size), dtype=dtype) * probabilities[:, :, None])
+    return UnorderedSetTerms(xp.reshape(log_set, lead), xp.reshape(weights, shape),
+                             xp.reshape(baseline, shape + (set_size,)))

@@ -1,10 +1,11 @@
 """A problem: a distribution family, a function ``f``, and the exact value and gradient of
 ``E_{z ~ q_theta}[f(z)]`` at one parameter value ``theta``.
 
-Problems are backend-agnostic: ``parameters(backend, dtype)`` makes the parameter arrays on
-a backend, ``bind(*parameters)`` gives ``q_theta`` and ``f`` at those parameters (with any
-leading batch dimensions the caller adds to them; ``f`` may close over parameters of its
-own), and ``f`` is written with backend-neutral operations. ``exact_gradient()`` is a flat
+Problems do not depend on a framework: ``parameters(framework, dtype)`` makes the parameter
+arrays on a framework, ``bind(*parameters)`` gives ``q_theta`` and ``f`` at those parameters
+(with any leading batch dimensions the caller adds to them; ``f`` may close over parameters
+of its own), and ``f`` is written once in the array API standard, on the namespace of its
+samples (``fxgx.backends.array_namespace``). ``exact_gradient()`` is a flat
 float64 NumPy vector, one entry per parameter element, in the order of ``parameters``.
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from fxgx.backends import get_backend
+from fxgx.backends import array_namespace
+from fxgx.core.arrays import as_dtype
 
 
 class Problem:
@@ -33,17 +35,19 @@ class Problem:
         """
         raise NotImplementedError
 
-    def parameters(self, backend, dtype) -> list:
-        """The parameter values as arrays of a backend.
+    def parameters(self, framework, dtype) -> list:
+        """The parameter values as arrays of a framework.
 
         Args:
-            backend: an fxgx backend module.
+            framework: an fxgx framework (``fxgx.backends.framework_by_name("jax")``).
             dtype: the floating dtype, e.g. ``"float32"``.
 
         Returns:
-            A list of the backend's arrays.
+            A list of the framework's arrays.
         """
-        return [backend.convert(value, dtype) for value in self.parameter_values()]
+        xp = framework.xp
+        dtype = as_dtype(xp, dtype)
+        return [xp.asarray(value, dtype=dtype) for value in self.parameter_values()]
 
     def distribution(self, *parameters):
         """``q_theta`` at the given parameters.
@@ -148,7 +152,7 @@ class FunctionParameters:
         """``f`` with the problem's own values of its parameters (if any)."""
         if not self.function_parameters:
             return self._function(samples)
-        backend = get_backend(samples)
-        dtype = backend.dtype_of(samples)
-        return self._function(samples, *(backend.convert(value, dtype)
+        xp = array_namespace(samples)
+        dtype = samples.dtype
+        return self._function(samples, *(xp.asarray(value, dtype=dtype)
                                          for value in self.function_parameters))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fxgx.backends import get_backend
+from fxgx.backends import array_namespace
 from fxgx.distributions import Bernoulli
 from fxgx.problems.base import Problem
 
@@ -74,11 +74,11 @@ class BernoulliToy(Problem):
         Returns:
             ``(b - t)^2``, summed over the coordinates of a vector ``theta``.
         """
-        backend = get_backend(samples)
-        squared = backend.square(samples - self.target)
+        xp = array_namespace(samples)
+        squared = xp.square(samples - self.target)
         if self.logits.ndim == 0:
             return squared
-        return backend.reduce_sum(squared, axis=tuple(range(-self.logits.ndim, 0)))
+        return xp.sum(squared, axis=tuple(range(-self.logits.ndim, 0)))
 
     def _probabilities(self):
         """``(p, 1 - p)``, each computed as a sigmoid so neither rounds to 0 early."""

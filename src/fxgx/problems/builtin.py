@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxgx.backends import get_backend
+from fxgx.backends import array_namespace
 from fxgx.distributions import Normal
 from fxgx.problems.base import Problem
 from fxgx.problems.bernoulli_toy import BernoulliToy
@@ -51,43 +51,43 @@ LARGE_CATEGORICAL_LOGITS = np.round(1.0 * np.cos(0.7 * np.arange(40.0)), 2).resh
 def nonadditive_decoder(samples, weights):
     """``(w . b - 1.3)^2 + 0.8 b_0 b_1 b_2`` for samples of shape ``[S] + batch + [8]`` and
     weights of shape ``batch + [8]`` (or ``[8]``)."""
-    backend = get_backend(samples, weights)
-    linear = backend.reduce_sum(samples * weights, axis=-1)
+    xp = array_namespace(samples, weights)
+    linear = xp.sum(samples * weights, axis=-1)
     interaction = samples[..., 0] * samples[..., 1] * samples[..., 2]
-    return backend.square(linear - 1.3) + 0.8 * interaction
+    return xp.square(linear - 1.3) + 0.8 * interaction
 
 
 def nonadditive_function(samples):
     """``nonadditive_decoder`` with the fixed weights ``NONADDITIVE_WEIGHTS``."""
-    backend = get_backend(samples)
+    xp = array_namespace(samples)
     return nonadditive_decoder(
-        samples, backend.convert(NONADDITIVE_WEIGHTS, backend.dtype_of(samples)))
+        samples, xp.asarray(NONADDITIVE_WEIGHTS, dtype=samples.dtype))
 
 
 def categorical_decoder(samples, values):
     """``(sum_d v_d . z_d - 0.7)^2 + z_{0,0} z_{1,1}`` for one-hot samples
     ``[S] + batch + [3, 4]`` and values of shape ``batch + [3, 4]`` (or ``[3, 4]``)."""
-    backend = get_backend(samples, values)
-    linear = backend.reduce_sum(samples * values, axis=(-2, -1))
-    return backend.square(linear - 0.7) + samples[..., 0, 0] * samples[..., 1, 1]
+    xp = array_namespace(samples, values)
+    linear = xp.sum(samples * values, axis=(-2, -1))
+    return xp.square(linear - 0.7) + samples[..., 0, 0] * samples[..., 1, 1]
 
 
 def categorical_function(samples):
     """``categorical_decoder`` with the fixed values ``CATEGORICAL_VALUES``."""
-    backend = get_backend(samples)
+    xp = array_namespace(samples)
     return categorical_decoder(
-        samples, backend.convert(CATEGORICAL_VALUES, backend.dtype_of(samples)))
+        samples, xp.asarray(CATEGORICAL_VALUES, dtype=samples.dtype))
 
 
 def large_categorical_function(samples):
     """``(sum_d u_d . z_d - 0.6)^2 + z_{0,1} z_{1,2} - 0.5 z_{2,3} z_{3,4}`` for one-hot (or
     relaxed) samples of shape ``[S] + batch + [4, 10]``, with ``u = LARGE_CATEGORICAL_VALUES``."""
-    backend = get_backend(samples)
-    values = backend.convert(LARGE_CATEGORICAL_VALUES, backend.dtype_of(samples))
-    linear = backend.reduce_sum(samples * values, axis=(-2, -1))
+    xp = array_namespace(samples)
+    values = xp.asarray(LARGE_CATEGORICAL_VALUES, dtype=samples.dtype)
+    linear = xp.sum(samples * values, axis=(-2, -1))
     interaction = (samples[..., 0, 1] * samples[..., 1, 2]
                    - 0.5 * samples[..., 2, 3] * samples[..., 3, 4])
-    return backend.square(linear - 0.6) + interaction
+    return xp.square(linear - 0.6) + interaction
 
 
 class GaussianQuadratic(Problem):
@@ -134,7 +134,7 @@ class GaussianQuadratic(Problem):
         Returns:
             ``(samples - c)^2``, elementwise.
         """
-        return get_backend(samples).square(samples - self.center)
+        return array_namespace(samples).square(samples - self.center)
 
     def exact_value(self):
         """``(mu - c)^2 + sigma^2``.
@@ -232,12 +232,12 @@ class GaussianPolynomial(Problem):
         Returns:
             ``f`` per sample and batch member, shape ``[S] + batch``.
         """
-        backend = get_backend(samples)
-        dtype = backend.dtype_of(samples)
-        linear, quadratic, cubic = (backend.convert(value, dtype) for value in
+        xp = array_namespace(samples)
+        dtype = samples.dtype
+        linear, quadratic, cubic = (xp.asarray(value, dtype=dtype) for value in
                                     (self.linear, self.quadratic, self.cubic))
         polynomial = samples * (linear + samples * (quadratic + samples * cubic))
-        total = backend.reduce_sum(polynomial, axis=-1)
+        total = xp.sum(polynomial, axis=-1)
         first, second, third = samples[..., 0], samples[..., 1], samples[..., 2]
         return total + self.pair * first * second + self.triple * first * second * third
 

@@ -9,7 +9,7 @@ and for ``D`` categorical variables with ``K`` classes (``K^D`` states)
     dE/dtheta_{d,k} = sum_s q(s) f(s) (1[s_d = k] - softmax(theta_d)_k).
 
 Both are the score identity summed over every state: exact up to rounding, with no
-sampling. ``f`` is evaluated once, on a batch of all the states, on the chosen backend in its
+sampling. ``f`` is evaluated once, on a batch of all the states, on the chosen framework in its
 widest float (float64 on TensorFlow; on JAX float32 unless ``jax_enable_x64`` is on), so any
 user ``f`` written for an estimator gets an exact gradient for free; the sums are float64.
 """
@@ -20,7 +20,8 @@ import itertools
 
 import numpy as np
 
-from fxgx.backends import backend_by_name, default_backend_name
+from fxgx.backends import default_framework_name, framework_by_name
+from fxgx.core.arrays import as_dtype
 from fxgx.distributions import Bernoulli, OneHotCategorical
 from fxgx.problems.base import FunctionParameters, Problem
 
@@ -45,9 +46,10 @@ def categorical_states(dimension: int, num_classes: int) -> np.ndarray:
 
 
 def _evaluate(function, states: np.ndarray, backend_name: str | None) -> np.ndarray:
-    backend = backend_by_name(backend_name or default_backend_name())
-    states_array = backend.convert(states, backend.widest_float())
-    values = backend.to_numpy(function(states_array)).astype(np.float64)
+    framework = framework_by_name(backend_name or default_framework_name())
+    xp = framework.xp
+    states_array = xp.asarray(states, dtype=as_dtype(xp, framework.widest_float()))
+    values = np.asarray(function(states_array)).astype(np.float64)
     if values.shape != (len(states),):
         raise ValueError(
             f"function returned shape {values.shape} on {len(states)} enumerated states; it "
@@ -122,18 +124,19 @@ def expected_function_gradients(function, states, log_probabilities, parameter_v
                                 backend_name: str | None):
     """``[sum_s q(s) df(s; phi)/dphi for each phi]``: the enumerated expectation of ``f``
     differentiated w.r.t. ``f``'s own parameters, in the backend's widest float."""
-    backend = backend_by_name(backend_name or default_backend_name())
-    dtype = backend.widest_float()
-    states_array = backend.convert(states, dtype)
-    probabilities = backend.convert(np.exp(log_probabilities), dtype)
+    framework = framework_by_name(backend_name or default_framework_name())
+    xp = framework.xp
+    dtype = as_dtype(xp, framework.widest_float())
+    states_array = xp.asarray(states, dtype=dtype)
+    probabilities = xp.asarray(np.exp(log_probabilities), dtype=dtype)
 
     def expected(*parameters):
-        return backend.reduce_sum(probabilities * function(states_array, *parameters))
+        return xp.sum(probabilities * function(states_array, *parameters))
 
-    _, gradients = backend.value_and_gradient(
-        expected, [backend.convert(np.asarray(value, np.float64), dtype)
+    _, gradients = framework.value_and_gradient(
+        expected, [xp.asarray(np.asarray(value, np.float64), dtype=dtype)
                    for value in parameter_values])
-    return [np.asarray(backend.to_numpy(gradient), np.float64) for gradient in gradients]
+    return [np.asarray(np.asarray(gradient), np.float64) for gradient in gradients]
 
 
 def bernoulli_log_probabilities(states: np.ndarray, logits: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ For ``D`` independent Bernoulli variables with logits ``theta`` and ``K`` indepe
 
 both exact by enumerating all ``(2^D)^K`` joint states (the score identity over the product
 distribution). With ``function_parameters``, ``f(z; phi)`` has parameters of its own and the
-exact gradient also holds ``dL/dphi``: the enumerated ``L`` differentiated by the backend's
+exact gradient also holds ``dL/dphi``: the enumerated ``L`` differentiated by the framework's
 autodiff (``E[sum_k w~_k df(z_k)/dphi]`` with ``w~`` the normalised weights). ``function``
 and ``distribution`` are those of one sample, so ``fxgx.testing.gradient_moments(estimator,
 problem, num_samples=K)`` draws one ``K``-sample estimate per replicate and its mean can be
@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from fxgx.backends import backend_by_name, default_backend_name
+from fxgx.backends import default_framework_name, framework_by_name
+from fxgx.core.arrays import as_dtype
 from fxgx.distributions import Bernoulli
 from fxgx.problems.base import FunctionParameters, Problem
 from fxgx.problems.enumeration import MAXIMUM_STATES, bernoulli_states
@@ -96,12 +97,14 @@ class MultiSampleObjective(FunctionParameters, Problem):
     def distribution(self, logits):
         return Bernoulli(logits, event_ndims=1)
 
-    def _backend_module(self):
-        return backend_by_name(self._backend or default_backend_name())
+    def _framework(self):
+        return framework_by_name(self._backend or default_framework_name())
 
     def _single_sample_values(self, states):
-        backend = self._backend_module()
-        values = backend.to_numpy(self.function(backend.convert(states, backend.widest_float())))
+        framework = self._framework()
+        xp = framework.xp
+        dtype = as_dtype(xp, framework.widest_float())
+        values = np.asarray(self.function(xp.asarray(states, dtype=dtype)))
         values = np.asarray(values, dtype=np.float64)
         if values.shape != (len(states),):
             raise ValueError(
@@ -111,25 +114,26 @@ class MultiSampleObjective(FunctionParameters, Problem):
         return values
 
     def _function_parameter_gradients(self, states, tuples, joint_probability):
-        """``dL/dphi`` for each of ``f``'s parameters: ``L`` enumerated on the backend (its
+        """``dL/dphi`` for each of ``f``'s parameters: ``L`` enumerated on the framework (its
         widest float) and differentiated by autodiff."""
-        backend = self._backend_module()
-        dtype = backend.widest_float()
-        states_array = backend.convert(states, dtype)
+        framework = self._framework()
+        xp = framework.xp
+        dtype = as_dtype(xp, framework.widest_float())
+        states_array = xp.asarray(states, dtype=dtype)
         # Row (t, k) of `selection` picks state tuples[t, k]: values of every tuple by matmul.
-        selection = backend.convert(np.eye(len(states))[tuples.reshape(-1)], dtype)
-        weights = backend.convert(joint_probability, dtype)
+        selection = xp.asarray(np.eye(len(states))[tuples.reshape(-1)], dtype=dtype)
+        weights = xp.asarray(joint_probability, dtype=dtype)
         count = self.num_samples
 
         def objective(*parameters):
             values = self._function(states_array, *parameters)
-            per_tuple = backend.reshape(backend.matmul(selection, values[:, None]), (-1, count))
-            log_mean = backend.logsumexp(per_tuple, axis=1) - float(np.log(count))
-            return backend.reduce_sum(weights * log_mean)
+            per_tuple = xp.reshape(xp.matmul(selection, values[:, None]), (-1, count))
+            log_mean = framework.logsumexp(per_tuple, axis=1) - float(np.log(count))
+            return xp.sum(weights * log_mean)
 
-        _, gradients = backend.value_and_gradient(
-            objective, [backend.convert(value, dtype) for value in self.function_parameters])
-        return [np.ravel(np.asarray(backend.to_numpy(gradient), np.float64))
+        _, gradients = framework.value_and_gradient(
+            objective, [xp.asarray(value, dtype=dtype) for value in self.function_parameters])
+        return [np.ravel(np.asarray(np.asarray(gradient), np.float64))
                 for gradient in gradients]
 
     def _solve(self):

@@ -39,7 +39,8 @@ import time
 
 import numpy as np
 
-from fxgx.backends import backend_by_name
+from fxgx.backends import framework_by_name
+from fxgx.core.arrays import as_dtype, shape_of
 from fxgx.core.seeds import canonical_seed
 
 
@@ -164,57 +165,58 @@ def moments_of(samples: np.ndarray) -> Moments:
     )
 
 
-def gradient_estimates_function(estimator, problem, backend, num_samples: int):
+def gradient_estimates_function(estimator, problem, framework, num_samples: int):
     """``(tiled_parameters, seed) -> [B, P]`` gradient estimates, uncompiled."""
+    xp = framework.xp
 
     def estimates(tiled_parameters, seed):
-        batch = backend.shape_of(tiled_parameters[0])[0]
+        batch = shape_of(tiled_parameters[0])[0]
 
         def total(*parameters):
             distribution, function = problem.bind(*parameters)
             return estimator(function, distribution, seed=seed, num_samples=num_samples)
 
-        _, gradients = backend.value_and_gradient(total, list(tiled_parameters))
-        flat = [backend.reshape(gradient, (batch, -1)) for gradient in gradients]
-        return flat[0] if len(flat) == 1 else backend.concat(flat, axis=1)
+        _, gradients = framework.value_and_gradient(total, list(tiled_parameters))
+        flat = [xp.reshape(gradient, (batch, -1)) for gradient in gradients]
+        return flat[0] if len(flat) == 1 else xp.concat(flat, axis=1)
 
     return estimates
 
 
-def _chunk_statistics_function(estimator, problem, backend, num_samples, accumulate_dtype):
-    estimates = gradient_estimates_function(estimator, problem, backend, num_samples)
+def _chunk_statistics_function(estimator, problem, framework, num_samples, accumulate_dtype):
+    xp = framework.xp
+    estimates = gradient_estimates_function(estimator, problem, framework, num_samples)
 
     def chunk_statistics(tiled_parameters, seed, count):
         # Rows at index >= count are dropped (the partial last chunk); count is a tensor,
         # so a partial chunk reuses the compiled full-size computation.
-        values = backend.cast(estimates(tiled_parameters, seed), accumulate_dtype)
-        batch = backend.shape_of(values)[0]
-        kept = backend.expand_dims(
-            backend.less(backend.arange(batch, accumulate_dtype), count), axis=1
-        )
-        zeros = backend.zeros_like(values)
-        first_mean = backend.reduce_sum(backend.where(kept, values, zeros), axis=0) / count
-        correction = backend.where(kept, values - first_mean, zeros)
-        mean = first_mean + backend.reduce_sum(correction, axis=0) / count
-        centred = backend.where(kept, values - mean, zeros)
+        values = xp.astype(estimates(tiled_parameters, seed), accumulate_dtype)
+        batch = shape_of(values)[0]
+        kept = xp.expand_dims(xp.less(xp.arange(batch, dtype=accumulate_dtype), count), axis=1)
+        zeros = xp.zeros_like(values)
+        first_mean = xp.sum(xp.where(kept, values, zeros), axis=0) / count
+        correction = xp.where(kept, values - first_mean, zeros)
+        mean = first_mean + xp.sum(correction, axis=0) / count
+        centred = xp.where(kept, values - mean, zeros)
         squares = centred * centred
         return (
             mean,
-            backend.reduce_sum(squares, axis=0),
-            backend.reduce_sum(squares * centred, axis=0),
-            backend.reduce_sum(squares * squares, axis=0),
+            xp.sum(squares, axis=0),
+            xp.sum(squares * centred, axis=0),
+            xp.sum(squares * squares, axis=0),
         )
 
     return chunk_statistics
 
 
-def _tiled_statistics_function(chunk_statistics, backend, chunk_size):
+def _tiled_statistics_function(chunk_statistics, framework, chunk_size):
     """``(shared parameters, seed, count) -> statistics``: each device broadcasts its own
     copy of the parameters to ``[chunk_size] + shape`` (the batch is built on the device)."""
+    xp = framework.xp
 
     def statistics(parameters, seed, count):
         tiled = [
-            backend.broadcast_to(parameter, (chunk_size,) + backend.shape_of(parameter))
+            xp.broadcast_to(parameter, (chunk_size,) + shape_of(parameter))
             for parameter in parameters
         ]
         return chunk_statistics(tiled, seed, count)
@@ -257,7 +259,7 @@ def gradient_moments(
         uses the ``i``-th split of the seed, so the moments equal the one-device moments.
 
     Returns:
-      The ``Moments`` of the estimates, in the backend's widest float.
+      The ``Moments`` of the estimates, in the framework's widest float.
 
     Raises:
       ValueError: ``num_estimates`` or ``chunk_size`` is below 2, or ``devices`` asks for
@@ -268,22 +270,23 @@ def gradient_moments(
         raise ValueError(f"num_estimates={num_estimates} must be at least 2.")
     if chunk_size < 2:
         raise ValueError(f"chunk_size={chunk_size} must be at least 2.")
-    module = backend_by_name(backend)
-    selected_devices = module.resolve_devices(devices)
-    num_devices = module.device_count(selected_devices)
+    framework = framework_by_name(backend)
+    xp = framework.xp
+    selected_devices = framework.resolve_devices(devices)
+    num_devices = framework.device_count(selected_devices)
     chunk_size = min(chunk_size, num_estimates)
     num_chunks = -(-num_estimates // chunk_size)
-    accumulate_dtype = module.widest_float()
-    root_seed = canonical_seed(seed, module)
-    chunk_seeds = module.split_seed(root_seed, num_chunks)
-    parameters = problem.parameters(module, dtype)
+    accumulate_dtype = as_dtype(xp, framework.widest_float())
+    root_seed = canonical_seed(seed, framework)
+    chunk_seeds = framework.split_seed(root_seed, num_chunks)
+    parameters = problem.parameters(framework, dtype)
     chunk_statistics = _chunk_statistics_function(
-        estimator, problem, module, num_samples, accumulate_dtype
+        estimator, problem, framework, num_samples, accumulate_dtype
     )
     zeros = np.zeros(problem.num_coordinates)
     total = Moments(
         count=0, mean=zeros, sum_squares=zeros, sum_cubes=zeros, sum_fourth_powers=zeros,
-        seed=seed, dtype=dtype, backend=module.name, num_samples=num_samples,
+        seed=seed, dtype=dtype, backend=framework.name, num_samples=num_samples,
         num_devices=num_devices,
     )
 
@@ -291,7 +294,7 @@ def gradient_moments(
         return min(chunk_size, num_estimates - index * chunk_size)
 
     def as_float64(values):
-        return [np.asarray(module.to_numpy(value), np.float64) for value in values]
+        return [np.asarray(value, np.float64) for value in values]
 
     def merged(summary, index, mean, m2, m3, m4):
         chunk = dataclasses.replace(
@@ -302,28 +305,28 @@ def gradient_moments(
 
     if selected_devices is None:
         tiled = [
-            module.broadcast_to(parameter, (chunk_size,) + module.shape_of(parameter))
+            xp.broadcast_to(parameter, (chunk_size,) + shape_of(parameter))
             for parameter in parameters
         ]
-        statistics = module.compile(chunk_statistics, jit_compile=jit_compile)
+        statistics = framework.compile(chunk_statistics, jit_compile=jit_compile)
         num_rounds = num_chunks
 
         def run_chunk(summary, round_index):
-            count = module.convert(chunk_count(round_index), accumulate_dtype)
+            count = xp.asarray(chunk_count(round_index), dtype=accumulate_dtype)
             values = statistics(tiled, chunk_seeds[round_index], count)
             return merged(summary, round_index, *as_float64(values))
 
         run_round = run_chunk
     else:
-        statistics = module.map_over_devices(
-            _tiled_statistics_function(chunk_statistics, module, chunk_size),
+        statistics = framework.map_over_devices(
+            _tiled_statistics_function(chunk_statistics, framework, chunk_size),
             selected_devices, jit_compile=jit_compile,
         )
         num_rounds = -(-num_chunks // num_devices)
         # Idle devices of the last round recompute chunk 0; their rows are not merged.
         padding = num_rounds * num_devices - num_chunks
         padded_seeds = (
-            module.concat([chunk_seeds] + [chunk_seeds[:1]] * padding, axis=0)
+            xp.concat([chunk_seeds] + [chunk_seeds[:1]] * padding, axis=0)
             if padding else chunk_seeds
         )
         counts = [chunk_count(index) for index in range(num_chunks)] + [chunk_size] * padding
@@ -335,7 +338,7 @@ def gradient_moments(
                 parameters,
                 [
                     padded_seeds[first:first + num_devices],
-                    module.convert(all_counts[first:first + num_devices], accumulate_dtype),
+                    xp.asarray(all_counts[first:first + num_devices], dtype=accumulate_dtype),
                 ],
             )
             values = as_float64(values)

@@ -12,21 +12,18 @@
 ``E_q[f]`` whose gradient also reaches what ``f`` closes over. See ``docs/vi.md``.
 """
 
+from fxgx.vi.bounds import estimator_target
 from fxgx.vi.convergence import LossNotDecreasing
-from fxgx.vi.elbo import elbo, estimator_target
-from fxgx.vi.fit import (
-    FitResult,
-    NonFiniteLossError,
-    TraceableQuantities,
-    fit,
-    fit_surrogate_posterior,
-)
+from fxgx.vi.elbo import elbo
+from fxgx.vi.fit import FitResult, NonFiniteLossError, fit, fit_surrogate_posterior
 from fxgx.vi.importance_weighted import importance_weighted_bound
+from fxgx.vi.trainer import StopReason, TraceableQuantities
 
 __all__ = [
     "FitResult",
     "LossNotDecreasing",
     "NonFiniteLossError",
+    "StopReason",
     "TraceableQuantities",
     "elbo",
     "estimator_target",

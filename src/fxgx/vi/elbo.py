@@ -35,65 +35,8 @@ from __future__ import annotations
 
 import warnings
 
-from fxgx.core.seeds import canonical_seed, split_seed
+from fxgx.vi.bounds import check_estimator, estimator_target, log_weights_function, prepare_bound
 from fxgx.vi.expectation import expectation
-from fxgx.vi.latents import Latents
-
-
-def estimator_target(estimator) -> str:
-    """What an estimator's gradient estimates, as it declares in ``Estimator.target``.
-
-    Args:
-        estimator: an fxgx estimator, or any estimator object.
-
-    Returns:
-        ``"expectation"`` (it estimates ``grad E[f]``; the default for objects that declare
-        nothing) or ``"log_mean_exp"`` (``grad E[log mean_k exp f(z_k)]``, VIMCO-like).
-    """
-    return getattr(estimator, "target", "expectation")
-
-
-def prepare_bound(target_log_prob_fn, surrogate_posterior, seed, num_samples):
-    """Boundary checks shared by the bounds: ``(num_samples, latents, backend, seeds)`` with
-    sub-seeds "estimator" and "reparameterized"."""
-    if not callable(target_log_prob_fn):
-        raise TypeError(
-            f"target_log_prob_fn must be callable, got {type(target_log_prob_fn).__name__}."
-        )
-    num_samples = check_num_samples(num_samples)
-    latents = Latents(surrogate_posterior, seed=seed)
-    backend = latents.backend
-    seeds = split_seed(canonical_seed(seed, backend), ("estimator", "reparameterized"), backend)
-    return num_samples, latents, backend, seeds
-
-
-def check_num_samples(num_samples, minimum: int = 1) -> int:
-    """``num_samples`` as an int >= ``minimum``, or a TypeError/ValueError naming it."""
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int):
-        raise TypeError(f"num_samples must be an int, got {num_samples!r}.")
-    if num_samples < minimum:
-        raise ValueError(f"num_samples={num_samples} must be at least {minimum}.")
-    return num_samples
-
-
-def check_estimator(estimator, latents, purpose: str):
-    """Raise ``TypeError`` unless ``estimator`` is an fxgx estimator that supports the
-    surrogate's discrete latents."""
-    from fxgx.estimators.base import Estimator  # noqa: PLC0415
-
-    if not isinstance(estimator, Estimator):
-        raise TypeError(
-            f"estimator must be an fxgx estimator (e.g. fxgx.estimators.disarm()), got "
-            f"{type(estimator).__name__}."
-        )
-    kind = latents.estimated_kind
-    if "any" not in estimator.supports and kind not in estimator.supports:
-        raise TypeError(
-            f"{estimator.name} supports {' and '.join(estimator.supports)} latents, but the "
-            f"surrogate's discrete latents are {latents.describe_estimated()} (kind "
-            f"{kind!r}). Use a score-function estimator such as fxgx.estimators.reinforce() "
-            f"or reinforce_leave_one_out(), which accept any distribution, for {purpose}."
-        )
 
 
 def default_estimator(num_samples: int):
@@ -136,14 +79,14 @@ def elbo(target_log_prob_fn, surrogate_posterior, *, seed, num_samples: int = 1,
         ``importance_weighted_bound``).
       ValueError: ``target_log_prob_fn`` and the surrogate disagree on shapes.
     """
-    num_samples, latents, backend, seeds = prepare_bound(
+    num_samples, latents, framework, seeds = prepare_bound(
         target_log_prob_fn, surrogate_posterior, seed, num_samples
     )
 
     if not latents.has_estimated:
         values, log_q = latents.sample_reparameterized({}, num_samples, seeds["reparameterized"])
         log_p = latents.call_target(target_log_prob_fn, values, num_samples)
-        return backend.reduce_mean(log_p - log_q, axis=0)
+        return framework.xp.mean(log_p - log_q, axis=0)
 
     if estimator is None:
         estimator = default_estimator(num_samples)
@@ -162,19 +105,8 @@ def elbo(target_log_prob_fn, surrogate_posterior, *, seed, num_samples: int = 1,
             stacklevel=2,
         )
     use_entropy = analytic_entropy and latents.has_closed_form_entropy
-
-    def integrand(samples):
-        count = backend.shape_of(samples)[0]
-        discrete = latents.split(samples)
-        continuous, log_q_continuous = latents.sample_reparameterized(
-            discrete, count, seeds["reparameterized"])
-        values = latents.call_target(target_log_prob_fn, {**discrete, **continuous}, count)
-        if log_q_continuous is not None:
-            values = values - log_q_continuous
-        if not use_entropy:
-            values = values - latents.estimated_log_prob(samples, stop_parameters=True)
-        return values
-
+    integrand = log_weights_function(latents, target_log_prob_fn, seeds["reparameterized"],
+                                     stop_parameters=True, subtract_log_q=not use_entropy)
     surrogate = expectation(estimator, integrand, latents.estimated, seed=seeds["estimator"],
                             num_samples=num_samples)
     if use_entropy:

@@ -20,8 +20,8 @@ when those samples are draws from ``q``.
 
 from __future__ import annotations
 
-from fxgx.core.custom_gradient import custom_gradient
-from fxgx.distributions import backend_of_distribution
+from fxgx.core.custom_gradient import with_gradient
+from fxgx.distributions import framework_of_distribution
 
 
 def expectation(estimator, function, distribution, *, seed, num_samples: int):
@@ -55,7 +55,8 @@ def expectation(estimator, function, distribution, *, seed, num_samples: int):
     surrogate = estimator(recording, distribution, seed=seed, num_samples=num_samples)
     if not recorded:
         return surrogate
-    backend = backend_of_distribution(distribution, seed=seed)
-    mean = backend.reduce_mean(recorded[0], axis=0)
-    completion = custom_gradient(backend.zeros_like(mean), backend.ones_like(mean), mean)
-    return surrogate + backend.cast(completion, backend.dtype_of(surrogate))
+    framework = framework_of_distribution(distribution, seed=seed)
+    xp = framework.xp
+    mean = xp.mean(recorded[0], axis=0)
+    completion = with_gradient(framework, xp.zeros_like(mean), xp.ones_like(mean), mean)
+    return surrogate + xp.astype(completion, surrogate.dtype)

@@ -41,13 +41,20 @@ import importlib
 import math
 import sys
 import time
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from fxgx.backends import find_backend
+from fxgx.backends import find_framework
 from fxgx.core.seeds import canonical_seed, split_seed
 from fxgx.vi.convergence import LossNotDecreasing
+from fxgx.vi.trainer import StopReason, TraceableQuantities, Trainer, stack_trace
+
+__all__ = ["FitResult", "NonFiniteLossError", "StopReason", "TraceableQuantities", "fit",
+           "fit_surrogate_posterior"]
+
+#: Each framework's trainer module (``fxgx.vi.trainer.Trainer``).
+TRAINER_MODULES = {"tensorflow": "fxgx.vi.fit_tensorflow", "jax": "fxgx.vi.fit_jax"}
 
 #: Independent gradient estimates drawn each time the variance is traced.
 VARIANCE_DRAWS = 8
@@ -57,15 +64,6 @@ BLOCK_SECONDS = 0.2
 MAX_BLOCK_STEPS = 4096
 #: Most numbers the per-step outputs of one block may hold (bounds the buffers' memory).
 MAX_BLOCK_ELEMENTS = 2**22
-
-
-class TraceableQuantities(NamedTuple):
-    """What ``trace_fn`` receives at each step (TFP's name and fields)."""
-
-    loss: Any  #: the loss at this step, before its update
-    gradients: Any  #: its gradients, in the structure of the trained parameters
-    parameters: Any  #: the parameters the loss was evaluated at (before the update)
-    step: Any  #: the global step index (counting steps of resumed runs)
 
 
 class FitResult(NamedTuple):
@@ -100,15 +98,6 @@ class NonFiniteLossError(FloatingPointError):
         self.result = result
 
 
-class Block(NamedTuple):
-    """What a trainer's ``run_block`` returns (NumPy)."""
-
-    losses: np.ndarray  #: [count]
-    trace: object  #: pytree of [count, ...] arrays, or None
-    stop_index: int  #: index in the block of the step that stopped the run, or -1
-    stop_reason: int  #: 0 running, 1 non-finite (not applied), 2 converged (applied)
-
-
 class _Progress:
     """A one-line progress bar on stderr with iterations per second and time left."""
 
@@ -139,13 +128,13 @@ def _duration(seconds: float) -> str:
 
 
 def _trainer_module(parameters):
-    backend = find_backend(parameters)
-    if backend is None:
+    framework = find_framework(parameters)
+    if framework is None:
         raise TypeError(
             "Could not tell the framework from parameters: pass a list of tf.Variable or "
             "Keras 3 variables (TensorFlow) or a pytree of jax.Array (JAX)."
         )
-    return backend, importlib.import_module(f"fxgx.vi.fit_{backend.name}")
+    return framework, importlib.import_module(TRAINER_MODULES[framework.name])
 
 
 def _check_arguments(loss_fn, num_steps, trace_variance_every, learning_rate, trace_fn,
@@ -226,7 +215,7 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
 
     Args:
       loss_fn: ``(parameters, seed) -> scalar`` to minimise (``(parameters, seed, data)``
-        when ``data`` is given); ``seed`` is a backend-native seed, pass it on to
+        when ``data`` is given); ``seed`` is a framework-native seed, pass it on to
         ``elbo(..., seed=seed)``.
       parameters: TF: a list of ``tf.Variable`` or Keras 3 variables; JAX: a pytree whose
         floating arrays are trained (dict of arrays, Flax params, Equinox module). When
@@ -269,14 +258,14 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
     """
     _check_arguments(loss_fn, num_steps, trace_variance_every, learning_rate, trace_fn,
                      convergence_criterion, resume, devices)
-    backend, module = _trainer_module(parameters)
+    framework, module = _trainer_module(parameters)
     if resume is not None:
         if optimizer is not None and optimizer is not resume.optimizer:
             raise ValueError("resume= brings its own optimizer; do not pass optimizer= too.")
         optimizer = resume.optimizer
     first_step = 0 if resume is None else int(resume.step)
-    streams = split_seed(canonical_seed(seed, backend), ("steps", "variance"), backend)
-    trainer = module.Trainer(
+    streams = split_seed(canonical_seed(seed, framework), ("steps", "variance"), framework)
+    trainer: Trainer = module.Trainer(
         loss_fn, parameters, optimizer, float(learning_rate), steps_seed=streams["steps"],
         trace_fn=trace_fn, convergence_criterion=convergence_criterion,
         optimizer_state=None if resume is None else resume.optimizer_state,
@@ -293,8 +282,8 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
     while done < num_steps:
         global_step = first_step + done
         if trace_variance_every and global_step % trace_variance_every == 0:
-            draws = backend.split_seed(
-                trainer.fold_in(streams["variance"], global_step), VARIANCE_DRAWS)
+            draws = framework.split_seed(
+                framework.fold_in(streams["variance"], global_step), VARIANCE_DRAWS)
             variances[done] = trainer.gradient_variance(draws)
         count = min(block_steps, num_steps - done)
         if trace_variance_every:
@@ -302,12 +291,12 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
         block_start = time.perf_counter()
         block = trainer.run_block(global_step, count)
         block_seconds = time.perf_counter() - block_start
-        ran = count if block.stop_reason == 0 else block.stop_index + 1
+        ran = count if block.stop_reason == StopReason.RUNNING else block.stop_index + 1
         losses[done:done + ran] = block.losses[:ran]
         if block.trace is not None:
             traces.append((block.trace, ran))
         done += ran
-        if block.stop_reason != 0:
+        if block.stop_reason != StopReason.RUNNING:
             stop = block.stop_reason
         bar.update(done, float(losses[done - 1]), final=stop is not None or done == num_steps)
         if stop is not None:
@@ -319,10 +308,11 @@ def fit(loss_fn, parameters, *, num_steps: int, seed, optimizer=None,
     seconds = time.perf_counter() - start
     result = FitResult(
         trainer.final_parameters(), losses[:done], variances[:done], seconds,
-        trace=trainer.stack_trace(traces) if trace_fn is not None else None,
+        trace=stack_trace(trainer, traces) if trace_fn is not None else None,
         optimizer=trainer.optimizer, optimizer_state=trainer.optimizer_state(),
-        step=first_step + done - (1 if stop == 1 else 0), converged=stop == 2)
-    if stop == 1:
+        step=first_step + done - (1 if stop == StopReason.NON_FINITE else 0),
+        converged=stop == StopReason.CONVERGED)
+    if stop == StopReason.NON_FINITE:
         step = done - 1
         what = ("the loss is " + f"{losses[step]:g}" if not math.isfinite(losses[step])
                 else "a gradient is not finite")

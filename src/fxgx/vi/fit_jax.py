@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fxgx.vi.trainer import Block, StopReason, TraceableQuantities
+
 
 class AdamState(NamedTuple):
     count: jax.Array
@@ -170,9 +172,6 @@ class Trainer:
     def __init__(self, loss_fn, parameters, optimizer, learning_rate: float, *, steps_seed,
                  trace_fn=None, convergence_criterion=None, optimizer_state=None,
                  max_block_steps: int, max_block_elements: int, data=None, devices=None):
-        from fxgx.vi.fit import Block, TraceableQuantities  # noqa: PLC0415 - no cycle
-
-        self._block_type = Block
         self.partition = partition(parameters)
         self.trainable = self.partition.trainable
         self.mesh = mesh = resolve_mesh(devices)
@@ -241,16 +240,18 @@ class Trainer:
                 trainable, state, criterion_state, reason, stop_index, losses, traced = carry
                 value, new_trainable, new_state, finite, outputs = one_step(
                     trainable, state, first_step + index, data)
-                running = reason == 0
+                running = reason == StopReason.RUNNING
                 applied = running & finite
                 converged = jnp.zeros([], bool)
                 if criterion is not None:
                     new_criterion, converged = criterion.update(criterion_state, value,
                                                                 jnp.where)
                     criterion_state = _select(applied, new_criterion, criterion_state)
-                new_reason = jnp.where(running & ~finite, 1,
-                                       jnp.where(applied & converged, 2, reason))
-                stop_index = jnp.where(running & (new_reason != 0), index, stop_index)
+                new_reason = jnp.where(running & ~finite, int(StopReason.NON_FINITE),
+                                       jnp.where(applied & converged,
+                                                 int(StopReason.CONVERGED), reason))
+                stop_index = jnp.where(running & (new_reason != StopReason.RUNNING), index,
+                                       stop_index)
                 losses = losses.at[index].set(value)
                 if outputs is not None:
                     traced = jax.tree_util.tree_map(
@@ -276,9 +277,6 @@ class Trainer:
         self._run_block = jax.jit(run_block)
         self._draws = jax.jit(draws)
 
-    def fold_in(self, seed, step: int):
-        return jax.random.fold_in(seed, step)
-
     def run_block(self, first_step: int, count: int):
         (trainable, state, criterion_state, reason, stop_index, losses,
          traced) = self._run_block(self.trainable, self.state, self.criterion_state,
@@ -287,17 +285,11 @@ class Trainer:
         self.trainable, self.state, self.criterion_state = trainable, state, criterion_state
         trace = None if traced is None else jax.tree_util.tree_map(
             lambda buffer: np.asarray(buffer)[:count], traced)
-        return self._block_type(np.asarray(losses, np.float64)[:count], trace,
-                                int(stop_index), int(reason))
+        return Block(np.asarray(losses, np.float64)[:count], trace, int(stop_index),
+                     StopReason(int(reason)))
 
-    def stack_trace(self, blocks):
-        """Concatenate the blocks' traces along steps (the first ``ran`` of each)."""
-        if not blocks:
-            return None
-        return jax.tree_util.tree_map(
-            lambda *leaves: np.concatenate([leaf[:ran] for leaf, (_, ran) in
-                                            zip(leaves, blocks, strict=True)]),
-            *[trace for trace, _ in blocks])
+    def map_structure(self, function, *trees):
+        return jax.tree_util.tree_map(function, *trees)
 
     def gradient_variance(self, seeds) -> float:
         """Sum over coordinates of the sample variance (ddof 1) of independent gradient

@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from fxgx.backends import tensorflow_backend
+from fxgx.vi.trainer import Block, StopReason, TraceableQuantities
+
 
 def _is_keras_variable(value) -> bool:
     """A Keras 3 variable (``keras.Variable``; on TensorFlow it wraps a ``tf.Variable``)."""
@@ -136,11 +139,7 @@ class Trainer:
     def __init__(self, loss_fn, parameters, optimizer, learning_rate: float, *, steps_seed,
                  trace_fn=None, convergence_criterion=None, optimizer_state=None,
                  max_block_steps: int, max_block_elements: int, data=None, devices=None):
-        from fxgx.vi.fit import Block, TraceableQuantities  # noqa: PLC0415 - no cycle
-
         del optimizer_state  # a Keras optimizer holds its own state; resume passes it on
-        self._block_type = Block
-        self._traceable = TraceableQuantities
         self.parameters = check_parameters(parameters)
         keras_variables = _is_keras_variable(self.parameters[0])
         self._strategy = strategy = resolve_strategy(devices)
@@ -237,16 +236,14 @@ class Trainer:
                 [strategy.reduce(total, gradient, axis=None) for gradient in gradients])
 
     def _step_seed(self, step):
-        # tf.random.experimental exists in TensorFlow but not in its type stubs.
-        return tf.random.experimental.stateless_fold_in(  # pyright: ignore[reportAttributeAccessIssue]
-            self._steps_seed, step)
+        return tensorflow_backend.fold_in(self._steps_seed, step)
 
     def _traced_outputs(self, step, data):
         trace_fn = self._trace_fn
         if trace_fn is None:
             raise RuntimeError("_traced_outputs is traced only when fit was given a trace_fn")
         loss, gradients = self._loss_and_gradients(self._step_seed(step), data)
-        return trace_fn(self._traceable(
+        return trace_fn(TraceableQuantities(
             loss=loss, gradients=list(gradients),
             parameters=[tf.convert_to_tensor(p) for p in self.parameters], step=step))
 
@@ -264,12 +261,12 @@ class Trainer:
             step = first_step + tf.cast(index, tf.int64)
             loss, gradients = self._loss_and_gradients(self._step_seed(step), data)
             if trace_fn is not None:
-                outputs = trace_fn(self._traceable(
+                outputs = trace_fn(TraceableQuantities(
                     loss=loss, gradients=list(gradients),
                     parameters=[tf.convert_to_tensor(p) for p in self.parameters], step=step))
                 traces = tf.nest.map_structure(
                     lambda array, output: array.write(index, output), traces, outputs)
-            running = tf.equal(reason, 0)
+            running = tf.equal(reason, int(StopReason.RUNNING))
             finite = _all_finite(loss, gradients)
             applied = tf.logical_and(running, finite)
             converged = tf.constant(False)
@@ -285,10 +282,13 @@ class Trainer:
                 return tf.constant(True)
 
             tf.cond(applied, apply, lambda: tf.constant(False))
-            new_reason = tf.where(tf.logical_and(running, tf.logical_not(finite)), 1,
-                                  tf.where(tf.logical_and(applied, converged), 2, reason))
-            stop_index = tf.where(tf.logical_and(running, tf.not_equal(new_reason, 0)),
-                                  index, stop_index)
+            new_reason = tf.where(tf.logical_and(running, tf.logical_not(finite)),
+                                  int(StopReason.NON_FINITE),
+                                  tf.where(tf.logical_and(applied, converged),
+                                           int(StopReason.CONVERGED), reason))
+            stop_index = tf.where(
+                tf.logical_and(running, tf.not_equal(new_reason, int(StopReason.RUNNING))),
+                index, stop_index)
             losses = losses.write(index, tf.cast(loss, tf.float64))
             return index + 1, new_reason, stop_index, criterion_state, losses, traces
 
@@ -310,11 +310,6 @@ class Trainer:
                  for g in gradients], axis=0))
         return tf.stack(flat)
 
-    def fold_in(self, seed, step: int):
-        # tf.random.experimental exists in TensorFlow but not in its type stubs.
-        return tf.random.experimental.stateless_fold_in(  # pyright: ignore[reportAttributeAccessIssue]
-            seed, tf.constant(step, tf.int64))
-
     def run_block(self, first_step: int, count: int):
         if self._criterion is not None and self._criterion_state is None:
             self._criterion_state = self._criterion.initial_state(tf.constant(0.0, tf.float64))
@@ -326,16 +321,10 @@ class Trainer:
             self._criterion_state = criterion_state
         trace = None if traced is None else tf.nest.map_structure(
             lambda array: array.numpy()[:count], traced)
-        return self._block_type(losses.numpy()[:count], trace, int(stop_index), int(reason))
+        return Block(losses.numpy()[:count], trace, int(stop_index), StopReason(int(reason)))
 
-    def stack_trace(self, blocks):
-        """Concatenate the blocks' traces along steps (the first ``ran`` of each)."""
-        if not blocks:
-            return None
-        return tf.nest.map_structure(
-            lambda *leaves: np.concatenate([leaf[:ran] for leaf, (_, ran) in
-                                            zip(leaves, blocks, strict=True)]),
-            *[trace for trace, _ in blocks])
+    def map_structure(self, function, *trees):
+        return tf.nest.map_structure(function, *trees)
 
     def gradient_variance(self, seeds) -> float:
         """Sum over coordinates of the sample variance (ddof 1) of independent gradient

@@ -26,27 +26,21 @@ Continuous reparameterised latents are drawn given each discrete sample, as in `
 
 from __future__ import annotations
 
-import math
-
+from fxgx.core.arrays import shape_of
 from fxgx.distributions import Bernoulli, OneHotCategorical
-from fxgx.vi.elbo import check_estimator, estimator_target, prepare_bound
+from fxgx.estimators.multi_sample import log_mean_exp
+from fxgx.vi.bounds import check_estimator, estimator_target, log_weights_function, prepare_bound
 from fxgx.vi.expectation import expectation
-
-
-def log_mean_exp(backend, values, axis=0):
-    """``log (1/K sum_k exp values_k)`` along ``axis``."""
-    count = backend.shape_of(values)[axis]
-    return backend.logsumexp(values, axis=axis) - math.log(count)
 
 
 def _repeated(distribution, batch_rank: int, count: int):
     """The ``count``-fold product of a Bernoulli/categorical: a new event axis of size
     ``count`` right after the batch axes."""
-    backend = distribution.backend
-    logits = backend.expand_dims(distribution.logits, batch_rank)
-    shape = list(backend.shape_of(logits))
+    xp = distribution.framework.xp
+    logits = xp.expand_dims(distribution.logits, axis=batch_rank)
+    shape = list(shape_of(logits))
     shape[batch_rank] = count
-    logits = backend.broadcast_to(logits, tuple(shape))
+    logits = xp.broadcast_to(logits, tuple(shape))
     return type(distribution)(logits, event_ndims=distribution.event_ndims + 1)
 
 
@@ -76,24 +70,17 @@ def importance_weighted_bound(target_log_prob_fn, surrogate_posterior, *, seed,
         ValueError: ``num_samples`` is too small, or the target and the surrogate disagree
             on shapes.
     """
-    num_samples, latents, backend, seeds = prepare_bound(
+    num_samples, latents, framework, seeds = prepare_bound(
         target_log_prob_fn, surrogate_posterior, seed, num_samples
     )
-
-    def log_weights(samples):
-        count = backend.shape_of(samples)[0]
-        discrete = latents.split(samples)
-        continuous, log_q_continuous = latents.sample_reparameterized(
-            discrete, count, seeds["reparameterized"])
-        values = latents.call_target(target_log_prob_fn, {**discrete, **continuous}, count)
-        if log_q_continuous is not None:
-            values = values - log_q_continuous
-        return values - latents.estimated_log_prob(samples, stop_parameters=False)
+    xp = framework.xp
+    log_weights = log_weights_function(latents, target_log_prob_fn, seeds["reparameterized"],
+                                       stop_parameters=False)
 
     if not latents.has_estimated:
         values, log_q = latents.sample_reparameterized({}, num_samples, seeds["reparameterized"])
         log_p = latents.call_target(target_log_prob_fn, values, num_samples)
-        return log_mean_exp(backend, log_p - log_q)
+        return log_mean_exp(framework, log_p - log_q)
 
     if estimator is None:
         from fxgx.estimators.vimco import vimco  # noqa: PLC0415
@@ -116,15 +103,15 @@ def importance_weighted_bound(target_log_prob_fn, surrogate_posterior, *, seed,
 
     def bound(samples):
         # samples: [n] + batch + [K] + event -> [K * n] + batch + event, K outermost.
-        shape = backend.shape_of(samples)
+        shape = shape_of(samples)
         rank = len(shape)
         order = [1 + batch_rank, *range(1 + batch_rank), *range(2 + batch_rank, rank)]
-        moved = backend.transpose(samples, order)
+        moved = xp.permute_dims(samples, tuple(order))
         count = shape[0]
-        flat = backend.reshape(moved, (num_samples * count,) + tuple(shape[1:1 + batch_rank])
-                               + tuple(shape[2 + batch_rank:]))
-        weights = backend.reshape(log_weights(flat), (num_samples, count) + latents.batch_shape)
-        return log_mean_exp(backend, weights, axis=0)
+        flat = xp.reshape(moved, (num_samples * count,) + tuple(shape[1:1 + batch_rank])
+                          + tuple(shape[2 + batch_rank:]))
+        weights = xp.reshape(log_weights(flat), (num_samples, count) + latents.batch_shape)
+        return log_mean_exp(framework, weights, axis=0)
 
     return expectation(estimator, bound, product, seed=seeds["estimator"],
                        num_samples=max(1, int(estimator.minimum_samples)))

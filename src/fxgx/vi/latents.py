@@ -30,14 +30,15 @@ import dataclasses
 import math
 from typing import Any
 
+from fxgx.core.arrays import shape_of
 from fxgx.core.seeds import split_seed
 from fxgx.distributions import (
     Bernoulli,
     Distribution,
     Normal,
     OneHotCategorical,
-    backend_of_distribution,
     distribution_batch_shape,
+    framework_of_distribution,
 )
 
 ESTIMATED_KINDS = ("bernoulli", "categorical")
@@ -122,7 +123,7 @@ class Latents:
     """A surrogate posterior split into estimated and reparameterised parts.
 
     Attributes:
-      backend: the backend module of the surrogate's parameters.
+      framework: the framework of the surrogate's parameters.
       estimated: the distribution handed to the gradient estimator (estimated parts merged),
         or ``None`` when every part is reparameterised.
       batch_shape: the surrogate's batch shape (that of every value it returns).
@@ -163,27 +164,26 @@ class Latents:
             self.estimated_parts = [part for part in parts if not part.reparameterized]
             self.reparameterized_parts = [part for part in parts if part.reparameterized]
             shape_source = parts
-        self.backend = self._find_backend(shape_source, seed)
+        self.framework = self._find_framework(shape_source, seed)
         self.estimated: Any = self._merge(self.estimated_parts)
         self.batch_shape = self._batch_shape(shape_source)
 
     # ----------------------------------------------------------------- construction
 
     @staticmethod
-    def _find_backend(parts, seed):
-        """One backend for every part, told from each part's arrays (``seed`` decides for
+    def _find_framework(parts, seed):
+        """One framework for every part, told from each part's arrays (``seed`` decides for
         parts that hold none); ``TypeError`` when parts of two frameworks are mixed."""
-        backends = {}
+        frameworks = {}
         for part in parts:
-            backend = backend_of_distribution(part.distribution, seed=seed,
-                                              argument=part.describe())
-            backends.setdefault(backend.name, (backend, part))
-        if len(backends) > 1:
+            framework = framework_of_distribution(part.distribution, seed=seed,
+                                                  argument=part.describe())
+            frameworks.setdefault(framework.name, (framework, part))
+        if len(frameworks) > 1:
             listing = ", ".join(f"{part.describe()}: {name}"
-                                for name, (_, part) in backends.items())
+                                for name, (_, part) in frameworks.items())
             raise TypeError(f"The surrogate mixes frameworks ({listing}); use one framework.")
-        return next(iter(backends.values()))[0]
-
+        return next(iter(frameworks.values()))[0]
     def _batch_shape(self, parts):
         shapes = {part.batch_shape for part in parts}
         if len(shapes) > 1:
@@ -196,6 +196,8 @@ class Latents:
         return next(iter(shapes))
 
     def _merge(self, parts):
+        framework = self.framework
+        xp = framework.xp
         if not parts:
             return None
         if len(parts) == 1:
@@ -208,7 +210,6 @@ class Latents:
                 "for the estimator only when all are Bernoulli, or all one-hot categorical "
                 "with the same number of classes. Use one part, or a single estimated part."
             )
-        backend = self.backend
         batch = parts[0].batch_shape
         for part in parts:
             if part.batch_shape != batch:
@@ -233,11 +234,11 @@ class Latents:
                 shape = batch + (math.prod(event), classes)
             else:
                 shape = batch + (math.prod(event),)
-            flat.append(backend.reshape(distribution.logits, shape))
+            flat.append(xp.reshape(distribution.logits, shape))
             self._sizes.append((part.key, event, math.prod(event)))
         if kind == "categorical":
-            return OneHotCategorical(backend.concat(flat, axis=-2), event_ndims=1)
-        return Bernoulli(backend.concat(flat, axis=-1), event_ndims=1)
+            return OneHotCategorical(xp.concat(flat, axis=-2), event_ndims=1)
+        return Bernoulli(xp.concat(flat, axis=-1), event_ndims=1)
 
     # ---------------------------------------------------------------------- queries
 
@@ -265,20 +266,21 @@ class Latents:
 
     def split(self, samples) -> dict:
         """Samples of the merged estimated distribution -> ``{key: samples of that part}``."""
+        framework = self.framework
+        xp = framework.xp
         if len(self.estimated_parts) == 1:
             return {self.estimated_parts[0].key: samples}
-        backend = self.backend
-        leading = tuple(backend.shape_of(samples)[: 1 + len(self.batch_shape)])
+        leading = tuple(shape_of(samples)[: 1 + len(self.batch_shape)])
         categorical = self.estimated_kind == "categorical"
         values, start = {}, 0
         for key, event, size in self._sizes:
             if categorical:
                 piece = samples[..., start:start + size, :]
-                shape = leading + event + (backend.shape_of(samples)[-1],)
+                shape = leading + event + (shape_of(samples)[-1],)
             else:
                 piece = samples[..., start:start + size]
                 shape = leading + event
-            values[key] = backend.reshape(piece, shape)
+            values[key] = xp.reshape(piece, shape)
             start += size
         return values
 
@@ -291,13 +293,13 @@ class Latents:
             return distribution.log_prob(samples)
         if isinstance(distribution, (Bernoulli, OneHotCategorical)):
             stopped = type(distribution)(
-                self.backend.stop_gradient(distribution.logits),
+                self.framework.stop_gradient(distribution.logits),
                 event_ndims=distribution.event_ndims,
             )
             return stopped.log_prob(samples)
         # Other distributions are drawn by score-function estimators, whose samples are
         # stopped: log q with no gradient at all has the stopped-parameter gradient there.
-        return self.backend.stop_gradient(distribution.log_prob(samples))
+        return self.framework.stop_gradient(distribution.log_prob(samples))
 
     @property
     def has_closed_form_entropy(self) -> bool:
@@ -309,16 +311,17 @@ class Latents:
         Bernoulli: ``sum_d p_d softplus(-l_d) + (1 - p_d) softplus(l_d)``;
         categorical: ``-sum_k softmax(l)_k log_softmax(l)_k`` summed over variables.
         """
-        backend = self.backend
+        framework = self.framework
+        xp = framework.xp
         distribution = self.estimated
         logits = distribution.logits
         if isinstance(distribution, Bernoulli):
-            probabilities = backend.sigmoid(logits)
-            per_element = (probabilities * backend.softplus(-logits)
-                           + (1 - probabilities) * backend.softplus(logits))
+            probabilities = framework.sigmoid(logits)
+            per_element = (probabilities * framework.softplus(-logits)
+                           + (1 - probabilities) * framework.softplus(logits))
         else:
-            per_element = -backend.reduce_sum(
-                backend.softmax(logits) * backend.log_softmax(logits), axis=-1)
+            per_element = -xp.sum(framework.softmax(logits) * framework.log_softmax(logits),
+                                  axis=-1)
         return distribution._sum_event(per_element)
 
     # ------------------------------------------------------- reparameterised parts
@@ -333,7 +336,7 @@ class Latents:
         if not self.reparameterized_parts:
             return {}, None
         names = tuple(f"part_{index}" for index in range(len(self.reparameterized_parts)))
-        seeds = split_seed(seed, names, self.backend)
+        seeds = split_seed(seed, names, self.framework)
         values, log_prob = {}, None
         for name, part in zip(names, self.reparameterized_parts, strict=True):
             distribution = part.distribution
@@ -352,6 +355,8 @@ class Latents:
 
     def call_target(self, target_log_prob_fn, values: dict, count: int):
         """``target(values)`` in the surrogate's layout, checked to be ``[count] + batch``."""
+        framework = self.framework
+        xp = framework.xp
         keywords: dict[Any, Any]
         if self.container is None:
             arguments, keywords = (values[None],), {}
@@ -359,8 +364,7 @@ class Latents:
             arguments, keywords = (), {key: values[key] for key in self.keys}
         else:
             arguments, keywords = tuple(values[key] for key in self.keys), {}
-        backend = self.backend
-        shapes = {key: tuple(backend.shape_of(value)) for key, value in values.items()}
+        shapes = {key: tuple(shape_of(value)) for key, value in values.items()}
         described = shapes[None] if self.container is None else shapes
         try:
             result = target_log_prob_fn(*arguments, **keywords)
@@ -373,10 +377,10 @@ class Latents:
                 f"shape): the model and the surrogate posterior disagree on the latent "
                 f"shapes. The model's error: {error}"
             ) from error
-        if not backend.is_array(result):
-            result = backend.convert(result)
+        if not framework.is_array(result):
+            result = xp.asarray(result)
         expected = (count,) + tuple(self.batch_shape)
-        actual = tuple(backend.shape_of(result))
+        actual = tuple(shape_of(result))
         if actual != expected:
             raise ValueError(
                 f"target_log_prob_fn returned shape {actual} for latent samples of shape "
@@ -386,8 +390,8 @@ class Latents:
                 "same batch shape."
             )
         dtype = self.dtype
-        if dtype is not None and backend.dtype_of(result) != dtype:
-            result = backend.cast(result, dtype)
+        if dtype is not None and result.dtype != dtype:
+            result = xp.astype(result, dtype)
         return result
 
 

@@ -19,92 +19,35 @@ hard sample with the gradient of the relaxed one. Both are biased for ``grad E[f
 Numerics: uniform draws lie strictly inside (0, 1) (the draw grid shifted by half a step),
 so the noise is finite; everything is computed from log-probabilities and perturbed logits
 with ``softmax``/``sigmoid``, which never overflow, so temperatures of 0.01 with logits of
-+-50 give finite values and gradients.
++-50 give finite values and gradients. The samplers are in ``fxgx.estimators.relaxations``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import ClassVar
 
-import numpy as np
-
-from fxgx.backends import get_backend
-from fxgx.core.custom_gradient import custom_gradient
-from fxgx.core.random import gumbel_noise, logistic_noise
+from fxgx.backends import get_framework
+from fxgx.core.arrays import shape_of
 from fxgx.core.seeds import canonical_seed
-from fxgx.estimators.base import Estimator, evaluate, sub_seeds
+from fxgx.estimators.base import Estimator, call_option
 from fxgx.estimators.hyperparameters import as_hyperparameter, positive
-
-# ------------------------------------------------------------------------- validation
-
-
-def as_dtype_of(backend, value, dtype):
-    """A Python number or an array as a ``dtype`` array of ``backend``."""
-    if backend.is_array(value):
-        return value if backend.dtype_of(value) == dtype else backend.cast(value, dtype)
-    if isinstance(value, numbers.Real):
-        return backend.convert(float(value), dtype)
-    return backend.cast(backend.convert(np.asarray(value)), dtype)
-
-
-def floating_logits(backend, logits, argument: str = "logits"):
-    logits = logits if backend.is_array(logits) else backend.convert(logits)
-    if not backend.is_floating(backend.dtype_of(logits)):
-        raise TypeError(
-            f"{argument} has dtype {backend.dtype_name(backend.dtype_of(logits))}; it must be "
-            "a floating tensor (float32 or float64)."
-        )
-    return logits
-
+from fxgx.estimators.relaxations import relaxed_sample
+from fxgx.estimators.sampling import evaluate, floating_logits, sub_seeds
 
 # -------------------------------------------------------------------------- samples
-
-
-def sigmoid_from_log(backend, value):
-    """``sigmoid(value)`` as ``exp(log_sigmoid(value))``.
-
-    Same value, but its derivative is ``sigmoid(value) * sigmoid(-value)``, accurate to a few
-    ulps relative for every input; the derivative of ``sigmoid`` is ``y (1 - y)``, whose
-    ``1 - y`` loses all relative precision as ``y`` nears 1 (and is 0 once ``y`` rounds to 1).
-    """
-    return backend.exp(backend.log_sigmoid(value))
-
-
-def relaxed_sample(backend, kind, logits, temperature, seed, hard, sample_shape=()):
-    """Binary Concrete (``kind == "bernoulli"``) or Gumbel-softmax (``"categorical"``) draws
-    of shape ``sample_shape + logits.shape``; ``hard`` gives the straight-through form."""
-    dtype = backend.dtype_of(logits)
-    shape = tuple(sample_shape) + tuple(backend.shape_of(logits))
-    temperature = as_dtype_of(backend, temperature, dtype)
-    if kind == "bernoulli":
-        perturbed = logits + logistic_noise(backend, shape, seed, dtype)
-        relaxed = sigmoid_from_log(backend, perturbed / temperature)
-        if not hard:
-            return relaxed
-        bits = backend.cast(backend.greater(perturbed, backend.zeros_like(perturbed)), dtype)
-        return custom_gradient(bits, backend.ones_like(relaxed), relaxed)
-    if kind == "categorical":
-        perturbed = backend.log_softmax(logits) + gumbel_noise(backend, shape, seed, dtype)
-        relaxed = backend.softmax(perturbed / temperature)
-        if not hard:
-            return relaxed
-        one_hot = backend.one_hot(backend.argmax(perturbed, axis=-1), shape[-1], dtype)
-        return custom_gradient(one_hot, backend.ones_like(relaxed), relaxed)
-    raise TypeError(f"kind={kind!r}: Gumbel relaxations exist for bernoulli and categorical.")
 
 
 def _sample(kind, logits, temperature, seed, hard):
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be True or False, got {hard!r}.")
     positive(temperature, "temperature")
-    backend = get_backend(logits, temperature)
-    logits = floating_logits(backend, logits)
-    if kind == "categorical" and len(backend.shape_of(logits)) == 0:
+    framework = get_framework(logits, temperature)
+    logits = floating_logits(framework, logits)
+    if kind == "categorical" and len(shape_of(logits)) == 0:
         raise ValueError("logits need a class axis (shape [..., K]) for gumbel_softmax_sample.")
-    noise_seed = sub_seeds(canonical_seed(seed, backend), backend, "noise")["noise"]
-    return relaxed_sample(backend, kind, logits, temperature, noise_seed, hard)
+    noise_seed = sub_seeds(framework, canonical_seed(seed, framework), "noise")["noise"]
+    return relaxed_sample(framework, kind, logits, temperature, noise_seed, hard)
 
 
 def gumbel_softmax_sample(logits, *, temperature, seed, hard: bool = False):
@@ -157,7 +100,7 @@ def binary_concrete_sample(logits, *, temperature, seed, hard: bool = False):
 
 
 @dataclasses.dataclass(frozen=True)
-class GumbelSoftmax(Estimator):
+class GumbelSoftmax(Estimator, card="gumbel_softmax"):
     """``mean_s f(y_s)`` with ``y_s`` the relaxed sample. See ``gumbel_softmax``.
 
     Attributes:
@@ -166,35 +109,31 @@ class GumbelSoftmax(Estimator):
 
     #: A positive number, or a floating array (a trained or annealed temperature, traced
     #: under ``jax.jit`` or ``tf.function``) that broadcasts to the logits' shape.
-    temperature: object = 0.5
-    name = "gumbel_softmax"
-    supports = ("bernoulli", "categorical")
-    unbiased = False
+    temperature: object = call_option(0.5, positive)
     #: Whether ``f`` sees the hard sample (straight-through) or the relaxed one.
     hard: ClassVar[bool] = False
 
-    def _estimate(self, function, distribution, backend, seed, num_samples):
-        noise_seed = sub_seeds(seed, backend, "noise")["noise"]
+    def _estimate(self, framework, function, distribution, seed, num_samples):
+        noise_seed = sub_seeds(framework, seed, "noise")["noise"]
         logits = distribution.logits
-        temperature = as_hyperparameter(backend, self.temperature, backend.dtype_of(logits),
-                                        backend.shape_of(logits), "temperature")
+        temperature = as_hyperparameter(framework, self.temperature, logits.dtype,
+                                        shape_of(logits), "temperature")
         samples = relaxed_sample(
-            backend, distribution.kind, logits, temperature, noise_seed, self.hard,
+            framework, distribution.kind, logits, temperature, noise_seed, self.hard,
             (num_samples,),
         )
-        values = evaluate(function, samples, distribution, backend, num_samples)
-        return backend.reduce_mean(values, axis=0)
+        values = evaluate(framework, function, samples, distribution, num_samples)
+        return framework.xp.mean(values, axis=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class GumbelSoftmaxHard(GumbelSoftmax):
+class GumbelSoftmaxHard(GumbelSoftmax, card="gumbel_softmax_hard"):
     """``mean_s f(h_s)``, ``h_s`` the hard sample with the relaxed gradient.
 
     Attributes:
         temperature: a positive number or a floating array that broadcasts to the logits.
     """
 
-    name = "gumbel_softmax_hard"
     hard = True
 
 

@@ -18,15 +18,14 @@ belief networks").
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from fxgx.backends import backend_by_name
-from fxgx.distributions import Distribution, backend_of_distribution
-from fxgx.estimators.base import Estimator, sub_seeds
-from fxgx.estimators.reinforce import draw_and_evaluate, score_function_surrogate
-
-if TYPE_CHECKING:
-    from fxgx.backends.protocol import Backend
+from fxgx.core.arrays import as_dtype, shape_of
+from fxgx.distributions import Distribution, framework_of_distribution
+from fxgx.estimators.base import Estimator
+from fxgx.estimators.sampling import draw_and_evaluate, sub_seeds
+from fxgx.estimators.score_function import score_function_surrogate
+from fxgx.estimators.streaming import cannot_stream
 
 
 class MovingAverageState(NamedTuple):
@@ -51,7 +50,7 @@ def _reduced_axes(state_shape, batch_shape):
     offset = len(batch_shape) - len(state_shape)
     error = ValueError(
         f"The moving-average state has shape {state_shape}, which does not broadcast to the "
-        f"batch shape {batch_shape}; use initial_state(shape=()) or the batch shape."
+        f"batch shape {batch_shape}; use init(q, shape=()) or the batch shape."
     )
     if offset < 0:
         raise error
@@ -66,7 +65,7 @@ def _reduced_axes(state_shape, batch_shape):
 
 
 @dataclasses.dataclass(frozen=True)
-class MovingAverageBaseline(Estimator):
+class MovingAverageBaseline(Estimator, card="moving_average_baseline"):
     """REINFORCE with a bias-corrected exponential moving average of ``f`` as baseline.
 
     Explicit state: ``state = est.init(q)``, then ``surrogate, state, info = est.apply(state,
@@ -79,9 +78,7 @@ class MovingAverageBaseline(Estimator):
     """
 
     decay: float = 0.9
-    name = "moving_average_baseline"
-    streaming = "none"
-    not_streaming_because = "it has state; call apply() on batches of samples instead"
+    streaming = cannot_stream("it has state; call apply() on batches of samples instead")
 
     def init(self, distribution, *, shape=(), dtype=None) -> MovingAverageState:
         """A fresh state (no batches seen, so the baseline is 0).
@@ -101,7 +98,7 @@ class MovingAverageBaseline(Estimator):
             TypeError: the dtype cannot be told from the distribution and was not given.
         """
         converted = self._check_distribution(distribution)
-        backend = backend_of_distribution(converted)
+        framework = framework_of_distribution(converted)
         if dtype is None:
             if not isinstance(converted, Distribution):
                 raise TypeError(
@@ -109,43 +106,7 @@ class MovingAverageBaseline(Estimator):
                     "init(distribution, dtype='float32') (or the dtype f returns)."
                 )
             dtype = converted.dtype
-        return self.initial_state(backend, dtype, shape)
-
-    def initial_state(self, backend: str | Backend = "tensorflow", dtype="float32", shape=()):
-        """A fresh state given the framework directly (``init`` reads it from ``q``).
-
-        Args:
-            backend: "tensorflow", "jax" or a backend module.
-            dtype: the state's dtype.
-            shape: ``()`` (one shared baseline) or a shape that broadcasts to the batch shape.
-
-        Returns:
-            A :class:`MovingAverageState` of zeros.
-        """
-        if isinstance(backend, str):
-            backend = backend_by_name(backend)
-        zeros = backend.zeros(tuple(shape), dtype)
-        return MovingAverageState(average=zeros, weight=backend.zeros(tuple(shape), dtype))
-
-    def call_with_state(self, function, distribution, state, *, seed, num_samples: int = 1):
-        """``apply`` without its ``info``, kept for existing code.
-
-        Args:
-            function: ``f``.
-            distribution: ``q``.
-            state: a :class:`MovingAverageState`.
-            seed: an int, a TensorFlow stateless seed or a JAX key.
-            num_samples: ``S``.
-
-        Returns:
-            ``(surrogate, new_state)``, as the first two results of ``apply``.
-
-        Raises:
-            TypeError: ``state`` is not a :class:`MovingAverageState`, or as for ``apply``.
-        """
-        surrogate, new_state, _ = self.apply(state, function, distribution, seed=seed,
-                                             num_samples=num_samples)
-        return surrogate, new_state
+        return _zero_state(framework, dtype, shape)
 
     def _check_state(self, state):
         if not isinstance(state, tuple) or len(state) != 2:
@@ -154,35 +115,44 @@ class MovingAverageBaseline(Estimator):
             )
         return MovingAverageState(*state)
 
-    def _apply(self, state, function, distribution, backend, seed, num_samples, with_info):
+    def _apply(self, state, call, with_info):
         """One step: the surrogate with baseline ``b = a / w`` from ``state`` (0 while
         ``w = 0``), and the state updated with this batch's mean of ``f``."""
         del with_info  # the information is the baseline, computed anyway
-        seeds = sub_seeds(seed, backend, "samples")
-        samples, values = draw_and_evaluate(
-            function, distribution, backend, seeds["samples"], num_samples
-        )
-        dtype = backend.dtype_of(values)
+        framework, function, distribution, seed, num_samples = call
+        xp = framework.xp
+        seeds = sub_seeds(framework, seed, "samples")
+        samples, values = draw_and_evaluate(framework, function, distribution,
+                                            seeds["samples"], num_samples)
+        dtype = values.dtype
         if state is None:
-            state = self.initial_state(backend, dtype)
-        average = backend.stop_gradient(backend.cast(backend.convert(state.average), dtype))
-        weight = backend.stop_gradient(backend.cast(backend.convert(state.weight), dtype))
-        state_shape = backend.shape_of(average)
-        axes = _reduced_axes(state_shape, backend.shape_of(values)[1:])
-        seen = backend.greater(weight, backend.zeros_like(weight))
-        safe_weight = backend.where(seen, weight, backend.ones_like(weight))
-        baseline = backend.where(seen, average / safe_weight, backend.zeros_like(average))
+            state = _zero_state(framework, dtype, ())
+        average = framework.stop_gradient(xp.astype(xp.asarray(state.average), dtype))
+        weight = framework.stop_gradient(xp.astype(xp.asarray(state.weight), dtype))
+        state_shape = shape_of(average)
+        axes = _reduced_axes(state_shape, shape_of(values)[1:])
+        seen = xp.greater(weight, xp.zeros_like(weight))
+        safe_weight = xp.where(seen, weight, xp.ones_like(weight))
+        baseline = xp.where(seen, average / safe_weight, xp.zeros_like(average))
         log_prob = distribution.log_prob(samples)
-        surrogate = score_function_surrogate(backend, values, log_prob, baseline, num_samples)
-        batch_mean = backend.reduce_mean(backend.stop_gradient(values), axis=0)
+        surrogate = score_function_surrogate(framework, values, log_prob, baseline, num_samples)
+        batch_mean = xp.mean(framework.stop_gradient(values), axis=0)
         if axes:
-            batch_mean = backend.reduce_mean(batch_mean, axis=axes)
-        batch_mean = backend.reshape(batch_mean, state_shape)
+            batch_mean = xp.mean(batch_mean, axis=axes)
+        batch_mean = xp.reshape(batch_mean, state_shape)
         new_state = MovingAverageState(
             average=self.decay * average + (1.0 - self.decay) * batch_mean,
             weight=self.decay * weight + (1.0 - self.decay),
         )
         return surrogate, new_state, {"baseline": baseline}
+
+
+def _zero_state(framework, dtype, shape) -> MovingAverageState:
+    """A fresh state of zeros (no batches seen: the baseline is 0)."""
+    xp = framework.xp
+    dtype = as_dtype(xp, dtype)
+    return MovingAverageState(average=xp.zeros(tuple(shape), dtype=dtype),
+                              weight=xp.zeros(tuple(shape), dtype=dtype))
 
 
 def moving_average_baseline(decay: float = 0.9) -> MovingAverageBaseline:
