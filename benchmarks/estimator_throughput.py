@@ -209,7 +209,7 @@ def estimator_entries(selected):
     entries = [
         (card.name, card.make(), card.num_samples, card.name)
         for card in catalogue.load_cards()
-        if card.supports("bernoulli") and card.test.get("target", "expectation") == "expectation"
+        if card.supports("bernoulli") and card.target == "expectation"
     ]
     entries.insert(
         1 + [entry[0] for entry in entries].index("reinforce"),

@@ -119,7 +119,7 @@ def main(argv=None) -> int:
             card.name,
         )
         for card in catalogue.load_cards()
-        if card.test.get("target", "expectation") == "expectation"
+        if card.target == "expectation"
         and (card.supports("bernoulli") or card.supports("categorical"))
     ]
     position = 1 + [entry[0] for entry in entries].index("reinforce")

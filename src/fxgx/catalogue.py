@@ -152,6 +152,12 @@ class Card:
         return load_factory(self.factory)(**hyperparameters)
 
     @property
+    def target(self) -> str:
+        """What the gradient estimates: ``"expectation"`` (``grad E[f]``, the default) or
+        ``"log_mean_exp"`` (``grad E[log mean_k exp f(z_k)]``), the ``[test] target``."""
+        return str(self.test.get("target", "expectation"))
+
+    @property
     def num_samples(self) -> int:
         """The card's own ``num_samples`` (``[test] num_samples``, default 1)."""
         return int(self.test.get("num_samples", 1))

@@ -251,6 +251,32 @@ def test_every_card_points_at_an_estimator_factory():
         assert estimator.name == card.name, (card.name, estimator.name)
         assert estimator.unbiased == card.unbiased, card.name
         assert estimator.target == card.test.get("target", "expectation"), card.name
+        assert tuple(estimator.supports) == tuple(card.distributions), card.name
+
+
+def test_each_estimator_class_reads_the_card_its_factory_is_on():
+    """A class takes name, unbiasedness, distributions and target from the card it names
+    (``card=``); the card's factory must build that class, and no class may be on two cards.
+    A factory pointing at another card's class fails here."""
+    named = {}
+    for card in CARDS:
+        cls = type(card.make())
+        assert named.setdefault(cls, card.name) == card.name, (cls.__name__, card.name)
+        assert cls.name == card.name, (card.name, cls.__name__, cls.name)
+    classes = {value for name, value in vars(fxgx.estimators).items()
+               if isinstance(value, type) and issubclass(value, Estimator)
+               and value is not Estimator}
+    assert classes == set(named), sorted(cls.__name__ for cls in classes ^ set(named))
+
+
+def test_a_card_that_lists_an_unknown_distribution_kind_is_refused(tmp_path):
+    card = catalogue.get_card("rebar").path.read_text(encoding="utf-8").replace(
+        'distributions = ["bernoulli", "categorical"]',
+        'distributions = ["bernoulli", "categorical", "decoder_categorical"]')
+    path = tmp_path / "rebar.toml"
+    path.write_text(card, encoding="utf-8")
+    with pytest.raises(ValueError, match="decoder_categorical"):
+        catalogue.read_card(path)
 
 
 def test_costs_that_grow_with_the_latents_are_counted_per_problem():

@@ -29,8 +29,8 @@ time to both forms (``estimator(f, q, seed=0, temperature=t)``); it replaces the
 construction for that call, checked the same way.
 
 The card is the single source of truth: a class names its card (``class Disarm(Estimator,
-card="disarm")``) and reads its ``name``, ``unbiased`` and ``supports`` from the top-level
-``estimators/<name>.toml``.
+card="disarm")``) and reads its ``name``, ``unbiased``, ``supports`` and ``target`` from the
+top-level ``estimators/<name>.toml``.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Estimator:
     #: ``fxgx.vi`` then adds the missing term.
     passes_function_gradients: ClassVar[bool] = True
     #: What the gradient estimates: "expectation" (``grad E[f]``) or "log_mean_exp"
-    #: (``grad E[log mean_k exp f(z_k)]``, the multi-sample bound of VIMCO).
+    #: (``grad E[log mean_k exp f(z_k)]``, the multi-sample bound of VIMCO); the card's.
     target: ClassVar[str] = "expectation"
     #: How a call with ``chunk_size`` streams (``fxgx.estimators.streaming``).
     streaming: ClassVar[StreamingRule] = MEAN
@@ -114,6 +114,7 @@ class Estimator:
         cls.name = entry.name
         cls.unbiased = entry.unbiased
         cls.supports = tuple(entry.distributions)
+        cls.target = entry.target
 
     # ------------------------------------------------------------------ the two forms
 

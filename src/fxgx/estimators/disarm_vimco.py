@@ -72,7 +72,6 @@ class DisarmVimco(Estimator, card="disarm_vimco"):
     symmetrized: bool = True
 
     streaming = cannot_stream("its target log mean_k exp f(z_k) couples all num_samples pairs")
-    target = "log_mean_exp"
 
     def __post_init__(self):
         if not isinstance(self.symmetrized, bool):

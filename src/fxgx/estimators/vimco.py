@@ -45,7 +45,6 @@ class Vimco(Estimator, card="vimco"):
 
     streaming = cannot_stream("its target log mean_k exp f(z_k) couples all num_samples "
                               "samples")
-    target = "log_mean_exp"
     minimum_samples = 2
 
     def _estimate(self, framework, function, distribution, seed, num_samples):
