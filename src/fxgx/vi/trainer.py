@@ -4,7 +4,7 @@
 the traces and reports. The compiled loop is the framework's: ``fxgx.vi.fit_jax.Trainer``
 (a ``lax.fori_loop`` under ``jax.jit``, optax) and ``fxgx.vi.fit_tensorflow.Trainer`` (a
 ``tf.while_loop`` in a ``tf.function``, Keras optimizers). Both satisfy ``Trainer``, which
-``pyright src`` checks where ``fit`` makes them.
+``pyright src`` checks in each module (a typed identity at its end).
 """
 
 from __future__ import annotations
