@@ -34,6 +34,15 @@ def timed(function) -> float:
     return time.perf_counter() - start
 
 
+def timed_with_cpu(function) -> tuple[float, float]:
+    """Wall seconds and process CPU seconds (all threads of this process: less sensitive to
+    other processes on a shared machine) that one call of ``function()`` takes."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    function()
+    cpu = time.process_time() - start_cpu
+    return time.perf_counter() - start, cpu
+
+
 def interleaved_medians(functions, repeats: int) -> list[float]:
     """The median seconds of each function over ``repeats`` rounds, the functions called in
     turn within a round (a load change on a shared machine hits all of them); each is called

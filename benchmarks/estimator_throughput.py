@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import statistics
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,13 +51,99 @@ def paired_median_seconds(first, second, repeats: int) -> tuple[float, float, fl
     cpus = ([], [])
     for repeat in range(repeats):
         for index in ((0, 1) if repeat % 2 == 0 else (1, 0)):
-            function = (first, second)[index]
-            start, start_cpu = time.perf_counter(), time.process_time()
-            function()
-            cpus[index].append(time.process_time() - start_cpu)
-            walls[index].append(time.perf_counter() - start)
+            wall, cpu = benchmark_environment.timed_with_cpu((first, second)[index])
+            walls[index].append(wall)
+            cpus[index].append(cpu)
     median = statistics.median
     return median(walls[0]), median(walls[1]), median(cpus[0]), median(cpus[1])
+
+
+# ------------------------------------------- the workload and fxgx's compiled gradient
+
+
+def tensorflow_objective(tf):
+    """f(b) = sum_d (b_d - TARGET)^2, on TensorFlow."""
+
+    def objective(b):
+        return tf.reduce_sum(tf.square(b - TARGET), axis=-1)
+
+    return objective
+
+
+def jax_objective(jnp):
+    """f(b) = sum_d (b_d - TARGET)^2, on JAX."""
+
+    def objective(b):
+        return jnp.sum(jnp.square(b - TARGET), axis=-1)
+
+    return objective
+
+
+def tensorflow_inputs(tf, batch: int, dimension: int):
+    """``(logits [batch, dimension], seed)``, fixed."""
+    return tf.random.stateless_normal([batch, dimension], [1, 2]), tf.constant([3, 4], tf.int64)
+
+
+def jax_inputs(jax, batch: int, dimension: int):
+    """``(logits [batch, dimension], key)``, fixed."""
+    return jax.random.normal(jax.random.key(1), (batch, dimension)), jax.random.key(3)
+
+
+def tensorflow_fxgx_call(tf, objective, estimator, num_samples, logits, seed):
+    """A call with no arguments of fxgx's gradient of ``sum_b surrogate_b`` w.r.t. ``logits``,
+    compiled by XLA (``tf.function(jit_compile=True)``; the first call compiles), the result
+    fetched to NumPy."""
+    from fxgx.distributions import Bernoulli
+
+    def fxgx_gradient(logits, seed):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            surrogate = estimator(
+                objective, Bernoulli(logits, event_ndims=1), seed=seed, num_samples=num_samples
+            )
+            total = tf.reduce_sum(surrogate)
+        return tape.gradient(total, logits)
+
+    compiled = tf.function(fxgx_gradient, jit_compile=True)
+    return lambda: compiled(logits, seed).numpy()
+
+
+def jax_fxgx_call(jax, jnp, objective, estimator, num_samples, logits, key):
+    """A call with no arguments of fxgx's gradient of ``sum_b surrogate_b`` w.r.t. ``logits``
+    under ``jax.jit(jax.grad(...))`` (the first call compiles), waited for."""
+    from fxgx.distributions import Bernoulli
+
+    def total(logits, key):
+        return jnp.sum(
+            estimator(objective, Bernoulli(logits, event_ndims=1), seed=key,
+                      num_samples=num_samples)
+        )
+
+    compiled = jax.jit(jax.grad(total))
+    return lambda: compiled(logits, key).block_until_ready()
+
+
+def fxgx_gradient_call(backend: str, label: str, batch: int, dimension: int):
+    """One row's timed call, on its own: ``(call, num_samples)`` for the estimator labelled
+    ``label`` (see ``estimator_entries``) on ``backend`` (``"tensorflow"``: XLA, ``"jax"``:
+    ``jit``), with logits of shape ``[batch, dimension]``. ``benchmarks/ab_throughput.py``
+    builds its rows with it, in each source tree's process."""
+    ((_, estimator, num_samples, _),) = estimator_entries([label])
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        logits, seed = tensorflow_inputs(tf, batch, dimension)
+        call = tensorflow_fxgx_call(tf, tensorflow_objective(tf), estimator, num_samples,
+                                    logits, seed)
+    elif backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        logits, key = jax_inputs(jax, batch, dimension)
+        call = jax_fxgx_call(jax, jnp, jax_objective(jnp), estimator, num_samples, logits, key)
+    else:
+        raise ValueError(f"backend must be 'tensorflow' or 'jax', got {backend!r}")
+    return call, num_samples
 
 
 # ---------------------------------------------------------- hand-written references
@@ -70,8 +155,7 @@ def tensorflow_references(tf, tfp, num_samples_of):
     def uniform(shape, seed):
         return tf.random.stateless_uniform(shape, seed, alg="threefry")
 
-    def objective(b):
-        return tf.reduce_sum(tf.square(b - TARGET), axis=-1)
+    objective = tensorflow_objective(tf)
 
     def reinforce(logits, seed):
         p = tf.sigmoid(logits)
@@ -139,9 +223,7 @@ def tensorflow_references(tf, tfp, num_samples_of):
 
 def jax_references(jax, jnp, num_samples_of):
     """``{name: reference(logits, key)}``: each gradient written out directly."""
-
-    def objective(b):
-        return jnp.sum(jnp.square(b - TARGET), axis=-1)
+    objective = jax_objective(jnp)
 
     def reinforce(logits, key):
         p = jax.nn.sigmoid(logits)
@@ -233,10 +315,9 @@ def unpaired_median_seconds(function, repeats: int) -> tuple[float, None, float,
     function()
     walls, cpus = [], []
     for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        function()
-        cpus.append(time.process_time() - start_cpu)
-        walls.append(time.perf_counter() - start)
+        wall, cpu = benchmark_environment.timed_with_cpu(function)
+        walls.append(wall)
+        cpus.append(cpu)
     return statistics.median(walls), None, statistics.median(cpus), None
 
 
@@ -261,31 +342,14 @@ def run_tensorflow(entries, arguments, draws, with_tfp):
     import tensorflow as tf
     import tensorflow_probability as tfp
 
-    from fxgx.distributions import Bernoulli
-
     samples_of = {label: samples for label, _, samples, _ in entries}
     references, tfp_expectation, objective = tensorflow_references(
         tf, tfp, lambda name: samples_of.get(name, 2)
     )
-    logits = tf.random.stateless_normal([arguments.batch, arguments.dimension], [1, 2])
-    seed = tf.constant([3, 4], tf.int64)
+    logits, seed = tensorflow_inputs(tf, arguments.batch, arguments.dimension)
     rows, reinforce_call = [], None
     for label, estimator, num_samples, reference_name in entries:
-
-        def fxgx_gradient(logits, seed, estimator=estimator, samples=num_samples):
-            with tf.GradientTape() as tape:
-                tape.watch(logits)
-                surrogate = estimator(
-                    objective, Bernoulli(logits, event_ndims=1), seed=seed, num_samples=samples
-                )
-                total = tf.reduce_sum(surrogate)
-            return tape.gradient(total, logits)
-
-        compiled = tf.function(fxgx_gradient, jit_compile=True)
-
-        def fxgx_call(compiled=compiled):
-            return compiled(logits, seed).numpy()
-
+        fxgx_call = tensorflow_fxgx_call(tf, objective, estimator, num_samples, logits, seed)
         if label == "reinforce":
             reinforce_call = fxgx_call
         if reference_name in references:
@@ -317,26 +381,12 @@ def run_jax(entries, arguments, draws):
     import jax
     import jax.numpy as jnp
 
-    from fxgx.distributions import Bernoulli
-
     samples_of = {label: samples for label, _, samples, _ in entries}
     references, objective = jax_references(jax, jnp, lambda name: samples_of.get(name, 2))
-    logits = jax.random.normal(jax.random.key(1), (arguments.batch, arguments.dimension))
-    key = jax.random.key(3)
+    logits, key = jax_inputs(jax, arguments.batch, arguments.dimension)
     rows = []
     for label, estimator, num_samples, reference_name in entries:
-
-        def total(logits, key, estimator=estimator, samples=num_samples):
-            return jnp.sum(
-                estimator(objective, Bernoulli(logits, event_ndims=1), seed=key,
-                          num_samples=samples)
-            )
-
-        compiled = jax.jit(jax.grad(total))
-
-        def fxgx_call(compiled=compiled):
-            return compiled(logits, key).block_until_ready()
-
+        fxgx_call = jax_fxgx_call(jax, jnp, objective, estimator, num_samples, logits, key)
         if reference_name in references:
             reference = jax.jit(references[reference_name])
             timings = paired_median_seconds(
