@@ -204,7 +204,7 @@ def loss_cards(names, kind, evaluations, configured=(), *, num_variables, num_cl
 
 def minibatch(backend, data, size, seed):
     """``size`` rows of ``data`` drawn uniformly with replacement (a one-hot product, so it
-    compiles on every backend)."""
+    compiles on every framework)."""
     count = tuple(data.shape)[0]
     uniform = backend.uniform((size,), seed, "float32")
     index = backend.xp.minimum(backend.xp.astype(uniform * count, backend.xp.int32), count - 1)

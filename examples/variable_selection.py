@@ -222,7 +222,7 @@ class NumpyAlgebra:
 
 
 class FrameworkAlgebra:
-    """The same operations on the backend's arrays (float32): Cholesky from the framework."""
+    """The same operations on the framework's arrays (float32), with the framework's Cholesky."""
 
     def __init__(self, backend):
         self.backend = backend

@@ -29,6 +29,7 @@ import pytest
 MODULES = [
     "fxgx",
     "fxgx.core.custom_gradient",
+    "fxgx.backends",
     "fxgx.catalogue",
     "fxgx.distributions",
     "fxgx.estimators",
