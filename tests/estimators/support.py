@@ -1,0 +1,105 @@
+"""Helpers shared by several estimator test modules (each card's ``test_<card>.py`` and the
+modules that test several cards at once). Nothing here is a test.
+
+The test folders have no ``__init__.py``, so pytest puts this folder on ``sys.path`` and the
+modules import it as ``from support import ...``. Each helper states the exact reference it
+computes; the false-failure rates and power of the tests that use them are stated in those
+tests' modules.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+
+from fxgx.testing import assert_variance
+
+# ------------------------------------------------------------------------ numpy references
+
+
+def sigmoid(x):
+    """The logistic function in float64 (the ``tanh`` form: no overflow for large ``|x|``)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+# --------------------------------------------------------------------- statistical checks
+
+#: False-failure rate of ``assert_variance_with_power``'s z-test of the variance.
+VARIANCE_FALSE_FAILURE_RATE = 1e-5
+
+
+def assert_variance_with_power(moments, exact_variance, relative_error=0.05, **options):
+    """``assert_variance`` (two-sided z-test, false-failure rate 1e-5) after checking that it
+    has power 0.99 to detect a ``relative_error`` error in the variance: it fails as
+    underpowered otherwise."""
+    critical = (NormalDist().inv_cdf(1 - VARIANCE_FALSE_FAILURE_RATE / 2)
+                + NormalDist().inv_cdf(0.99))
+    detectable = critical * float(np.max(moments.variance_standard_error))
+    assert detectable <= relative_error * exact_variance, (
+        f"underpowered: detects only variance errors above {detectable:.3g}, "
+        f"{detectable / exact_variance:.1%} of {exact_variance:.4g}"
+    )
+    assert_variance(moments, exact_variance, false_failure_rate=VARIANCE_FALSE_FAILURE_RATE,
+                    **options)
+
+
+# ---------------------------------------------------------- f is never differentiated
+
+
+def guard_against_differentiation(framework_name, function):
+    """``function`` whose derivative raises ``AssertionError`` if anyone asks for it."""
+    if framework_name == "tensorflow":
+        import tensorflow as tf
+
+        @tf.custom_gradient
+        def guarded(samples):
+            def gradient(upstream):
+                raise AssertionError("the estimator differentiated f")
+
+            return function(samples), gradient
+
+        return guarded
+    import jax
+
+    @jax.custom_vjp
+    def guarded(samples):
+        return function(samples)
+
+    def forward(samples):
+        return function(samples), None
+
+    def backward(residual, upstream):
+        raise AssertionError("the estimator differentiated f")
+
+    guarded.defvjp(forward, backward)
+    return guarded
+
+
+# ----------------------------------------------- ARM and DisARM on the Bernoulli toy
+
+
+def exact_pair_moments(name: str, target: float, logit: float):
+    """Exact mean and variance of one ARM/DisARM estimate on ``E[(b - t)^2]`` (one logit).
+
+    Both estimates are functions of one ``u ~ U(0, 1)``: ``b = 1[u < sigmoid(theta)]`` and
+    ``b~ = 1[u > sigmoid(-theta)]`` are constant between the breakpoints ``sigmoid(+-theta)``,
+    so each piece is integrated in closed form (ARM: a constant times ``u - 1/2``; DisARM: a
+    constant).
+    """
+    p, q = sigmoid(logit), sigmoid(-logit)
+    points = np.unique([0.0, p, q, 1.0])
+    first_moment = second_moment = 0.0
+    for low, high in zip(points[:-1], points[1:], strict=True):
+        middle = 0.5 * (low + high)
+        b, b_tilde = float(middle < p), float(middle > q)
+        f_b, f_tilde = (b - target) ** 2, (b_tilde - target) ** 2
+        if name == "arm":
+            difference = f_tilde - f_b
+            first_moment += difference * ((high - 0.5) ** 2 - (low - 0.5) ** 2) / 2
+            second_moment += difference**2 * ((high - 0.5) ** 3 - (low - 0.5) ** 3) / 3
+        else:
+            value = 0.5 * (f_b - f_tilde) * (b - b_tilde) * sigmoid(abs(logit))
+            first_moment += value * (high - low)
+            second_moment += value**2 * (high - low)
+    return first_moment, second_moment - first_moment**2
