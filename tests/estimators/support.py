@@ -9,6 +9,7 @@ tests' modules.
 
 from __future__ import annotations
 
+import itertools
 from statistics import NormalDist
 
 import numpy as np
@@ -103,3 +104,44 @@ def exact_pair_moments(name: str, target: float, logit: float):
             first_moment += value * (high - low)
             second_moment += value**2 * (high - low)
     return first_moment, second_moment - first_moment**2
+
+
+# ----------------------------------------- score-function baselines on the Bernoulli toy
+
+#: The Bernoulli toy's target ``t`` in ``E[(b - t)^2]``.
+TARGET = 0.45
+
+
+def exact_score_function_moments(logit, num_samples, baseline_rule, target=TARGET):
+    """Exact mean and variance of ``1/S sum_s (f_s - c_s) (b_s - p)`` on the toy, by
+    enumerating all ``2^S`` sample tuples. ``baseline_rule(f, w, s)`` gives ``c_s`` from the
+    values ``f``, the squared scores ``w`` and the index ``s``."""
+    p = sigmoid(logit)
+    first_moment = second_moment = 0.0
+    for states in itertools.product((0.0, 1.0), repeat=num_samples):
+        b = np.array(states)
+        probability = np.prod(np.where(b == 1.0, p, 1.0 - p))
+        values, scores = (b - target) ** 2, b - p
+        estimate = np.mean([
+            (values[s] - baseline_rule(values, scores**2, s)) * scores[s]
+            for s in range(num_samples)
+        ])
+        first_moment += probability * estimate
+        second_moment += probability * estimate**2
+    return first_moment, second_moment - first_moment**2
+
+
+def _others(s, size):
+    return np.arange(size) != s
+
+
+#: The baseline ``c_s`` of REINFORCE (none), REINFORCE-LOO and the leave-one-out optimal
+#: baseline, as ``baseline_rule``s of ``exact_score_function_moments``.
+RULES = {
+    "reinforce": lambda values, weights, s: 0.0,
+    "leave_one_out": lambda values, weights, s: np.mean(values[_others(s, len(values))]),
+    "optimal": lambda values, weights, s: (
+        np.sum((values * weights)[_others(s, len(values))])
+        / np.sum(weights[_others(s, len(values))])
+    ),
+}
