@@ -145,3 +145,31 @@ RULES = {
         / np.sum(weights[_others(s, len(values))])
     ),
 }
+
+
+# ------------------------------------------------ the Gaussian estimators, batched
+
+#: Independent batch members per call of ``batched_gradients`` (each its own draws).
+BATCH = 64
+
+
+def _compiled_mode(framework):
+    return "function" if framework.name == "tensorflow" else "jit"
+
+
+def batched_gradients(framework, estimator, problem, *, seed, num_samples, function=None,
+                      dtype="float32", mode=None):
+    """``(value, loc_gradient, scale_gradient)`` for ``BATCH`` independent copies of the
+    problem's parameters (one row per batch member), as NumPy arrays."""
+    loc, scale = (np.broadcast_to(value, (BATCH,) + np.shape(value))
+                  for value in problem.parameter_values())
+
+    def surrogate(loc, scale):
+        distribution, problem_function = problem.bind(loc, scale)
+        return estimator(function or problem_function, distribution, seed=seed,
+                         num_samples=num_samples)
+
+    value, (loc_gradient, scale_gradient) = framework.value_and_vjp(
+        surrogate, framework.constant(loc, dtype), framework.constant(scale, dtype),
+        mode=mode or _compiled_mode(framework))
+    return value, loc_gradient, scale_gradient
