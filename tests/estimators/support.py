@@ -15,6 +15,7 @@ from statistics import NormalDist
 import numpy as np
 
 from fxgx.testing import assert_variance
+from fxgx.testing.hypothesis_tests import holm_rejections, two_sided_p_values
 
 # ------------------------------------------------------------------------ numpy references
 
@@ -22,6 +23,12 @@ from fxgx.testing import assert_variance
 def sigmoid(x):
     """The logistic function in float64 (the ``tanh`` form: no overflow for large ``|x|``)."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def softmax(x):
+    """Softmax over the last axis."""
+    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 # --------------------------------------------------------------------- statistical checks
@@ -43,6 +50,15 @@ def assert_variance_with_power(moments, exact_variance, relative_error=0.05, **o
     )
     assert_variance(moments, exact_variance, false_failure_rate=VARIANCE_FALSE_FAILURE_RATE,
                     **options)
+
+
+def frequency_test(counts, trials, probabilities, false_failure_rate=1e-6):
+    """Holm-adjusted z-tests of sample counts against exact probabilities (normal
+    approximation to the binomial), family-wise false-failure rate ``false_failure_rate``."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    z = (counts - trials * probabilities) / np.sqrt(trials * probabilities * (1 - probabilities))
+    rejected = holm_rejections(two_sided_p_values(z), false_failure_rate)
+    assert not rejected.any(), f"frequencies differ from the exact probabilities: z = {z}"
 
 
 # ---------------------------------------------------------- f is never differentiated
