@@ -189,3 +189,72 @@ def batched_gradients(framework, estimator, problem, *, seed, num_samples, funct
         surrogate, framework.constant(loc, dtype), framework.constant(scale, dtype),
         mode=mode or _compiled_mode(framework))
     return value, loc_gradient, scale_gradient
+
+
+# --------------------------------------------- REBAR and RELAX: exact quadrature on the toy
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _logit(u):
+    return np.log(u) - np.log1p(-u)
+
+
+def _legendre(low, high, count):
+    nodes, weights = np.polynomial.legendre.leggauss(count)
+    return 0.5 * (high - low) * nodes + 0.5 * (high + low), 0.5 * (high - low) * weights
+
+
+def toy_estimate_moments(theta, target, temperature, scale, residual=0.0, count=200, offset=0.0):
+    """``(E[g], E[g^2])`` of one RELAX estimate on ``E[(b - t)^2]``, ``b ~ Bern(sigmoid(theta))``,
+    with ``c(z) = scale (sigmoid(z / temperature) - t)^2 + residual tanh(z) + offset``.
+
+    ``g = [f(b) - c(z~)] (b - p) + c'(z) - c'(z~) dz~/dtheta``; ``z = theta + logit u``,
+    ``b = 1[u > 1 - p]``, ``z~`` from ``v`` by the conditional inverse CDF. Gauss-Legendre
+    quadrature over ``(u, v)``, ``count`` nodes per axis on each side of ``u = 1 - p`` (the
+    integrand is a rational function of ``u`` and ``v`` there: 200 nodes reach float64
+    rounding).
+    """
+    p = sigmoid(theta)
+
+    def function(y):
+        return (y - target) ** 2
+
+    def control(z):
+        return scale * function(sigmoid(z / temperature)) + residual * np.tanh(z) + offset
+
+    def control_slope(z):
+        y = sigmoid(z / temperature)
+        return scale * 2 * (y - target) * y * (1 - y) / temperature + residual / np.cosh(z) ** 2
+
+    v, v_weights = _legendre(0.0, 1.0, count)
+    first = second = 0.0
+    for b, (low, high) in ((0.0, (0.0, 1.0 - p)), (1.0, (1.0 - p, 1.0))):
+        u, u_weights = _legendre(low, high, count)
+        z = theta + _logit(u)
+        if b == 1.0:
+            inner = _logit(v) + _softplus(theta)
+            conditional, slope = _softplus(inner), sigmoid(inner) * sigmoid(theta)
+        else:
+            inner = _logit(v) + _softplus(-theta)
+            conditional, slope = -_softplus(inner), sigmoid(inner) * sigmoid(-theta)
+        estimate = (
+            (function(b) - control(conditional))[None, :] * (b - p)
+            + control_slope(z)[:, None]
+            - (control_slope(conditional) * slope)[None, :]
+        )
+        weights = u_weights[:, None] * v_weights[None, :]
+        first += np.sum(weights * estimate)
+        second += np.sum(weights * estimate**2)
+    return first, second
+
+
+def fast_mode(framework):
+    """JAX runs op by op slowly in eager mode; compile it. TensorFlow eager is quick."""
+    return "jit" if framework.name == "jax" else "eager"
+
+
+def central_difference(function, point, step=1e-4):
+    return (function(point + step) - function(point - step)) / (2 * step)
