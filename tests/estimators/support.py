@@ -258,3 +258,17 @@ def fast_mode(framework):
 
 def central_difference(function, point, step=1e-4):
     return (function(point + step) - function(point - step)) / (2 * step)
+
+
+# ------------------------------------------------------------- the stick-breaking decisions
+
+
+def stick_breaking_jacobian(logits):
+    """``d eta_k / d theta_j = 1[j = k] - 1[j > k] softmax(theta_{k+1:})_j``, ``[..., K-1, K]``."""
+    logits = np.asarray(logits, np.float64)
+    num_classes = logits.shape[-1]
+    jacobian = np.zeros(logits.shape[:-1] + (num_classes - 1, num_classes))
+    for k in range(num_classes - 1):
+        jacobian[..., k, k] = 1.0
+        jacobian[..., k, k + 1:] = -softmax(logits[..., k + 1:])
+    return jacobian
