@@ -93,6 +93,25 @@ def guard_against_differentiation(framework_name, function):
     return guarded
 
 
+# ----------------------------- the pair and baseline estimators' modes, guard and bad input
+
+#: Two batch members of three Bernoulli variables.
+BERNOULLI_LOGITS = np.array([[-1.0, 0.2, 1.5], [0.4, -0.3, 0.0]])
+
+
+def bernoulli_function(samples):
+    """A scalar per batch member of samples ``[..., 3]``, non-linear in the samples."""
+    from fxgx.backends import get_framework
+
+    backend = get_framework(samples)
+    return backend.xp.square(backend.xp.sum(samples, axis=-1) - 1.2) + samples[..., 0]
+
+
+def modes_for(framework, dtype):
+    """Every mode in float32; eager and the most compiled one (XLA, jit) otherwise."""
+    return framework.modes if dtype == "float32" else ("eager", framework.modes[-1])
+
+
 # ----------------------------------------------- ARM and DisARM on the Bernoulli toy
 
 

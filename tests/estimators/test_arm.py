@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import BERNOULLI_LOGITS as LOGITS
 from support import assert_variance_with_power as _assert_variance_with_power
+from support import bernoulli_function as _function
 from support import exact_pair_moments, guard_against_differentiation, sigmoid
+from support import modes_for as _modes
 
 from fxgx.distributions import Bernoulli, Normal
 from fxgx.estimators import arm, disarm
@@ -160,22 +163,6 @@ def test_unbiased_with_batch_and_matrix_events(backend, name):
 
 
 # ------------------------------------------------------------------ modes, dtypes, shapes
-
-
-def _function(samples):
-    """A scalar per batch member of samples ``[..., 3]``, non-linear in the samples."""
-    from fxgx.backends import get_framework
-
-    backend = get_framework(samples)
-    return backend.xp.square(backend.xp.sum(samples, axis=-1) - 1.2) + samples[..., 0]
-
-
-LOGITS = np.array([[-1.0, 0.2, 1.5], [0.4, -0.3, 0.0]])
-
-
-def _modes(framework, dtype):
-    """Every mode in float32; eager and the most compiled one (XLA, jit) otherwise."""
-    return framework.modes if dtype == "float32" else ("eager", framework.modes[-1])
 
 
 # ARM and DisARM (parametrised over both cards).

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import BERNOULLI_LOGITS as LOGITS
+from support import bernoulli_function as _function
 from support import guard_against_differentiation
+from support import modes_for as _modes
 
 from fxgx.distributions import Bernoulli
 from fxgx.estimators import (
@@ -30,19 +33,6 @@ FACTORIES = {
     "learned_baseline": learned_baseline,
     "optimal_baseline": optimal_baseline,
 }
-LOGITS = np.array([[-1.0, 0.2, 1.5], [0.4, -0.3, 0.0]])
-
-
-def _function(samples):
-    from fxgx.backends import get_framework
-
-    backend = get_framework(samples)
-    return backend.xp.square(backend.xp.sum(samples, axis=-1) - 1.2) + samples[..., 0]
-
-
-def _modes(framework, dtype):
-    """Every mode in float32; eager and the most compiled one (XLA, jit) otherwise."""
-    return framework.modes if dtype == "float32" else ("eager", framework.modes[-1])
 
 
 # The moving-average and learned baselines share REINFORCE's code path, and the optimal
