@@ -1,88 +1,47 @@
-"""ARM and DisARM: exact variances on the Bernoulli toy, the ARM/DisARM ordering in ten
-dimensions, multi-dimensional event shapes, every execution mode, and bad input.
+"""ARM (``fxgx.estimators.arm``), and the tests it shares with DisARM: exact variances on the
+Bernoulli toy, multi-dimensional event shapes, every execution mode, TFP inputs, and bad
+input.
+
+The tests parametrised over ``name`` run ARM and DisARM alike (the same pair machinery);
+each names DisARM in a comment. DisARM's own tests (its variance of 0 at ``theta = 0``, its
+variance below ARM's in ten dimensions, several pairs) are in ``test_disarm.py``.
 
 Statistical tests, their false-failure rates and power:
 
 - Exact variances (``assert_variance``): two-sided z-test of the sample variance of 2^18
-  estimates against the exact variance (piecewise integration over ``u``, checked against
-  an independent closed form, ``closed_form_variance``), standard error from the fourth
-  moment, false-failure rate 1e-5. Power: each test first checks it would detect a 5 %
-  error in the variance with probability 0.99 (``_assert_variance_with_power``). The same
-  draws check the mean against the exact gradient (``assert_unbiased``, 1e-5, power 0.99
-  for a bias of 0.005). DisARM at ``theta = 0`` has exact variance 0 (every estimate is the
-  same number); there an absolute tolerance of 1e-12 absorbs rounding, and any real spread
-  (ARM's is 2e-4) fails it.
+  estimates against the exact variance (piecewise integration over ``u``,
+  ``exact_pair_moments``, checked against an independent closed form,
+  ``closed_form_variance``), standard error from the fourth moment, false-failure rate 1e-5.
+  Power: each test first checks it would detect a 5 % error in the variance with
+  probability 0.99 (``_assert_variance_with_power``). The same draws check the mean against
+  the exact gradient (``assert_unbiased``, 1e-5, power 0.99 for a bias of 0.005).
 - Unbiasedness with event shapes (``assert_unbiased``): Holm z-tests against the exact
   gradient by enumeration, family-wise false-failure rate 1e-5, power 0.99 to detect a bias
   of a quarter of the gradient's root mean square.
 - TFP inputs: the same ``assert_unbiased`` test (1e-5, power 0.99 for a quarter of the
   gradient's root mean square); the TFP and fxgx distributions agree bit for bit.
-- Ordering in D = 10: one-sided z-tests of ``var_ARM - var_DisARM > 0`` per coordinate
-  (independent runs, standard error ``sqrt(se_ARM^2 + se_DisARM^2)``), Holm at 1e-5. A wrong
-  ordering passes with probability below 1e-5; with 50,000 estimates each the smallest
-  expected z is about 12 against a critical value of 4.8, so a correct estimator fails with
-  probability below 1e-9 (power 1 - 1e-9).
 """
 
 from __future__ import annotations
 
-from statistics import NormalDist
-
 import numpy as np
 import pytest
+from support import BERNOULLI_LOGITS as LOGITS
+from support import assert_variance_with_power as _assert_variance_with_power
+from support import bernoulli_function as _function
+from support import exact_pair_moments, guard_against_differentiation, sigmoid
+from support import modes_for as _modes
 
 from fxgx.distributions import Bernoulli, Normal
 from fxgx.estimators import arm, disarm
-from fxgx.problems import BernoulliToy, EnumeratedBernoulli, enumerate_bernoulli
+from fxgx.problems import BernoulliToy, enumerate_bernoulli
 from fxgx.problems.base import Problem
-from fxgx.testing import assert_unbiased, assert_variance, gradient_moments
-from fxgx.testing.hypothesis_tests import holm_rejections
+from fxgx.testing import assert_unbiased, gradient_moments
 
 ESTIMATORS = {"arm": arm, "disarm": disarm}
 TARGET = 0.45
 NUM_ESTIMATES = 2**18
 FALSE_FAILURE_RATE = 1e-5
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def exact_pair_moments(name: str, target: float, logit: float):
-    """Exact mean and variance of one ARM/DisARM estimate on ``E[(b - t)^2]`` (one logit).
-
-    Both estimates are functions of one ``u ~ U(0, 1)``: ``b = 1[u < sigmoid(theta)]`` and
-    ``b~ = 1[u > sigmoid(-theta)]`` are constant between the breakpoints ``sigmoid(+-theta)``,
-    so each piece is integrated in closed form (ARM: a constant times ``u - 1/2``; DisARM: a
-    constant).
-    """
-    p, q = _sigmoid(logit), _sigmoid(-logit)
-    points = np.unique([0.0, p, q, 1.0])
-    first_moment = second_moment = 0.0
-    for low, high in zip(points[:-1], points[1:], strict=True):
-        middle = 0.5 * (low + high)
-        b, b_tilde = float(middle < p), float(middle > q)
-        f_b, f_tilde = (b - target) ** 2, (b_tilde - target) ** 2
-        if name == "arm":
-            difference = f_tilde - f_b
-            first_moment += difference * ((high - 0.5) ** 2 - (low - 0.5) ** 2) / 2
-            second_moment += difference**2 * ((high - 0.5) ** 3 - (low - 0.5) ** 3) / 3
-        else:
-            value = 0.5 * (f_b - f_tilde) * (b - b_tilde) * _sigmoid(abs(logit))
-            first_moment += value * (high - low)
-            second_moment += value**2 * (high - low)
-    return first_moment, second_moment - first_moment**2
-
-
-def _assert_variance_with_power(moments, exact_variance, relative_error=0.05, **options):
-    """``assert_variance`` after checking power 0.99 to detect a ``relative_error`` error."""
-    critical = NormalDist().inv_cdf(1 - FALSE_FAILURE_RATE / 2) + NormalDist().inv_cdf(0.99)
-    detectable = critical * float(np.max(moments.variance_standard_error))
-    assert detectable <= relative_error * exact_variance, (
-        f"underpowered: detects only variance errors above {detectable:.3g}, "
-        f"{detectable / exact_variance:.1%} of {exact_variance:.4g}"
-    )
-    assert_variance(moments, exact_variance, false_failure_rate=FALSE_FAILURE_RATE, **options)
 
 
 def closed_form_variance(name: str, target: float, logit: float) -> float:
@@ -100,14 +59,15 @@ def closed_form_variance(name: str, target: float, logit: float) -> float:
       with probability ``r = 2 sigmoid(-|theta|)``, so ``Var = (Delta sigmoid(|theta|) / 2)^2
       r (1 - r)`` (0 at ``theta = 0``, where ``r = 1``).
     """
-    p, delta = _sigmoid(logit), 1.0 - 2.0 * target
+    p, delta = sigmoid(logit), 1.0 - 2.0 * target
     if name == "arm":
         second_moment = delta**2 * (0.25 - 2.0 * abs(p - 0.5) ** 3) / 3.0
         return second_moment - (delta * p * (1.0 - p)) ** 2
-    differ = 2.0 * _sigmoid(-abs(logit))
-    return (0.5 * delta * _sigmoid(abs(logit))) ** 2 * differ * (1.0 - differ)
+    differ = 2.0 * sigmoid(-abs(logit))
+    return (0.5 * delta * sigmoid(abs(logit))) ** 2 * differ * (1.0 - differ)
 
 
+# ARM at theta = 0 and -2, DisARM at -2 (its variance of 0 at theta = 0: test_disarm.py).
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name, logit", [("arm", 0.0), ("arm", -2.0), ("disarm", -2.0)])
 def test_exact_variance_on_the_bernoulli_toy(backend, name, logit):
@@ -125,6 +85,7 @@ def test_exact_variance_on_the_bernoulli_toy(backend, name, logit):
                     detectable_bias=0.005)
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_the_two_exact_variance_derivations_agree_across_logits(name):
     """Piecewise integration against the closed form on a grid of logits and targets
@@ -136,18 +97,6 @@ def test_the_two_exact_variance_derivations_agree_across_logits(name):
             assert variance == pytest.approx(expected, rel=1e-9, abs=1e-15), (target, logit)
 
 
-def test_disarm_variance_is_exactly_zero_at_logit_zero(backend):
-    _, variance = exact_pair_moments("disarm", TARGET, 0.0)
-    assert variance == 0.0
-    moments = gradient_moments(
-        disarm(), BernoulliToy(TARGET, 0.0), num_estimates=2**16, seed=12,
-        backend=backend.name, dtype="float32", num_samples=1,
-    )
-    assert_variance(moments, 0.0, false_failure_rate=FALSE_FAILURE_RATE,
-                    absolute_tolerance=1e-12)
-    np.testing.assert_allclose(moments.mean, BernoulliToy(TARGET, 0.0).exact_gradient(), rtol=1e-6)
-
-
 def test_pairs_average_the_variance(backend):
     """``num_samples`` pairs divide the exact variance by ``num_samples``."""
     _, variance = exact_pair_moments("arm", TARGET, -2.0)
@@ -156,45 +105,6 @@ def test_pairs_average_the_variance(backend):
         backend=backend.name, dtype="float32", num_samples=4,
     )
     _assert_variance_with_power(moments, variance / 4, relative_error=0.08)
-
-
-WEIGHTS_10 = np.linspace(-1.0, 1.0, 10)
-LOGITS_10 = np.linspace(-2.0, 2.0, 10)
-
-
-def ten_dimensional_function(samples):
-    """``(w . b - 0.4)^2 + b_0 b_1`` over ``D = 10`` Bernoulli variables."""
-    from fxgx.backends import get_framework
-
-    backend = get_framework(samples)
-    weights = backend.xp.asarray(WEIGHTS_10, dtype=samples.dtype)
-    linear = backend.xp.sum(samples * weights, axis=-1)
-    return backend.xp.square(linear - 0.4) + samples[..., 0] * samples[..., 1]
-
-
-@pytest.mark.jax_in_slow_set
-@pytest.mark.parametrize("backend", ["jax"], indirect=True)
-def test_disarm_variance_is_below_arm_in_ten_dimensions(backend):
-    problem = EnumeratedBernoulli(ten_dimensional_function, LOGITS_10, name="ten_dimensions")
-    runs = {
-        name: gradient_moments(
-            ESTIMATORS[name](), problem, num_estimates=50_000, seed=seed,
-            backend=backend.name, dtype="float32", num_samples=1,
-        )
-        for name, seed in (("arm", 21), ("disarm", 22))
-    }
-    difference = runs["arm"].variance - runs["disarm"].variance
-    standard_error = np.sqrt(
-        runs["arm"].variance_standard_error ** 2 + runs["disarm"].variance_standard_error ** 2
-    )
-    z = difference / standard_error
-    one_sided_p = np.array([1.0 - NormalDist().cdf(value) for value in z])
-    rejected = holm_rejections(one_sided_p, FALSE_FAILURE_RATE)
-    assert rejected.all(), f"DisARM's variance is not below ARM's everywhere: z = {z}"
-    # Both are unbiased here too (same false-failure rate and power as the catalogue tests).
-    for moments in runs.values():
-        assert_unbiased(moments, problem.exact_gradient(), false_failure_rate=1e-5,
-                        detectable_bias=problem.detectable_bias)
 
 
 EVENT_WEIGHTS = np.array([[0.7, -0.4, 0.2], [0.5, 0.9, -0.6]])
@@ -239,6 +149,7 @@ class BatchOfMatrixBernoulli(Problem):
         return np.ravel(gradients)
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_unbiased_with_batch_and_matrix_events(backend, name):
@@ -254,22 +165,7 @@ def test_unbiased_with_batch_and_matrix_events(backend, name):
 # ------------------------------------------------------------------ modes, dtypes, shapes
 
 
-def _function(samples):
-    """A scalar per batch member of samples ``[..., 3]``, non-linear in the samples."""
-    from fxgx.backends import get_framework
-
-    backend = get_framework(samples)
-    return backend.xp.square(backend.xp.sum(samples, axis=-1) - 1.2) + samples[..., 0]
-
-
-LOGITS = np.array([[-1.0, 0.2, 1.5], [0.4, -0.3, 0.0]])
-
-
-def _modes(framework, dtype):
-    """Every mode in float32; eager and the most compiled one (XLA, jit) otherwise."""
-    return framework.modes if dtype == "float32" else ("eager", framework.modes[-1])
-
-
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.parametrize("dtype, name", [
     ("float32", "arm"),
     # DisARM shares ARM's pair machinery; it and the float64 runs (the same machinery in
@@ -300,6 +196,7 @@ def test_same_numbers_in_every_mode(framework, name, dtype):
         np.testing.assert_allclose(other_gradient, gradient, rtol=1e-5, atol=1e-7, err_msg=mode)
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_jax_vmap_matches_a_loop(name):
     jax = pytest.importorskip("jax")
@@ -317,6 +214,7 @@ def test_jax_vmap_matches_a_loop(name):
     np.testing.assert_allclose(np.asarray(batched), np.asarray(looped), rtol=1e-6)
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_value_is_the_mean_of_f_over_the_pair(framework, name):
     """With ``f(b) = b`` the value is the mean over ``2 S`` samples: in ``[0, 1]``, a multiple
@@ -350,6 +248,7 @@ class TensorFlowProbabilityBernoulli(Problem):
         return np.ravel([enumerate_bernoulli(_function, member)[1] for member in LOGITS])
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_tensorflow_probability_distributions_give_the_fxgx_estimate_bit_for_bit(name):
     """Deterministic: a TFP ``Independent(Bernoulli)`` and fxgx's ``Bernoulli`` with the same
@@ -370,6 +269,7 @@ def test_tensorflow_probability_distributions_give_the_fxgx_estimate_bit_for_bit
     assert np.any(results["tfp"][1] != 0)
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_tensorflow_probability_distributions_are_unbiased(name):
     """The mean of 100,000 estimates from TFP inputs matches the exact gradient by
@@ -388,41 +288,13 @@ def test_tensorflow_probability_distributions_are_unbiased(name):
 # ----------------------------------------------------------------- f is never differentiated
 
 
-def guard_against_differentiation(framework_name, function):
-    """``function`` whose derivative raises ``AssertionError`` if anyone asks for it."""
-    if framework_name == "tensorflow":
-        import tensorflow as tf
-
-        @tf.custom_gradient
-        def guarded(samples):
-            def gradient(upstream):
-                raise AssertionError("the estimator differentiated f")
-
-            return function(samples), gradient
-
-        return guarded
-    import jax
-
-    @jax.custom_vjp
-    def guarded(samples):
-        return function(samples)
-
-    def forward(samples):
-        return function(samples), None
-
-    def backward(residual, upstream):
-        raise AssertionError("the estimator differentiated f")
-
-    guarded.defvjp(forward, backward)
-    return guarded
-
-
 def test_the_guard_raises_when_f_is_differentiated(framework):
     guarded = guard_against_differentiation(framework.name, _function)
     with pytest.raises(AssertionError, match="differentiated f"):
         framework.value_and_vjp(guarded, framework.constant(LOGITS))
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_f_is_never_differentiated(framework, name):
@@ -441,6 +313,7 @@ def test_f_is_never_differentiated(framework, name):
 # ------------------------------------------------------------------------------ bad input
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_a_normal_distribution_is_rejected(framework, name):
     normal = Normal(framework.constant([0.0, 1.0]), framework.constant([1.0, 2.0]))
@@ -448,6 +321,7 @@ def test_a_normal_distribution_is_rejected(framework, name):
         ESTIMATORS[name]()(_function, normal, seed=0)
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_a_seed_is_required(framework, name):
     distribution = Bernoulli(framework.constant(LOGITS), event_ndims=1)
@@ -457,6 +331,7 @@ def test_a_seed_is_required(framework, name):
         ESTIMATORS[name]()(_function, distribution, seed=None)
 
 
+# ARM and DisARM (parametrised over both cards).
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_bad_num_samples_and_f_shapes_are_rejected(framework, name):
     distribution = Bernoulli(framework.constant(LOGITS), event_ndims=1)

@@ -1,5 +1,6 @@
 """The catalogue is the source of truth: every card points at an estimator, every estimator
-has a card, and every unbiased estimator is unbiased on every problem its card names.
+has a card, every card has a test module named for it (``test_<name>.py``), and every
+unbiased estimator is unbiased on every problem its card names.
 
 False-failure rate of each unbiasedness test: 1e-5 family-wise (Holm over the problem's
 coordinates), so over the ~100 tests below fewer than 1e-3 runs fail by chance; the seeds
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import pathlib
 from statistics import NormalDist
 
 import numpy as np
@@ -306,6 +308,18 @@ def test_every_estimator_has_a_card():
     }
     assert classes, "no estimator classes exported by fxgx.estimators"
     assert classes <= carded, f"estimators without a card: {sorted(classes - carded)}"
+
+
+def test_every_card_has_a_test_module_named_for_it():
+    """Each card's own tests are in ``tests/estimators/test_<name>.py``, where a newcomer
+    looks for them (tests across several cards, such as this module's, live elsewhere too)."""
+    folder = pathlib.Path(__file__).parent
+    names = [card.name for card in catalogue.load_cards()]
+    assert names, "the catalogue lists no cards"
+    missing = sorted(name for name in names if not (folder / f"test_{name}.py").is_file())
+    assert not missing, (
+        f"cards without a test module named for them: {missing} (expected "
+        + ", ".join(f"tests/estimators/test_{name}.py" for name in missing) + ")")
 
 
 def test_cards_name_known_problems_that_the_estimator_supports():

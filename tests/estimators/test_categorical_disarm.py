@@ -2,6 +2,11 @@
 variances by enumerating the coupled pair, the coupling's joint law, the reduction to
 Bernoulli DisARM at K = 2, every execution mode, and bad input.
 
+Both cards run the same coupling (categorical DisARM over the classes sorted by ascending
+logit, stick-breaking DisARM in the given order), so most tests here are parametrised over
+both; each names stick-breaking DisARM in a comment. Its own test, the formula on the drawn
+pairs, is in ``test_stick_breaking_disarm.py``.
+
 Both estimates depend on the uniforms only through the coupled pair ``(z_d, z~_d)`` of each
 variable (the decisions after a sequence stops are integrated out or multiplied by 0), and
 the pairs of different variables are independent. So the exact law of one estimate is a sum
@@ -35,6 +40,8 @@ import itertools
 import numpy as np
 import pytest
 from scipy import stats
+from support import softmax as _softmax
+from support import stick_breaking_jacobian
 
 from fxgx.backends import framework_by_name
 from fxgx.core.seeds import canonical_seed
@@ -57,11 +64,6 @@ pytestmark = pytest.mark.jax_in_slow_set
 
 ESTIMATORS = {"categorical_disarm": categorical_disarm,
               "stick_breaking_disarm": stick_breaking_disarm}
-
-
-def _softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def stop_probabilities(logits):
@@ -156,17 +158,6 @@ def _pairs_from_classes(backend, logits, first_classes, second_classes, first_va
         convert(second_values))
 
 
-def stick_breaking_jacobian(logits):
-    """``d eta_k / d theta_j = 1[j = k] - 1[j > k] softmax(theta_{k+1:})_j``, ``[..., K-1, K]``."""
-    logits = np.asarray(logits, np.float64)
-    num_classes = logits.shape[-1]
-    jacobian = np.zeros(logits.shape[:-1] + (num_classes - 1, num_classes))
-    for k in range(num_classes - 1):
-        jacobian[..., k, k] = 1.0
-        jacobian[..., k, k + 1:] = -_softmax(logits[..., k + 1:])
-    return jacobian
-
-
 def exact_moments(name, function, logits):
     """Exact mean and variance (per logit) of one estimate (one coupled pair), by enumerating
     the ``(K^2)^D`` joint pair states. ``logits`` has shape ``[D, K]``."""
@@ -237,6 +228,7 @@ CASES = {
 }
 
 
+# categorical_disarm and stick_breaking_disarm (the name parameter).
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_exact_mean_is_the_exact_gradient(name, case):
@@ -246,6 +238,7 @@ def test_exact_mean_is_the_exact_gradient(name, case):
     np.testing.assert_allclose(mean, exact, rtol=1e-10, atol=1e-12)
 
 
+# Both cards, against reinforce_leave_one_out's exact variance.
 def test_exact_variance_against_reinforce_leave_one_out(capsys):
     """Exact variances at equal cost (two evaluations of ``f``), printed; the assertion is
     the ordering of the traces the enumeration gives (computed, not assumed)."""
@@ -277,6 +270,7 @@ def _zero_function(samples):
     return get_framework(samples).xp.sum(samples, axis=(-2, -1)) * 0.0
 
 
+# The coupling of both cards: stick_breaking_disarm's order and the ascending one.
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("ascending", [False, True])
 def test_sampled_pairs_follow_the_coupling_law(backend, ascending):
@@ -320,6 +314,7 @@ def _bits_function(bits):
     return backend.xp.square(linear - 0.4) + bits[..., 0] * bits[..., 3]
 
 
+# categorical_disarm and stick_breaking_disarm (the name parameter).
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_two_classes_are_bernoulli_disarm(framework, name):
@@ -364,6 +359,7 @@ def _event_function(samples):
     return backend.xp.square(linear - 2.0) + samples[..., 0, 1]
 
 
+# categorical_disarm and stick_breaking_disarm (the name parameter).
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", [
     "stick_breaking_disarm",
@@ -390,6 +386,7 @@ def test_same_numbers_in_every_mode(framework, name):
         np.testing.assert_allclose(other_gradient, gradient, rtol=1e-5, atol=1e-6, err_msg=mode)
 
 
+# categorical_disarm and stick_breaking_disarm (the name parameter).
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_bad_distributions_are_rejected(framework, name):
@@ -415,6 +412,7 @@ def test_only_the_ascending_order_parts_every_pair_of_classes():
         assert np.all(table[~np.eye(len(row), dtype=bool)] > 0)
 
 
+# categorical_disarm and stick_breaking_disarm (the name parameter).
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_a_non_finite_logit_poisons_only_its_batch_member(framework, name):
@@ -436,6 +434,7 @@ def test_a_non_finite_logit_poisons_only_its_batch_member(framework, name):
     assert np.all(np.isfinite(gradient[2]))
 
 
+# categorical_disarm and stick_breaking_disarm (the name parameter).
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_sampled_variance_is_the_enumerated_variance(name):

@@ -1,22 +1,33 @@
-"""Tests of REBAR and RELAX (``fxgx.estimators.rebar``, ``fxgx.estimators.relax``).
+"""RELAX (``fxgx.estimators.relax``), and the tests it shares with REBAR
+(``fxgx.estimators.rebar``): the exact quadrature itself, the conditional samplers, RELAX's
+variance objective, unbiasedness at other hyper-parameters, modes, dtypes, shapes and errors.
+
+A test that runs REBAR too names it in a comment. REBAR's own tests (the gradient of its
+variance objective in the temperature and the scale, ``gradient_estimate``, ``jax.vmap``,
+TFP inputs, ``tf.Variable`` hyper-parameters) are in ``test_rebar.py``.
 
 Exact references: the Bernoulli toy ``E[(b - t)^2]`` is integrated by Gauss-Legendre
-quadrature over the two uniforms ``(u, v)`` of one REBAR/RELAX estimate (the integrand is a
-rational function of ``u`` and ``v`` on each side of ``u = 1 - p``, so 200 nodes per axis
-reach float64 rounding). That gives ``E[g]``, ``E[g^2]`` and, by central differences of the
-deterministic quadrature, ``d E[g^2] / d(scale, temperature, phi)``.
+quadrature over the two uniforms ``(u, v)`` of one REBAR/RELAX estimate
+(``toy_estimate_moments``; the integrand is a rational function of ``u`` and ``v`` on each
+side of ``u = 1 - p``, so 200 nodes per axis reach float64 rounding). That gives ``E[g]``,
+``E[g^2]`` and, by central differences of the deterministic quadrature,
+``d E[g^2] / d phi``.
 
 Statistical tests: z-tests with Holm over coordinates at a family-wise false-failure rate of
 1e-5 each (``fxgx.testing``); the unbiasedness tests also demand power 0.99 against the
 stated bias (they fail as underpowered otherwise). The seeds are fixed, so runs are
-deterministic; about 15 such tests are in this file, so a chance failure has probability
-below 2e-4 per seed choice.
+deterministic; about 14 such tests are in this file, so a chance failure has probability
+below 1.5e-4 per seed choice.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import central_difference as _central_difference
+from support import fast_mode as _fast_mode
+from support import sigmoid as _sigmoid
+from support import toy_estimate_moments
 
 from fxgx.backends import get_framework
 from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
@@ -31,64 +42,6 @@ FALSE_FAILURE_RATE = 1e-5
 # ------------------------------------------------------------------ exact quadrature
 
 
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def _softplus(x):
-    return np.logaddexp(0.0, x)
-
-
-def _logit(u):
-    return np.log(u) - np.log1p(-u)
-
-
-def _legendre(low, high, count):
-    nodes, weights = np.polynomial.legendre.leggauss(count)
-    return 0.5 * (high - low) * nodes + 0.5 * (high + low), 0.5 * (high - low) * weights
-
-
-def toy_estimate_moments(theta, target, temperature, scale, residual=0.0, count=200, offset=0.0):
-    """``(E[g], E[g^2])`` of one RELAX estimate on ``E[(b - t)^2]``, ``b ~ Bern(sigmoid(theta))``,
-    with ``c(z) = scale (sigmoid(z / temperature) - t)^2 + residual tanh(z) + offset``.
-
-    ``g = [f(b) - c(z~)] (b - p) + c'(z) - c'(z~) dz~/dtheta``; ``z = theta + logit u``,
-    ``b = 1[u > 1 - p]``, ``z~`` from ``v`` by the conditional inverse CDF.
-    """
-    p = _sigmoid(theta)
-
-    def function(y):
-        return (y - target) ** 2
-
-    def control(z):
-        return scale * function(_sigmoid(z / temperature)) + residual * np.tanh(z) + offset
-
-    def control_slope(z):
-        y = _sigmoid(z / temperature)
-        return scale * 2 * (y - target) * y * (1 - y) / temperature + residual / np.cosh(z) ** 2
-
-    v, v_weights = _legendre(0.0, 1.0, count)
-    first = second = 0.0
-    for b, (low, high) in ((0.0, (0.0, 1.0 - p)), (1.0, (1.0 - p, 1.0))):
-        u, u_weights = _legendre(low, high, count)
-        z = theta + _logit(u)
-        if b == 1.0:
-            inner = _logit(v) + _softplus(theta)
-            conditional, slope = _softplus(inner), _sigmoid(inner) * _sigmoid(theta)
-        else:
-            inner = _logit(v) + _softplus(-theta)
-            conditional, slope = -_softplus(inner), _sigmoid(inner) * _sigmoid(-theta)
-        estimate = (
-            (function(b) - control(conditional))[None, :] * (b - p)
-            + control_slope(z)[:, None]
-            - (control_slope(conditional) * slope)[None, :]
-        )
-        weights = u_weights[:, None] * v_weights[None, :]
-        first += np.sum(weights * estimate)
-        second += np.sum(weights * estimate**2)
-    return first, second
-
-
 THETA, TARGET = 0.3, 0.45
 EXACT_TOY_GRADIENT = _sigmoid(THETA) * (1 - _sigmoid(THETA)) * (1 - 2 * TARGET)
 
@@ -100,18 +53,10 @@ def test_quadrature_reproduces_the_closed_form_gradient():
         assert mean == pytest.approx(EXACT_TOY_GRADIENT, rel=1e-10, abs=1e-14)
 
 
-def _fast_mode(framework):
-    """JAX runs op by op slowly in eager mode; compile it. TensorFlow eager is quick."""
-    return "jit" if framework.name == "jax" else "eager"
-
-
-def _central_difference(function, point, step=1e-4):
-    return (function(point + step) - function(point - step)) / (2 * step)
-
-
 # ------------------------------------------------------------ conditional samplers
 
 
+# The sampler of REBAR and RELAX.
 @pytest.mark.jax_in_slow_set
 def test_conditional_logistic_matches_its_sample_and_the_logistic_marginal(framework):
     """``z~ | b`` with ``b ~ Bernoulli`` must be ``theta + Logistic``: P(z~ <= t) = sigmoid(t -
@@ -131,6 +76,7 @@ def test_conditional_logistic_matches_its_sample_and_the_logistic_marginal(frame
                     detectable_bias=0.01)
 
 
+# The sampler of REBAR and RELAX.
 @pytest.mark.jax_in_slow_set
 def test_conditional_gumbel_matches_its_sample_and_the_gumbel_marginal(framework):
     """``z~ | b`` with ``b ~ Categorical`` must be iid Gumbel(theta_k): argmax z~ = b, the
@@ -155,6 +101,7 @@ def test_conditional_gumbel_matches_its_sample_and_the_gumbel_marginal(framework
                     detectable_bias=0.01)
 
 
+# The samplers of REBAR and RELAX.
 def test_conditional_samplers_reject_mismatched_shapes(framework):
     logits = framework.constant([0.1, 0.2])
     with pytest.raises(ValueError, match="samples"):
@@ -167,36 +114,6 @@ def test_conditional_samplers_reject_mismatched_shapes(framework):
 
 
 # ---------------------------------------------------------- the variance objective
-
-
-@pytest.mark.jax_in_slow_set
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"], indirect=True)
-def test_variance_loss_gradient_matches_exact_derivatives(framework):
-    """d E[g^2]/d scale and d E[g^2]/d temperature of REBAR on the toy, from the per-replicate
-    gradients of ``variance_loss`` (each replicate has its own scale and temperature), against
-    central differences of the exact quadrature. n = 400000 replicates; Holm over the two
-    coordinates at 1e-5; power 0.99 against an error of 10% of the smaller exact derivative."""
-    count, scale_, temperature_ = 400_000, 0.7, 0.5
-    estimator = rebar()
-
-    def loss(scale, temperature):
-        distribution = Bernoulli(framework.constant(np.full(count, THETA)))
-        return estimator.variance_loss(lambda y: (y - TARGET) ** 2, distribution, seed=2024,
-                                       temperature=temperature, scale=scale)
-
-    _, (by_scale, by_temperature) = framework.value_and_vjp(
-        loss, framework.constant(np.full(count, scale_)),
-        framework.constant(np.full(count, temperature_)), mode=_fast_mode(framework),
-    )
-    exact = np.array([
-        _central_difference(lambda s: toy_estimate_moments(THETA, TARGET, temperature_, s)[1],
-                            scale_),
-        _central_difference(lambda t: toy_estimate_moments(THETA, TARGET, t, scale_)[1],
-                            temperature_),
-    ])
-    moments = moments_of(np.stack([by_scale, by_temperature], axis=1))
-    assert_unbiased(moments, exact, false_failure_rate=FALSE_FAILURE_RATE,
-                    detectable_bias=0.1 * float(np.min(np.abs(exact))))
 
 
 @pytest.mark.jax_in_slow_set
@@ -262,28 +179,6 @@ def test_minimising_the_variance_loss_reduces_the_exact_variance(framework):
     assert variance(*phi) < 0.5 * variance(0.0, 0.0), (phi, variance(*phi), variance(0, 0))
 
 
-@pytest.mark.jax_in_slow_set
-def test_gradient_estimate_is_the_surrogate_gradient(framework):
-    """``gradient_estimate`` returns exactly what autodiff of the surrogate gives (same seed)."""
-    estimator = rebar(temperature=0.4, scale=0.8)
-    logits_ = np.array([[0.2, -1.0, 0.7], [1.5, 0.0, -0.3]])
-
-    def function(y):
-        return framework.backend.xp.sum((y - 0.3) ** 2 * y, axis=-1)
-
-    for mode in ("eager", "function") if framework.name == "tensorflow" else ("jit",):
-        _, (expected,) = framework.value_and_vjp(
-            lambda logits: estimator(function, Bernoulli(logits, event_ndims=1), seed=4,
-                                     num_samples=3),
-            framework.constant(logits_), mode=mode,
-        )
-        run = framework.compile(
-            lambda logits: estimator.gradient_estimate(
-                function, Bernoulli(logits, event_ndims=1), seed=4, num_samples=3), mode)
-        actual = framework.numpy(run(framework.constant(logits_)))
-        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
-
-
 # ------------------------------------------------- unbiasedness beyond the defaults
 
 
@@ -324,6 +219,7 @@ def _problem(name):
     return get_problem(name)
 
 
+# REBAR and RELAX (the estimator parameter).
 @pytest.mark.parametrize("estimator, problem_name, backend_name, num_samples", UNBIASED_CASES)
 def test_unbiased_with_other_hyperparameters(estimator, problem_name, backend_name, num_samples):
     """Unbiased for any temperature, scale and control variate (false-failure rate 1e-5, power
@@ -338,6 +234,7 @@ def test_unbiased_with_other_hyperparameters(estimator, problem_name, backend_na
 # ------------------------------------------------------- modes, dtypes, shapes, errors
 
 
+# RELAX and REBAR.
 @pytest.mark.slow  # RELAX's compiles are the longest; REBAR shares the path (explicit-state)
 def test_same_numbers_in_every_mode(framework):
     """REBAR and RELAX give the same value and gradient eagerly, in tf.function, under XLA and
@@ -366,6 +263,7 @@ def test_same_numbers_in_every_mode(framework):
     assert np.all(np.isfinite(results[0][1]))
 
 
+# REBAR and RELAX.
 @pytest.mark.jax_in_slow_set
 def test_float64_and_categorical_with_batch(framework):
     with framework.x64():
@@ -386,33 +284,7 @@ def test_float64_and_categorical_with_batch(framework):
             assert np.all(np.isfinite(gradient))
 
 
-def test_jax_vmap_and_jit_over_logits():
-    jax = pytest.importorskip("jax")
-    jnp = jax.numpy
-    estimator = rebar()
-
-    def surrogate_gradient(logits):
-        return jax.grad(lambda l: estimator(lambda y: jnp.sum((y - 0.45) ** 2, -1),
-                                            Bernoulli(l, event_ndims=1), seed=3))(logits)
-
-    batch = jnp.asarray(np.linspace(-1, 1, 12).reshape(4, 3), jnp.float32)
-    mapped = jax.jit(jax.vmap(surrogate_gradient))(batch)
-    looped = np.stack([np.asarray(surrogate_gradient(row)) for row in batch])
-    np.testing.assert_allclose(np.asarray(mapped), looped, rtol=1e-5, atol=1e-7)
-
-
-def test_tensorflow_probability_distributions_are_accepted():
-    tf = pytest.importorskip("tensorflow")
-    tfp = pytest.importorskip("tensorflow_probability")
-    logits = tf.Variable([0.3, -0.2])
-    with tf.GradientTape() as tape:
-        value = rebar()(lambda y: tf.reduce_sum(y, -1),
-                        tfp.distributions.Independent(tfp.distributions.Bernoulli(logits=logits),
-                                                      1), seed=0)
-    assert value.shape == ()
-    assert tape.gradient(value, logits).shape == (2,)
-
-
+# REBAR and RELAX.
 def test_factory_and_call_errors_name_the_argument(framework):
     for bad in (0.0, -1.0, float("inf")):
         with pytest.raises(ValueError, match="temperature"):
@@ -455,27 +327,10 @@ def test_factory_and_call_errors_name_the_argument(framework):
         rebar()(function, normal, seed=0)
 
 
+# REBAR and RELAX.
 def test_class_metadata():
     assert Rebar.name == "rebar" and Relax.name == "relax"
     assert Rebar.unbiased and Relax.unbiased
     assert Rebar.supports == ("bernoulli", "categorical") == Relax.supports
 
 
-def test_tensorflow_variables_as_hyperparameters_are_trained():
-    """On TensorFlow the temperature and scale may be ``tf.Variable``s held by the estimator;
-    ``variance_loss`` gives both a gradient (and the surrogate is unchanged in value)."""
-    tf = pytest.importorskip("tensorflow")
-    temperature, scale = tf.Variable(0.5), tf.Variable(0.8)
-    estimator = rebar(temperature=temperature, scale=scale)
-    distribution = Bernoulli(tf.constant([0.3, -0.2, 1.0]), event_ndims=1)
-
-    def function(y):
-        return tf.reduce_sum((y - 0.45) ** 2, -1)
-
-    with tf.GradientTape() as tape:
-        loss = estimator.variance_loss(function, distribution, seed=1, num_samples=2)
-    gradients = tape.gradient(loss, [temperature, scale])
-    assert all(g is not None and np.isfinite(g.numpy()) for g in gradients)
-    fixed = rebar(temperature=0.5, scale=0.8)(function, distribution, seed=1, num_samples=2)
-    np.testing.assert_allclose(estimator(function, distribution, seed=1, num_samples=2).numpy(),
-                               fixed.numpy())

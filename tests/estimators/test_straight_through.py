@@ -1,4 +1,7 @@
-"""Straight-through estimators and sample-level building blocks, on TensorFlow and JAX.
+"""Straight-through estimators and sample-level building blocks, on TensorFlow and JAX: plain
+straight-through (``straight_through``) and the tests it shares with
+``straight_through_slope`` (each names the slope card in a comment). The slope card's own
+tests are in ``test_straight_through_slope.py``.
 
 The straight-through gradient given a sample is deterministic, so its *expectation* is known
 exactly by enumerating the samples: ``E[g] = sum_s q(s) J^T grad f(s)`` with ``J`` the
@@ -14,8 +17,6 @@ so every run is deterministic.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -29,7 +30,7 @@ from fxgx.estimators import (
     straight_through_categorical,
     straight_through_slope,
 )
-from fxgx.problems import BernoulliToy, get_problem
+from fxgx.problems import get_problem
 from fxgx.problems.enumeration import bernoulli_states, categorical_states
 from fxgx.testing import assert_unbiased, gradient_moments
 from fxgx.testing.hypothesis_tests import holm_rejections, two_sided_p_values
@@ -95,6 +96,7 @@ def test_closed_form_on_the_bernoulli_toy_matches_enumeration():
                                p * (1 - p) * (2 * p - 1), atol=1e-15)
 
 
+# straight_through_slope too (slope != 1).
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 @pytest.mark.parametrize(
@@ -148,6 +150,7 @@ def _binomial_holm(counts, trials, probabilities, false_failure_rate=1e-6):
     return holm_rejections(two_sided_p_values(z), false_failure_rate), z
 
 
+# The block of straight_through and straight_through_slope.
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("dtype, slope", [("float32", 1.0), ("float64", 2.5)])
 def test_bernoulli_block_value_is_the_sample_and_gradient_is_slope_times_sigmoid_derivative(
@@ -182,6 +185,7 @@ def test_bernoulli_block_value_is_the_sample_and_gradient_is_slope_times_sigmoid
         np.testing.assert_array_equal(framework.numpy(concrete), results[0][0])
 
 
+# The block of straight_through and straight_through_slope.
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("dtype, slope", [("float32", 0.5), ("float64", 1.0)])
 def test_categorical_block_value_is_one_hot_and_gradient_is_the_softmax_jacobian(
@@ -328,6 +332,7 @@ def test_tensorflow_probability_distributions_are_accepted():
 # ---------------------------------------------------------------------- the interface
 
 
+# Both cards: straight_through and straight_through_slope.
 def test_factories_and_classes():
     assert isinstance(straight_through(), StraightThrough)
     assert straight_through().name == "straight_through"
@@ -335,20 +340,6 @@ def test_factories_and_classes():
     assert isinstance(estimator, StraightThroughSlope) and estimator.slope == 3.0
     assert estimator.name == "straight_through_slope" and not estimator.unbiased
     assert set(StraightThrough.supports) == {"bernoulli", "categorical"}
-
-
-@pytest.mark.parametrize("slope", [0, -1.0, math.inf, math.nan])
-def test_bad_slope_is_a_value_error_naming_slope(slope):
-    with pytest.raises(ValueError, match="slope"):
-        straight_through_slope(slope)
-    with pytest.raises(ValueError, match="slope"):
-        straight_through_bernoulli(np.zeros(3, np.float32), seed=0, slope=slope)
-
-
-@pytest.mark.parametrize("slope", [True, "2", None])
-def test_slope_of_the_wrong_type_is_a_type_error(slope):
-    with pytest.raises(TypeError, match="slope"):
-        straight_through_slope(slope)
 
 
 def test_bad_distributions_and_logits(backend):
@@ -367,16 +358,3 @@ def test_bad_distributions_and_logits(backend):
         straight_through()(lambda z: z, OneHotCategorical(logits), seed=0, num_samples=2)
 
 
-def test_default_slope_matches_plain_straight_through(backend):
-    problem = BernoulliToy(0.3, [-1.0, 0.0, 1.5])
-    logits = backend.xp.asarray(problem.logits, dtype=backend.xp.float32)
-
-    def run(estimator):
-        total = lambda theta: estimator(problem.function, problem.distribution(theta),  # noqa: E731
-                                        seed=6, num_samples=5)
-        value, (gradient,) = backend.compile(
-            lambda theta: backend.value_and_gradient(total, [theta]))(logits)
-        return np.asarray(value), np.asarray(gradient)
-
-    for plain, sloped in zip(run(straight_through()), run(straight_through_slope()), strict=True):
-        np.testing.assert_array_equal(plain, sloped)

@@ -1,4 +1,6 @@
-"""Sampling without replacement, the unordered set estimator and sum-and-sample.
+"""Sampling without replacement, the unordered set estimator, and the tests it shares with
+sum-and-sample (each names it in a comment; sum-and-sample's own test is in
+``test_sum_and_sample.py``).
 
 What the catalogue (k = 2) does not cover:
 
@@ -261,6 +263,7 @@ def _whole_space_problem():
                                                                           [0.8, 0.1]]])
 
 
+# unordered_set and sum_and_sample (the make parameter).
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("make", [unordered_set, sum_and_sample])
 def test_the_whole_space_gives_the_exact_value_and_gradient(framework, make):
@@ -315,6 +318,7 @@ def test_the_gradient_is_the_formula_on_the_drawn_set():
     assert np.max(np.abs(gradient)) > 1e-2
 
 
+# unordered_set and sum_and_sample (the name parameter).
 @pytest.mark.parametrize("name, num_samples, problem_name", [
     pytest.param("unordered_set", 3, "small_categorical", marks=pytest.mark.slow),
     pytest.param("unordered_set", 4, "small_categorical", marks=pytest.mark.slow),
@@ -336,6 +340,7 @@ def test_unbiased_at_larger_sets(name, num_samples, problem_name):
                     detectable_bias=problem.detectable_bias)
 
 
+# unordered_set and sum_and_sample (the make parameter).
 @pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)],
                          indirect=True)
 @pytest.mark.slow
@@ -359,6 +364,7 @@ def test_same_numbers_in_every_mode(framework, make):
         np.testing.assert_allclose(gradient, results[0][1][0], rtol=1e-5, atol=1e-6)
 
 
+# unordered_set and sum_and_sample.
 def test_errors_name_the_argument():
     tf = pytest.importorskip("tensorflow")
     distribution = OneHotCategorical(tf.constant(SAMPLER_LOGITS), event_ndims=1)
@@ -374,28 +380,6 @@ def test_errors_name_the_argument():
         sum_and_sample()(function, distribution, seed=0, num_samples=10)
     with pytest.raises(TypeError, match="bernoulli and categorical"):
         unordered_set()(lambda z: z, Normal(tf.constant([0.0]), 1.0), seed=0, num_samples=2)
-
-
-def test_sum_and_sample_with_one_sample_is_reinforce():
-    """k = 1: no summed states; the estimate is REINFORCE's on a Gumbel-max draw."""
-    tf = pytest.importorskip("tensorflow")
-    problem = get_problem("small_categorical")
-    logits = tf.Variable(problem.parameter_values()[0])
-    seen = []
-
-    def recorded(samples):
-        seen.append(samples.numpy())
-        return problem.function(samples)
-
-    with tf.GradientTape() as tape:
-        distribution, _ = problem.bind(logits)
-        value = sum_and_sample()(recorded, distribution, seed=4, num_samples=1)
-    gradient = tape.gradient(value, logits).numpy()
-    sample = seen[0][0]
-    per_variable = tf.nn.softmax(problem.parameter_values()[0]).numpy()
-    f_value = problem.function(tf.constant(sample[None])).numpy()[0]
-    np.testing.assert_allclose(value.numpy(), f_value, rtol=1e-12)
-    np.testing.assert_allclose(gradient, f_value * (sample - per_variable), rtol=1e-10)
 
 
 @pytest.mark.slow

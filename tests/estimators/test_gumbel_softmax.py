@@ -1,4 +1,8 @@
-"""Gumbel-softmax / binary Concrete estimators and sample-level building blocks.
+"""The relaxed Gumbel-softmax / binary Concrete estimator (``gumbel_softmax``), the tests it
+shares with the hard one (``gumbel_softmax_hard``), and the sample-level building blocks.
+
+Tests parametrised over ``hard`` run both cards; each names the hard card in a comment. The
+hard card's own tests are in ``test_gumbel_softmax_hard.py``.
 
 Exact references, never another Monte Carlo run:
 
@@ -22,6 +26,8 @@ import math
 import numpy as np
 import pytest
 from scipy import integrate
+from support import frequency_test as _frequency_test
+from support import sigmoid
 
 from fxgx.distributions import Bernoulli, Normal, OneHotCategorical
 from fxgx.estimators import (
@@ -34,19 +40,9 @@ from fxgx.estimators import (
 )
 from fxgx.problems import BernoulliToy, EnumeratedCategorical
 from fxgx.testing import assert_unbiased, gradient_moments
-from fxgx.testing.hypothesis_tests import holm_rejections, two_sided_p_values
 
 DTYPES = ("float32", "float64")
 TARGET = 0.45
-
-
-def sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
-
-
-def softmax(x):
-    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def quadrature_mean(logit, temperature, hard):
@@ -64,13 +60,6 @@ def quadrature_mean(logit, temperature, hard):
     return left + right
 
 
-def _frequency_test(counts, trials, probabilities, false_failure_rate=1e-6):
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    z = (counts - trials * probabilities) / np.sqrt(trials * probabilities * (1 - probabilities))
-    rejected = holm_rejections(two_sided_p_values(z), false_failure_rate)
-    assert not rejected.any(), f"frequencies differ from the exact probabilities: z = {z}"
-
-
 # ------------------------------------------------------------------ estimator means
 
 
@@ -84,6 +73,7 @@ def test_quadrature_matches_closed_forms_at_logit_zero():
                                rtol=1e-10)
 
 
+# Relaxed and hard (gumbel_softmax_hard), parametrised over hard.
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 @pytest.mark.parametrize("hard", [False, True], ids=["relaxed", "hard"])
@@ -101,6 +91,7 @@ def test_binary_concrete_mean_equals_quadrature(backend_name, hard):
         assert_unbiased(moments, problem.exact_gradient(), false_failure_rate=1e-5)
 
 
+# Relaxed and hard (gumbel_softmax_hard), parametrised over hard.
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 @pytest.mark.parametrize("hard", [False, True], ids=["relaxed", "hard"])
@@ -120,6 +111,7 @@ def test_two_class_gumbel_softmax_mean_equals_quadrature(backend_name, hard):
 # ------------------------------------------------------------ distribution of samples
 
 
+# The relaxed sample and the hard bit (gumbel_softmax_hard's) from one seed.
 def test_binary_concrete_has_the_exact_distribution(backend):
     """P(y < v) = sigmoid(tau logit(v) - l) at v in (0.001, 0.1, 0.5, 0.9, 0.999), for
     tau = 0.5 and tau = 0.01 (where the mass sits within 0.001 of {0, 1}); and the hard bit
@@ -139,18 +131,6 @@ def test_binary_concrete_has_the_exact_distribution(backend):
         _frequency_test(bits.sum(axis=0), trials, sigmoid(logits_))
         # Same seed: the hard bit is the rounded relaxed sample.
         np.testing.assert_array_equal(bits, (relaxed > 0.5).astype(np.float32))
-
-
-def test_gumbel_softmax_hard_samples_have_the_softmax_probabilities(backend):
-    trials = 2**16
-    logits_ = np.array([[1.0, -0.5, 0.0, 2.0], [0.0, 0.0, 0.0, -4.0]])
-    logits = backend.xp.asarray(np.broadcast_to(logits_, (trials, 2, 4)), dtype=backend.xp.float32)
-    one_hot = np.asarray(gumbel_softmax_sample(logits, temperature=0.7, seed=2, hard=True))
-    _frequency_test(one_hot.sum(axis=0).ravel(), trials, softmax(logits_).ravel())
-    relaxed = np.asarray(gumbel_softmax_sample(logits, temperature=0.7, seed=2))
-    np.testing.assert_array_equal(np.argmax(relaxed, -1), np.argmax(one_hot, -1))
-    np.testing.assert_allclose(relaxed.sum(-1), 1.0, rtol=1e-5)
-    assert relaxed.min() >= 0.0
 
 
 def test_relaxed_samples_follow_the_concrete_formula_across_temperatures(framework):
@@ -197,6 +177,7 @@ def test_relaxed_samples_approach_one_hot_as_temperature_falls(backend):
 # ------------------------------------------------------------------- numerical safety
 
 
+# Relaxed and hard (gumbel_softmax_hard), parametrised over hard.
 @pytest.mark.jax_in_slow_set
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hard", [False, True], ids=["relaxed", "hard"])
@@ -234,6 +215,7 @@ def test_low_temperature_and_extreme_logits_stay_finite(framework, dtype, hard):
 # ------------------------------------------------------ compilation and reproducibility
 
 
+# Relaxed and hard (gumbel_softmax_hard) samples.
 @pytest.mark.parametrize("backend", ["tensorflow"], indirect=True)
 def test_same_seed_same_numbers_in_every_mode(framework, dtype="float32"):
     """TF eager, tf.function and XLA. float32 only: float64 runs the same code (see the
@@ -275,6 +257,7 @@ def test_temperature_may_be_a_tensor_inside_tf_function():
                                rtol=1e-6)
 
 
+# Relaxed and hard (gumbel_softmax_hard) samples.
 def test_jax_jit_and_vmap_agree_with_plain_calls():
     import jax
     import jax.numpy as jnp
@@ -305,26 +288,7 @@ def test_jax_jit_and_vmap_agree_with_plain_calls():
 # ----------------------------------------------------------------------- estimators
 
 
-def test_hard_estimator_value_is_f_at_the_one_hot_samples(backend):
-    seen = []
-    values = np.array([[0.3, -0.5, 0.8], [1.0, 0.0, -1.0]])
-
-    def function(samples):
-        seen.append(samples)
-        return backend.xp.sum(samples * backend.xp.asarray(values, dtype=backend.xp.float32),
-                              axis=(-2, -1))
-
-    logits = backend.xp.asarray(np.array([[0.2, 0.1, -0.3], [0.0, 1.0, 0.5]]),
-                                dtype=backend.xp.float32)
-    value = gumbel_softmax_hard()(function, OneHotCategorical(logits, event_ndims=1), seed=4,
-                                  num_samples=16)
-    samples = np.asarray(seen[0])
-    assert samples.shape == (16, 2, 3) and set(np.unique(samples)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(samples.sum(-1), 1.0)
-    expected = np.mean(np.sum(samples * values.astype(np.float32), axis=(-2, -1)))
-    np.testing.assert_allclose(np.asarray(value), expected, rtol=1e-6)
-
-
+# Both cards: gumbel_softmax and gumbel_softmax_hard.
 def test_factories_and_classes():
     relaxed, hard = gumbel_softmax(), gumbel_softmax(0.3, hard=True)
     assert isinstance(relaxed, GumbelSoftmax) and not isinstance(relaxed, GumbelSoftmaxHard)
@@ -335,6 +299,7 @@ def test_factories_and_classes():
     assert relaxed.temperature == 0.5
 
 
+# Both cards: gumbel_softmax and gumbel_softmax_hard.
 @pytest.mark.parametrize("temperature", [0, 0.0, -0.5, math.inf, math.nan])
 def test_bad_temperature_is_a_value_error_naming_temperature(temperature):
     for make in (gumbel_softmax, gumbel_softmax_hard):
@@ -346,6 +311,7 @@ def test_bad_temperature_is_a_value_error_naming_temperature(temperature):
             block(logits, temperature=temperature, seed=0)
 
 
+# Both cards: gumbel_softmax and gumbel_softmax_hard.
 def test_bad_arguments(backend):
     logits = backend.xp.asarray(np.zeros((2, 3)), dtype=backend.xp.float32)
     with pytest.raises(TypeError, match="temperature"):
@@ -366,6 +332,7 @@ def test_bad_arguments(backend):
         gumbel_softmax_sample(backend.xp.asarray(np.float32(1.0)), temperature=1.0, seed=0)
 
 
+# Four cards: gumbel_softmax, gumbel_softmax_hard, gumbel_rao, straight_through_slope.
 @pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_softmax_hard",
                                   # The longest JAX compile here; the path is gumbel_softmax's
                                   # on JAX (default set) and gumbel_rao's on TF.
