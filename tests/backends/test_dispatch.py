@@ -279,3 +279,73 @@ def test_tensorflow_work_loads_no_jax_backend():
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "loaded: []" in result.stdout, result.stdout
+
+
+# ------------------------------------------------------------------ register_framework
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The registry's tables, restored after the test (a registration lasts for the process)."""
+    for table in ("_ARRAY_MODULES", "_ALIASES", "_LOADED"):
+        monkeypatch.setattr(backends, table, dict(getattr(backends, table)))
+    # The toy arrays' library, imported (as a real array's library is).
+    monkeypatch.setitem(sys.modules, "toy_arrays", types.ModuleType("toy_arrays"))
+
+
+def _stand_in(name="toy", **removed):
+    """A framework module: a copy of the JAX framework's protocol members under ``name``."""
+    jax_framework = framework_by_name("jax")
+    module = types.ModuleType(f"toy_framework_{name}")
+    for member in backends._protocol_members():
+        setattr(module, member, getattr(jax_framework, member))
+    module.name = name
+    for member in removed:
+        delattr(module, member)
+    return module
+
+
+class ToyArray:
+    shape = (2,)
+    dtype = "float32"
+
+
+ToyArray.__module__ = "toy_arrays.core"
+
+
+def test_a_registered_framework_is_found_from_its_arrays(registry):
+    module = _stand_in()
+    assert find_framework(ToyArray()) is None
+    backends.register_framework("toy", module, "toy_arrays")
+    assert framework_by_name("toy") is module
+    assert find_framework([1.0, {"x": ToyArray()}]) is module
+    assert backends.array_namespace(ToyArray()) is module.xp
+    assert "toy" in backends.available_frameworks()
+    with pytest.raises(TypeError, match="two frameworks were mixed"):
+        find_framework(ToyArray(), jnp.ones(2))
+
+
+def test_the_protocol_members_are_the_frameworks():
+    members = backends._protocol_members()
+    assert len(members) == 33 and {"xp", "name", "uniform", "top_k"} <= set(members)
+
+
+def test_register_framework_errors(registry):
+    with pytest.raises(ValueError, match="'jax' is already registered"):
+        backends.register_framework("jax", _stand_in("jax"), "toy_arrays")
+    with pytest.raises(ValueError, match="'tf' is already registered"):
+        backends.register_framework("tf", _stand_in("tf"), "toy_arrays")
+    with pytest.raises(TypeError, match=r"it lacks fold_in, top_k \(see fxgx.backends.framework"):
+        backends.register_framework("toy", _stand_in(fold_in=1, top_k=1), "toy_arrays")
+    with pytest.raises(ValueError, match="a module named 'other'; they must match"):
+        backends.register_framework("toy", _stand_in("other"), "toy_arrays")
+    with pytest.raises(ValueError, match=r"The arrays of \['jaxlib'\] already belong to the "
+                                         "framework 'jax'"):
+        backends.register_framework("toy", _stand_in(), ("toy_arrays", "jaxlib"))
+    for bad in ((), ("toy_arrays", 3), ["toy_arrays"], ""):
+        with pytest.raises(TypeError, match="must be a module name or a tuple of them"):
+            backends.register_framework("toy", _stand_in(), bad)
+    assert find_framework(ToyArray()) is None  # nothing was registered
+    backends.register_framework("toy", _stand_in(), "toy_arrays")
+    with pytest.raises(ValueError, match="'toy' is already registered"):
+        backends.register_framework("toy", _stand_in(), "more_toy_arrays")

@@ -67,6 +67,64 @@ def framework_by_name(name: str) -> Framework:
     return module
 
 
+def _protocol_members() -> list[str]:
+    """The names a framework module must have: the ``Framework`` protocol's attributes and
+    functions."""
+    from fxgx.backends.framework import Framework  # noqa: PLC0415 - no import cost otherwise
+
+    names = set(Framework.__annotations__)
+    names.update(name for name, value in vars(Framework).items()
+                 if callable(value) and not name.startswith("_"))
+    return sorted(names)
+
+
+def register_framework(name: str, module: Any, array_modules: str | tuple[str, ...]) -> None:
+    """Make a framework module outside fxgx known to the registry.
+
+    Afterwards ``framework_by_name(name)`` returns ``module``, and ``find_framework``,
+    ``get_framework`` and ``array_namespace`` recognise the arrays whose type is defined in
+    one of ``array_modules`` (so estimators, distributions and problems run on them). The
+    registration lasts for the process.
+
+    Args:
+        name: the framework's name; it must be ``module.name`` (fxgx's distributions name
+            their framework by it) and not be taken.
+        module: a module (or any object) satisfying ``fxgx.backends.framework.Framework``.
+        array_modules: the top-level module name(s) of its array types (``"array_api_strict"``).
+
+    Raises:
+        ValueError: the name is taken, differs from ``module.name``, or an array module
+            already belongs to a framework.
+        TypeError: ``module`` lacks members of the protocol, or ``array_modules`` is not a
+            string or a tuple of strings.
+    """
+    if isinstance(array_modules, str):
+        array_modules = (array_modules,)
+    if (not isinstance(array_modules, tuple) or not array_modules
+            or not all(isinstance(prefix, str) and prefix for prefix in array_modules)):
+        raise TypeError(
+            f"array_modules={array_modules!r} must be a module name or a tuple of them.")
+    key = str(name).lower()
+    if key in _ALIASES or key in _ARRAY_MODULES:
+        raise ValueError(f"A framework named {name!r} is already registered.")
+    missing = [member for member in _protocol_members() if not hasattr(module, member)]
+    if missing:
+        raise TypeError(
+            f"{getattr(module, '__name__', module)!r} is not an fxgx framework: it lacks "
+            f"{', '.join(missing)} (see fxgx.backends.framework.Framework)."
+        )
+    if module.name != key:
+        raise ValueError(
+            f"The framework {name!r} is a module named {module.name!r}; they must match.")
+    for other, prefixes in _ARRAY_MODULES.items():
+        taken = sorted(set(prefixes) & set(array_modules))
+        if taken:
+            raise ValueError(f"The arrays of {taken} already belong to the framework {other!r}.")
+    _ARRAY_MODULES[key] = array_modules
+    _ALIASES[key] = key
+    _LOADED[key] = module
+
+
 def _framework_name_of(value: Any) -> str | None:
     module = type(value).__module__ or ""
     root = module.split(".", 1)[0]

@@ -90,7 +90,7 @@ def exclusive_cumulative_sum(xp, values, *, axis: int = 0, reverse: bool = False
         return xp.flip(exclusive_cumulative_sum(xp, flipped, axis=axis), axis=axis)
     axis = axis % len(values.shape)
     inclusive = xp.cumulative_sum(values, axis=axis, include_initial=True)
-    index = (slice(None),) * axis + (slice(0, values.shape[axis]),)
+    index = (slice(None),) * axis + (slice(0, values.shape[axis]), Ellipsis)
     return inclusive[index]
 
 

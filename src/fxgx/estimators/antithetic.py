@@ -59,7 +59,8 @@ def antithetic_pairs(framework, function, distribution, seed, num_samples) -> An
         second = bits_above(xp, uniform, framework.sigmoid(-logits))
     both = framework.stop_gradient(xp.concat([first, second], axis=0))
     values = evaluate(framework, function, both, distribution, 2 * num_samples)
-    return AntitheticPairs(uniform, first, second, values[:num_samples], values[num_samples:])
+    return AntitheticPairs(uniform, first, second, values[:num_samples, ...],
+                          values[num_samples:, ...])
 
 
 def pair_surrogate(framework, distribution, pairs: AntitheticPairs, per_pair_gradient):

@@ -84,11 +84,11 @@ class DeltaMethodControlVariate(Estimator, card="delta_method_control_variate"):
 
         at_mean, gradients, products = gradient_and_hessian_products(
             framework, checked, points, directions)
-        value_at_mean, gradient_at_mean = at_mean[0], gradients[0]
+        value_at_mean, gradient_at_mean = at_mean[0, ...], gradients[0, ...]
         control = (value_at_mean
                    + layout.sum_event(xp, gradient_at_mean * differences)
-                   + 0.5 * layout.sum_event(xp, differences * products[:num_samples]))
-        hessian_diagonal = xp.sum(basis * products[num_samples:], axis=0)
+                   + 0.5 * layout.sum_event(xp, differences * products[:num_samples, ...]))
+        hessian_diagonal = xp.sum(basis * products[num_samples:, ...], axis=0)
 
         weights = layout.expand_event(xp, (stop(values) - control) / num_samples)
         standardized = noise / stopped_scale  # (z - mu) / sigma^2

@@ -152,8 +152,8 @@ def _categorical_linearisation(framework, logits, stopped_logits, first, second,
     perturbed = stopped_logits - xp.log(-xp.log(first))
     samples = gumbel_max(xp, perturbed)
     scaled_logits = logits / stopped_temperature
-    linear = _draws_linearisation(framework, perturbed[None], scaled_logits, temperature,
-                                  stopped_temperature)
+    linear = _draws_linearisation(framework, xp.expand_dims(perturbed, axis=0), scaled_logits,
+                                  temperature, stopped_temperature)
     if second is not None:
         exponential = -xp.log(second)
         top_exponential = xp.sum(samples * exponential, axis=-1, keepdims=True)

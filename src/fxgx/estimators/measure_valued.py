@@ -104,7 +104,7 @@ class MeasureValued(Estimator, card="measure_valued"):
         perturbed_values = stop(evaluate(framework, function, perturbed, distribution, count))
         perturbed_values = xp.reshape(perturbed_values,
                                       (3, size, num_samples) + layout.batch_shape)
-        plus, minus, positive = perturbed_values[0], perturbed_values[1], perturbed_values[2]
+        plus, minus, positive = (perturbed_values[index, ...] for index in range(3))
         base = xp.expand_dims(stop(values), axis=0)
 
         per_coordinate_basis = layout.event_basis(xp, dtype)

@@ -172,7 +172,7 @@ def coupled_pairs(framework, function, distribution, seed, num_samples, *,
     values = evaluate(framework, function, both, distribution, 2 * num_samples)
     return CoupledCategoricalPairs(
         decision_logits, first_decisions, second_decisions, first, second, first_alive,
-        second_alive, values[:num_samples], values[num_samples:])
+        second_alive, values[:num_samples, ...], values[num_samples:, ...])
 
 
 def half_difference(framework, pairs: CoupledCategoricalPairs, event_rank):

@@ -176,7 +176,7 @@ def beam_search(framework, log_probabilities, beam_size, seed):
             candidate_scores = candidates
         else:
             target = xp.expand_dims(xp.where(valid[..., 0], scores, 0.0), axis=-1)
-            unconditioned = candidates + noise[variable]
+            unconditioned = candidates + noise[variable, ...]
             largest, _ = framework.top_k(unconditioned, 1)
             # -log(exp(-T) - exp(-Z) + exp(-G)) = T - softplus(v), stably.
             gap = xp.minimum(unconditioned - largest, 0.0)
