@@ -39,13 +39,13 @@ Axis = int | Sequence[int] | None
 class Framework(Protocol):
     """What one framework provides to fxgx beyond ``xp`` (see the module docstring)."""
 
-    #: The framework's name: "tensorflow" or "jax".
     name: str
-    #: The framework's array API namespace.
+    """The framework's name: "tensorflow" or "jax"."""
     xp: Any
-    #: Whether a compiled loop's body may close over arrays and still pass them gradients
-    #: (JAX: yes; TensorFlow: only ``tf.Variable``\\ s reach a ``tf.custom_gradient``).
+    """The framework's array API namespace (``jax.numpy``; fxgx's TensorFlow shim)."""
     differentiates_closed_over_arrays: bool
+    """Whether a compiled loop's body may close over arrays and still pass them gradients
+    (JAX: yes; TensorFlow: only variables reach a ``tf.custom_gradient``)."""
 
     # ------------------------------------------------------------------------ arrays
 

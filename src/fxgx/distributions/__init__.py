@@ -22,6 +22,7 @@ import numpy as np
 from fxgx.backends import find_framework, framework_by_name, get_framework
 from fxgx.core.arrays import dtype_name, shape_of, sum_trailing
 from fxgx.core.random import gumbel_noise, open_uniform
+from fxgx.core.seeds import canonical_seed
 from fxgx.distributions.sampling import bits_below, gumbel_max
 
 if TYPE_CHECKING:
@@ -231,6 +232,7 @@ class Bernoulli(_LogitDistribution):
             0/1 floats, shape ``sample_shape + logits.shape``, in the parameters' dtype.
         """
         shape = tuple(sample_shape) + shape_of(self.logits)
+        seed = canonical_seed(seed, self.framework)
         uniform = open_uniform(self.framework, shape, seed, self.dtype)
         return bits_below(self.framework.xp, uniform, self.framework.sigmoid(self.logits))
 
@@ -315,6 +317,7 @@ class OneHotCategorical(_LogitDistribution):
                 + logits.shape``, in the parameters' dtype.
         """
         shape = tuple(sample_shape) + shape_of(self.logits)
+        seed = canonical_seed(seed, self.framework)
         gumbel = gumbel_noise(self.framework, shape, seed, self.dtype)
         return gumbel_max(self.framework.xp, self.logits + gumbel)
 
@@ -413,6 +416,7 @@ class Normal(Distribution):
             ``loc + scale * eps``, shape ``sample_shape + batch_shape +
                 event_shape``, in the parameters' dtype.
         """
+        seed = canonical_seed(seed, self.framework)
         noise = self.framework.normal(tuple(sample_shape) + self._shape, seed, self.dtype)
         return self.loc + self.scale * noise
 
