@@ -15,7 +15,10 @@ workers compile and warm up the call, then the controller asks A and B in turn
 (A B, B A, A B, ...) to time one call each, ``--repeats`` times: only one worker computes at
 a time, so they never compete for the cores, and a change of load hits both. The table
 gives the medians of the wall and of the process CPU time (all threads of the worker) per
-call, old and new, and ``new / old``; a row whose ratio is above 1.05 is flagged.
+call, old and new, and ``new / old``; a row whose ratio is above 1.05 is flagged. Each worker
+also fingerprints XLA's optimized HLO of its row (``benchmark_environment.program_fingerprint``:
+the instructions, without names, metadata and stack frames): "same" means both trees compile
+the row to the same program, so their times can differ only by noise.
 
 Writes ``benchmarks/results/framework_layer_ab.json`` (the machine, the versions, the date,
 the load average, the arguments, both revisions' commits and ``fxgx.__file__``, the rows
@@ -99,7 +102,10 @@ def handle(request, calls, estimator_throughput) -> dict:
             call()
         calls.clear()
         calls["row"] = call
-        return {"num_samples": num_samples, "compile_seconds": compile_seconds}
+        program = getattr(call, "program", None)
+        return {"num_samples": num_samples, "compile_seconds": compile_seconds,
+                "program": None if program is None
+                else benchmark_environment.program_fingerprint(program())}
     if operation == "time":
         wall, cpu = benchmark_environment.timed_with_cpu(calls["row"])
         return {"wall": wall, "cpu": cpu}
@@ -217,6 +223,8 @@ def measure_row(workers, backend, label, arguments) -> dict:
         row[f"{side}_ms"] = 1e3 * median(walls[name])
         row[f"{side}_cpu_ms"] = 1e3 * median(cpus[name])
         row[f"{side}_compile_s"] = prepared[name]["compile_seconds"]
+    row["same_program"] = (prepared["baseline"]["program"] is not None
+                           and prepared["baseline"]["program"] == prepared["candidate"]["program"])
     row["ratio"] = row["new_ms"] / row["old_ms"]
     row["cpu_ratio"] = row["new_cpu_ms"] / row["old_cpu_ms"]
     row["slower"] = row["ratio"] > THRESHOLD
@@ -227,7 +235,7 @@ def measure_row(workers, backend, label, arguments) -> dict:
 
 
 HEADER = (f"{'backend':<15} {'estimator':<30} {'S':>2} {'old ms':>9} {'new ms':>9} "
-          f"{'new/old':>7} {'old cpu':>9} {'new cpu':>9} {'new/old':>7}  flag")
+          f"{'new/old':>7} {'old cpu':>9} {'new cpu':>9} {'new/old':>7} {'program':>8}  flag")
 
 
 def print_row(row) -> None:
@@ -239,7 +247,8 @@ def print_row(row) -> None:
     print(
         f"{row['backend']:<15} {row['estimator']:<30} {row['num_samples']:>2} "
         f"{row['old_ms']:>9.2f} {row['new_ms']:>9.2f} {row['ratio']:>7.3f} "
-        f"{row['old_cpu_ms']:>9.2f} {row['new_cpu_ms']:>9.2f} {row['cpu_ratio']:>7.3f}  "
+        f"{row['old_cpu_ms']:>9.2f} {row['new_cpu_ms']:>9.2f} {row['cpu_ratio']:>7.3f} "
+        f"{'same' if row['same_program'] else 'changed':>8}  "
         f"{'> 1.05 (' + ', '.join(flags) + ')' if flags else ''}",
         flush=True,
     )
@@ -344,6 +353,10 @@ def summarize(rows, load_end) -> None:
         print(f"{len(slower)} of {len(measured)} rows above {THRESHOLD} by the wall clock, "
               f"{len(cpu_slower)} by CPU time; the largest wall ratio "
               f"{worst['ratio']:.3f} ({worst['backend']} {worst['estimator']})")
+        same = [row for row in measured if row["same_program"]]
+        print(f"program: 'same' where XLA's optimized HLO of the two trees has the same "
+              f"instructions ({len(same)} of {len(measured)} rows): there the two times "
+              "differ by noise alone")
     errors = len(rows) - len(measured)
     if errors:
         print(f"{errors} rows failed (see the error lines)")

@@ -3,9 +3,11 @@ where they ran (package versions and the machine)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
+import re
 import statistics
 import time
 
@@ -54,3 +56,24 @@ def interleaved_medians(functions, repeats: int) -> list[float]:
         for index, function in enumerate(functions):
             times[index].append(timed(function))
     return [statistics.median(series) for series in times]
+
+
+def program_fingerprint(hlo_text: str) -> str:
+    """A hash of an optimized HLO module's instructions alone: without the module's name,
+    the metadata (source files, op names) and the stack-frame tables, and with every
+    instruction renamed in order of appearance (TensorFlow names them after its graph nodes,
+    ``IsFinite`` or ``IsFinite_1``), so that two source trees that compile to the same
+    program get the same fingerprint."""
+    names: dict[str, str] = {}
+
+    def renamed(match):
+        return names.setdefault(match.group(0), f"%v{len(names)}")
+
+    lines = []
+    for line in hlo_text.splitlines():
+        if "%" not in line or "=" not in line or line.startswith("HloModule"):
+            continue
+        line = re.sub(r"stack_frame_id=\d+", "", line)
+        line = re.sub(r", metadata=\{.*?\}", "", line)
+        lines.append(re.sub(r"%[\w.\-]+", renamed, line))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]

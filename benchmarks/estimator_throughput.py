@@ -92,7 +92,7 @@ def jax_inputs(jax, batch: int, dimension: int):
 def tensorflow_fxgx_call(tf, objective, estimator, num_samples, logits, seed):
     """A call with no arguments of fxgx's gradient of ``sum_b surrogate_b`` w.r.t. ``logits``,
     compiled by XLA (``tf.function(jit_compile=True)``; the first call compiles), the result
-    fetched to NumPy."""
+    fetched to NumPy; ``call.program()`` is XLA's optimized HLO of it."""
     from fxgx.distributions import Bernoulli
 
     def fxgx_gradient(logits, seed):
@@ -105,12 +105,19 @@ def tensorflow_fxgx_call(tf, objective, estimator, num_samples, logits, seed):
         return tape.gradient(total, logits)
 
     compiled = tf.function(fxgx_gradient, jit_compile=True)
-    return lambda: compiled(logits, seed).numpy()
+
+    def call():
+        return compiled(logits, seed).numpy()
+
+    call.program = lambda: compiled.experimental_get_compiler_ir(logits, seed)(
+        stage="optimized_hlo")
+    return call
 
 
 def jax_fxgx_call(jax, jnp, objective, estimator, num_samples, logits, key):
     """A call with no arguments of fxgx's gradient of ``sum_b surrogate_b`` w.r.t. ``logits``
-    under ``jax.jit(jax.grad(...))`` (the first call compiles), waited for."""
+    under ``jax.jit(jax.grad(...))`` (the first call compiles), waited for;
+    ``call.program()`` is XLA's optimized HLO of it."""
     from fxgx.distributions import Bernoulli
 
     def total(logits, key):
@@ -120,7 +127,12 @@ def jax_fxgx_call(jax, jnp, objective, estimator, num_samples, logits, key):
         )
 
     compiled = jax.jit(jax.grad(total))
-    return lambda: compiled(logits, key).block_until_ready()
+
+    def call():
+        return compiled(logits, key).block_until_ready()
+
+    call.program = lambda: compiled.lower(logits, key).compile().as_text()
+    return call
 
 
 def fxgx_gradient_call(backend: str, label: str, batch: int, dimension: int):
