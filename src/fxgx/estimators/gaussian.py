@@ -1,44 +1,11 @@
 """What the Gaussian estimators share: the layout of a normal ``q`` and their surrogate.
 
-The three estimators live in ``fxgx.estimators.pathwise``, ``measure_valued`` and
-``delta_method_control_variate``; this module gives their common ground.
-
-For ``z ~ N(mu, diag sigma^2)`` (fxgx's ``Normal``, or TFP's converted to it) three ways to
-estimate ``grad_{mu, sigma} E[f(z)]``, after Mohamed, Rosca, Figurnov & Mnih (2020), "Monte
-Carlo gradient estimation in machine learning", JMLR 21 (sections 5, 6 and 7.2):
-
-- ``pathwise``: reparameterise ``z = mu + sigma eps`` and differentiate ``f`` through it
-  (``f`` must be differentiable in ``z``):
-
-      g_mu = 1/S sum_s grad f(z_s),   g_sigma = 1/S sum_s grad f(z_s) * eps_s.
-
-- ``measure_valued``: write each derivative of the density as a difference of two densities
-  (a weak derivative), one coordinate ``i`` at a time, the other coordinates kept at the
-  sample's values:
-
-      d/dmu_i E[f]    = 1/(sigma_i sqrt(2 pi)) E[f(z; z_i = mu_i + sigma_i W)
-                                              - f(z; z_i = mu_i - sigma_i W)],
-      d/dsigma_i E[f] = 1/sigma_i E[f(z; z_i = mu_i + sigma_i M) - f(z)],
-
-  with ``W ~ Weibull(scale sqrt 2, shape 2)`` (the Rayleigh law, density ``w exp(-w^2/2)``)
-  and ``M`` double-sided Maxwell (density ``m^2 exp(-m^2/2) / sqrt(2 pi)``). The coupling:
-  both mean terms share one ``W``, and the base sample is built as ``eps_i = M_i U_i`` with
-  ``U_i ~ Uniform(0, 1)`` (a standard normal), so the Gaussian half of the scale derivative is
-  ``f`` at the base sample itself and shares ``M``. ``f`` need not be differentiable.
-  Cost per sample: ``2 D`` evaluations for the means, ``D`` for the scales and 1 for the
-  base sample: ``3 D + 1`` for ``D`` latent coordinates per batch member.
-
-- ``delta_method_control_variate``: the score-function estimator with the second-order
-  Taylor expansion of ``f`` around the (stopped) mean ``m`` as its control variate,
-
-      h(z) = f(m) + grad f(m) . (z - m) + 1/2 (z - m)^T H(m) (z - m),
-      g = 1/S sum_s (f(z_s) - h(z_s)) grad log q(z_s) + grad_{mu, sigma} E_q[h],
-
-  whose expectation is known: ``E[h] = f(m) + 1/2 sum_i H_ii sigma_i^2`` at ``mu = m``, so
-  ``grad_mu E[h] = grad f(m)`` and ``grad_sigma_i E[h] = H_ii(m) sigma_i``. Unbiased for any
-  twice-differentiable ``f``; exact (zero variance) when ``f`` is quadratic. ``H v`` is
-  taken by differentiating the gradient (``backend.value_and_gradient`` nested), once per
-  sample (for ``h(z_s)``) and once per coordinate (for the diagonal ``H_ii``).
+For ``z ~ N(mu, diag sigma^2)`` (fxgx's ``Normal``, or TFP's converted to it) fxgx has three
+estimators of ``grad_{mu, sigma} E[f(z)]`` beyond the score function, after Mohamed, Rosca,
+Figurnov & Mnih (2020), "Monte Carlo gradient estimation in machine learning", JMLR 21
+(sections 5, 6 and 7.2), each in the module of its card: ``fxgx.estimators.pathwise`` (the
+reparameterisation), ``measure_valued`` (weak derivatives, coupled) and
+``delta_method_control_variate`` (the second-order Taylor expansion as control variate).
 
 Each passes the gradient for what ``f`` closes over unbiasedly: pathwise by autodiff; the
 other two through the surrogate's value ``mean_s f(z_s)`` (samples stopped), as REINFORCE
