@@ -157,6 +157,7 @@ def test_jax_streams_the_same_estimate_on_eight_devices():
     assert_same_on_every_device_count(results)
 
 
+@pytest.mark.slow  # the TensorFlow twin of the JAX run above (11 s)
 def test_tensorflow_streams_the_same_estimate_on_eight_logical_devices():
     pytest.importorskip("tensorflow")
     assert_same_on_every_device_count(run_child(TENSORFLOW_SCRIPT, {}), count=1)

@@ -105,7 +105,8 @@ def _run_child(backend: str, tmp_path_factory) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-@pytest.fixture(scope="module", params=["jax", "tensorflow"])
+# The TensorFlow child (8 s) is the twin of the JAX one: it runs in the slow set.
+@pytest.fixture(scope="module", params=["jax", pytest.param("tensorflow", marks=pytest.mark.slow)])
 def child(request, tmp_path_factory):
     """``(backend, result)`` of one child process per backend, shared by the tests."""
     return request.param, run_child(request.param, tmp_path_factory)

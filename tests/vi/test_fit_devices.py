@@ -203,6 +203,7 @@ TENSORFLOW_CHILD_EIGHT = (TENSORFLOW_CHILD.split("strategy = tf.distribute.Mirro
                           + 'print(json.dumps({"one": one, "eight": eight}))\n')
 
 
+@pytest.mark.slow  # the TensorFlow twin of the JAX run above (10 s)
 def test_tensorflow_fit_on_eight_replicas_equals_one_device():
     """devices=8 (plain variables) gives the one-device losses and parameters for the same
     seed."""
