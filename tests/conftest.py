@@ -25,7 +25,9 @@ def _share_jax_compilations() -> None:
     through the environment. Tests compile the same small programs (and JAX's eager mode the
     same primitives) in many places; a hit skips XLA's compilation (about 12 % of the JAX
     tests' time, measured cold). The cache starts empty each run and its key includes the
-    jax/jaxlib versions and the compiled program, so results are those of a fresh compile."""
+    jax/jaxlib versions and the compiled program, so results are those of a fresh compile.
+    JAX writes entries unlocked, so a process can read one half-written: JAX warns and
+    compiles afresh (pyproject.toml's filterwarnings says why that warning is let through)."""
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return
     import atexit  # noqa: PLC0415
