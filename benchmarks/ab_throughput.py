@@ -387,12 +387,8 @@ def write_json(arguments, backends, started, machine, load_end, trees, rows) -> 
         "threshold": THRESHOLD,
         "rows": rows,
     }
-    path = Path(arguments.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
-    print(f"wrote {path}")
+    benchmark_environment.write_json(document, arguments.json)
+    print(f"wrote {arguments.json}")
 
 
 def main(argv=None) -> int:

@@ -1,11 +1,13 @@
-"""What the timing benchmarks share: a timer, interleaved medians, and what they record about
-where they ran (package versions and the machine)."""
+"""What the timing benchmarks share: a timer, interleaved medians, what they record about
+where they ran (package versions and the machine) and how they write it (``write_json``)."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
+import pathlib
 import platform
 import re
 import statistics
@@ -77,3 +79,10 @@ def program_fingerprint(hlo_text: str) -> str:
         line = re.sub(r", metadata=\{.*?\}", "", line)
         lines.append(re.sub(r"%[\w.\-]+", renamed, line))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def write_json(document: dict, path) -> None:
+    """Write a benchmark's results as indented JSON ending in a newline, making its folder."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -24,7 +24,6 @@ docs/estimators/variance.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -496,12 +495,8 @@ def main(argv=None) -> int:
             "draws_per_sample": draws,
             "rows": rows,
         }
-        path = Path(arguments.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
-        print(f"wrote {path}")
+        benchmark_environment.write_json(document, arguments.json)
+        print(f"wrote {arguments.json}")
     return 0
 
 

@@ -19,7 +19,6 @@ backend with the one-time cost of each. Best of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -186,9 +185,7 @@ def main() -> None:
             "versions": versions(),
             "rows": rows,
         }
-        with open(arguments.json, "w") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
+        benchmark_environment.write_json(document, arguments.json)
 
 
 if __name__ == "__main__":

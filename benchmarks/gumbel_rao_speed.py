@@ -22,7 +22,6 @@ the median of the per-repeat ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -191,9 +190,7 @@ def main(argv=None) -> int:
             "rows": rows,
             "ratios": ratios,
         }
-        with open(arguments.json, "w") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
+        benchmark_environment.write_json(document, arguments.json)
     return 0
 
 

@@ -185,9 +185,7 @@ def main(argv=None) -> int:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": benchmark_environment.machine(),
             "versions": benchmark_environment.versions()})
-        with open(arguments.json, "w") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
+        benchmark_environment.write_json(document, arguments.json)
     return 0
 
 
